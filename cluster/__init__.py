@@ -1,0 +1,1 @@
+"""Kafka-protocol clusters: wire codec, log, broker, group coordinator and a small client."""

@@ -1,0 +1,1 @@
+"""Group coordinator: a pure state machine and the asyncio driver around it."""

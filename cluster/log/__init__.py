@@ -1,0 +1,1 @@
+"""Partition logs: segments of raw record batches, indexes, retention and crash recovery."""

@@ -1,0 +1,1 @@
+"""Deployment to hosts over SSH (asyncssh): inventory, plan, steps, service units."""

@@ -1,0 +1,1 @@
+"""The replicator: YAML links, per-partition copiers, offset syncs, checkpoints, failover."""
