@@ -1,0 +1,98 @@
+"""Produce (key 0), v3-v11: validate RecordBatch v2 bytes and append them to partition logs.
+
+Batches stay bytes: the broker checks each header and CRC32C, patches base offset and
+leader epoch in place, and writes. Records are never decoded here. Errors follow Kafka:
+magic < 2 -> UNSUPPORTED_FOR_MESSAGE_FORMAT, bad CRC or framing -> CORRUPT_MESSAGE,
+a batch over max.message.bytes -> MESSAGE_TOO_LARGE, unknown partition ->
+UNKNOWN_TOPIC_OR_PARTITION. acks=0 requests get no response at all.
+Not implemented here: idempotent/transactional sequence checks (the producer-state
+module hooks in through `broker.producer_state` when present).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from kio.schema.errors import ErrorCode
+
+from cluster.broker import topic_config
+from cluster.broker.registry import handler
+from cluster.wire import record_batch as rb
+
+log = logging.getLogger(__name__)
+
+
+def _error(index: int, code: int, message: str | None = None) -> dict:
+    return {
+        "index": index,
+        "error_code": code,
+        "base_offset": -1,
+        "log_append_time": None,
+        "log_start_offset": -1,
+        "record_errors": [],
+        "error_message": message,
+    }
+
+
+def produce_partition(broker, topic: str, index: int, records: bytes | None) -> dict:
+    """Validate and append one partition's payload; returns its response entry."""
+    part = broker.partitions.get((topic, index))
+    if part is None:
+        return _error(index, ErrorCode.unknown_topic_or_partition)
+    meta = broker.catalogue.topics[topic]
+    if meta.configs.get("dcmirror.mirror.source") and not getattr(broker, "_mirror_append", False):
+        return _error(
+            index,
+            ErrorCode.invalid_request,
+            f"topic {topic} is a read-only mirror of {meta.configs['dcmirror.mirror.source']};"
+            " promote it with `dcmirror failover` before producing",
+        )
+    if not records:
+        return _error(index, ErrorCode.corrupt_message, "empty records")
+    try:
+        batches = rb.split_batches(records)
+    except rb.UnsupportedMagic as exc:
+        return _error(index, ErrorCode.unsupported_for_message_format, str(exc))
+    except rb.InvalidBatch as exc:
+        return _error(index, ErrorCode.corrupt_message, str(exc))
+    max_bytes = int(
+        meta.configs.get("max.message.bytes", topic_config.DEFAULT_MAX_MESSAGE_BYTES)
+    )
+    for b in batches:
+        if len(b) > max_bytes:
+            return _error(
+                index,
+                ErrorCode.message_too_large,
+                f"batch of {len(b)} bytes exceeds max.message.bytes={max_bytes}",
+            )
+    producer_state = getattr(broker, "producer_state", None)
+    if producer_state is not None:
+        dup = producer_state.check(part, batches)
+        if dup is not None:
+            return dup
+    now_ms = int(time.time() * 1000)
+    res = part.log.append(batches, leader_epoch=part.leader_epoch, now_ms=now_ms)
+    if producer_state is not None:
+        producer_state.record(part, batches, res)
+    part.notify()
+    return {
+        "index": index,
+        "error_code": 0,
+        "base_offset": res.base_offset,
+        "log_append_time": res.log_append_time_ms if res.log_append_time_ms >= 0 else None,
+        "log_start_offset": part.log.log_start_offset,
+        "record_errors": [],
+        "error_message": None,
+    }
+
+
+@handler(0, 3, 11)
+async def produce(broker, hdr, req) -> dict | None:
+    responses = []
+    for t in req.topic_data:
+        parts = [produce_partition(broker, t.name, p.index, p.records) for p in t.partition_data]
+        responses.append({"name": t.name, "partition_responses": parts})
+    if req.acks == 0:
+        return None
+    return {"responses": responses, "throttle_time": 0}

@@ -1,0 +1,150 @@
+"""Fetch (key 1), v4-v16: raw batches out of partition logs, with long-polling.
+
+Supports many partitions per request, min/max bytes (the first partition always gets at
+least one whole batch, KIP-74), partition max bytes, high watermark, last stable offset
+(read_committed stops there), log start offset, leader-epoch fencing, topic ids (v13+).
+Fetch sessions (KIP-227): the broker always answers session_id 0, which tells clients
+that no session was created, so they keep sending full requests — Kafka's own fallback
+when its session cache is full, and correct for every client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+from kio.schema.errors import ErrorCode
+
+from cluster.broker.registry import handler
+from cluster.log import OffsetOutOfRange
+
+_READ_COMMITTED = 1
+
+
+def _leader_epoch_error(part, current_leader_epoch: int) -> int:
+    if current_leader_epoch < 0 or current_leader_epoch == part.leader_epoch:
+        return 0
+    if current_leader_epoch > part.leader_epoch:
+        return ErrorCode.unknown_leader_epoch
+    return ErrorCode.fenced_leader_epoch
+
+
+def _partition_result(broker, part, p, isolation: int, budget: int, first: bool) -> tuple[dict, int]:
+    hw = part.high_watermark
+    lso = broker.txns.last_stable_offset(part) if broker.txns is not None else hw
+    entry = {
+        "partition_index": p.partition,
+        "error_code": 0,
+        "high_watermark": hw,
+        "last_stable_offset": lso,
+        "log_start_offset": part.log.log_start_offset,
+        "aborted_transactions": None,
+        "preferred_read_replica": -1,
+        "records": b"",
+    }
+    code = _leader_epoch_error(part, getattr(p, "current_leader_epoch", -1))
+    if code:
+        entry["error_code"] = code
+        return entry, 0
+    limit = lso if isolation == _READ_COMMITTED else hw
+    max_bytes = min(p.partition_max_bytes, budget) if not first else p.partition_max_bytes
+    if max_bytes <= 0 and not first:
+        return entry, 0
+    try:
+        data = part.log.read(p.fetch_offset, max_bytes, max_offset=limit)
+    except OffsetOutOfRange:
+        entry["error_code"] = ErrorCode.offset_out_of_range
+        return entry, 0
+    if isolation == _READ_COMMITTED and broker.txns is not None:
+        entry["aborted_transactions"] = broker.txns.aborted_between(part, p.fetch_offset, limit)
+    entry["records"] = data
+    return entry, len(data)
+
+
+def _resolve(broker, version: int, t) -> tuple[str | None, dict]:
+    if version >= 13:
+        meta = broker.catalogue.by_id.get(t.topic_id)
+        return (meta.name if meta else None), {"topic_id": t.topic_id, "topic": meta.name if meta else ""}
+    return t.topic, {"topic": t.topic, "topic_id": uuid.UUID(int=0)}
+
+
+def _collect(broker, version: int, req) -> tuple[list[dict], int, bool]:
+    budget = req.max_bytes if version >= 3 else 2**31 - 1
+    total = 0
+    errors = False
+    responses = []
+    first = True
+    for t in req.topics:
+        name, head = _resolve(broker, version, t)
+        parts = []
+        for p in t.partitions:
+            part = broker.partitions.get((name, p.partition)) if name is not None else None
+            if part is None:
+                code = ErrorCode.unknown_topic_id if version >= 13 else ErrorCode.unknown_topic_or_partition
+                parts.append(
+                    {
+                        "partition_index": p.partition,
+                        "error_code": code,
+                        "high_watermark": -1,
+                        "last_stable_offset": -1,
+                        "log_start_offset": -1,
+                        "aborted_transactions": None,
+                        "preferred_read_replica": -1,
+                        "records": b"",
+                    }
+                )
+                errors = True
+                continue
+            entry, n = _partition_result(
+                broker, part, p, getattr(req, "isolation_level", 0), budget - total, first and total == 0
+            )
+            if entry["error_code"]:
+                errors = True
+            if n:
+                first = False
+            total += n
+            parts.append(entry)
+        responses.append({**head, "partitions": parts})
+    return responses, total, errors
+
+
+def _wanted_partitions(broker, version: int, req) -> list:
+    out = []
+    for t in req.topics:
+        name, _ = _resolve(broker, version, t)
+        for p in t.partitions:
+            part = broker.partitions.get((name, p.partition)) if name is not None else None
+            if part is not None:
+                out.append(part)
+    return out
+
+
+@handler(1, 4, 16)
+async def fetch(broker, hdr, req) -> dict:
+    version = hdr.api_version
+    max_wait_s = req.max_wait.total_seconds()
+    deadline = time.monotonic() + max_wait_s
+    loop = asyncio.get_running_loop()
+    while True:
+        responses, total, errors = _collect(broker, version, req)
+        remaining = deadline - time.monotonic()
+        if total >= req.min_bytes or errors or remaining <= 0 or not req.topics:
+            break
+        fut: asyncio.Future[None] = loop.create_future()
+        parts = _wanted_partitions(broker, version, req)
+        for part in parts:
+            part.add_waiter(fut)
+        try:
+            await asyncio.wait_for(fut, remaining)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            for part in parts:
+                part.remove_waiter(fut)
+    return {
+        "throttle_time": 0,
+        "error_code": 0,
+        "session_id": 0,
+        "responses": responses,
+    }

@@ -1,0 +1,65 @@
+"""ListOffsets (key 2), v1-v9: earliest (-2), latest (-1), max timestamp (-3, v7+),
+earliest local (-4, v8+), latest tiered (-5, v9+; no tiering here, so the local log start
+minus one, as Kafka answers without remote storage), and offsets by timestamp.
+Under read_committed the latest offset is the last stable offset.
+"""
+
+from __future__ import annotations
+
+from kio.schema.errors import ErrorCode
+
+from cluster.broker.registry import handler
+
+EARLIEST, LATEST, MAX_TIMESTAMP, EARLIEST_LOCAL, LATEST_TIERED = -2, -1, -3, -4, -5
+
+
+def lookup(broker, part, timestamp: int, isolation: int) -> tuple[int, int]:
+    """(offset, timestamp) for one partition; (-1, -1) when nothing matches."""
+    if timestamp in (EARLIEST, EARLIEST_LOCAL):
+        return part.log.log_start_offset, -1
+    if timestamp == LATEST:
+        if isolation == 1 and broker.txns is not None:
+            return broker.txns.last_stable_offset(part), -1
+        return part.high_watermark, -1
+    if timestamp == LATEST_TIERED:
+        return part.log.log_start_offset - 1, -1
+    if timestamp == MAX_TIMESTAMP:
+        found = part.log.max_timestamp()
+        return (found[0], found[1]) if found else (-1, -1)
+    found = part.log.offset_for_timestamp(timestamp)
+    return (found[0], found[1]) if found else (-1, -1)
+
+
+@handler(2, 1, 9)
+async def list_offsets(broker, hdr, req) -> dict:
+    isolation = getattr(req, "isolation_level", 0)
+    topics = []
+    for t in req.topics:
+        parts = []
+        for p in t.partitions:
+            part = broker.partitions.get((t.name, p.partition_index))
+            if part is None:
+                parts.append(
+                    {"partition_index": p.partition_index,
+                     "error_code": ErrorCode.unknown_topic_or_partition,
+                     "timestamp": -1, "offset": -1, "leader_epoch": -1}
+                )
+                continue
+            cle = getattr(p, "current_leader_epoch", -1)
+            if cle >= 0 and cle != part.leader_epoch:
+                code = (
+                    ErrorCode.unknown_leader_epoch
+                    if cle > part.leader_epoch
+                    else ErrorCode.fenced_leader_epoch
+                )
+                parts.append({"partition_index": p.partition_index, "error_code": code,
+                              "timestamp": -1, "offset": -1, "leader_epoch": -1})
+                continue
+            offset, ts = lookup(broker, part, p.timestamp, isolation)
+            parts.append(
+                {"partition_index": p.partition_index, "error_code": 0, "timestamp": ts,
+                 "offset": offset, "leader_epoch": part.leader_epoch,
+                 "old_style_offsets": [offset]}
+            )
+        topics.append({"name": t.name, "partitions": parts})
+    return {"throttle_time": 0, "topics": topics}

@@ -1,0 +1,60 @@
+"""CreateTopics (key 19), v0-v7: partitions, configs, validate-only, topic ids.
+
+One broker per cluster for now, so any replication factor above 1 is refused with Kafka's
+INVALID_REPLICATION_FACTOR, and manual assignments must name this node.
+"""
+
+from __future__ import annotations
+
+from kio.schema.errors import ErrorCode
+
+from cluster.broker import topic_config
+from cluster.broker.registry import handler
+from cluster.broker.topics import TopicError
+
+
+def _result(name: str, code: int, message: str | None = None, **extra) -> dict:
+    return {"name": name, "error_code": code, "error_message": message,
+            "num_partitions": -1, "replication_factor": -1, "configs": None, **extra}
+
+
+@handler(19, 0, 7)
+async def create_topics(broker, hdr, req) -> dict:
+    results = []
+    for t in req.topics:
+        if t.assignments:
+            bad = [b for a in t.assignments for b in a.broker_ids if b != broker.node_id]
+            if bad or len({len(a.broker_ids) for a in t.assignments}) != 1:
+                results.append(_result(t.name, ErrorCode.invalid_replica_assignment,
+                                       f"replica assignment names unknown brokers {sorted(set(bad))}"))
+                continue
+            partitions = len(t.assignments)
+            rf = len(t.assignments[0].broker_ids)
+        else:
+            partitions = t.num_partitions if t.num_partitions != -1 else broker.config.default_partitions
+            rf = t.replication_factor if t.replication_factor != -1 else 1
+        if rf != 1:
+            results.append(_result(t.name, ErrorCode.invalid_replication_factor,
+                                   f"Replication factor: {rf} larger than available brokers: 1."))
+            continue
+        configs = {c.name: c.value for c in t.configs}
+        try:
+            meta = broker.create_topic(t.name, partitions, configs, validate_only=req.validate_only)
+        except TopicError as exc:
+            results.append(_result(t.name, exc.code, str(exc)))
+            continue
+        eff = topic_config.effective(meta.configs)
+        results.append({
+            "name": t.name,
+            "topic_id": meta.uuid,
+            "error_code": 0,
+            "error_message": None,
+            "num_partitions": partitions,
+            "replication_factor": 1,
+            "configs": [
+                {"name": k, "value": v, "read_only": False,
+                 "config_source": 1 if k in meta.configs else 5, "is_sensitive": False}
+                for k, v in eff.items() if not k.startswith("dcmirror.")
+            ],
+        })
+    return {"throttle_time": 0, "topics": results}

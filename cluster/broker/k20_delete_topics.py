@@ -1,0 +1,35 @@
+"""DeleteTopics (key 20), v0-v6: by name, or by topic id (v6)."""
+
+from __future__ import annotations
+
+import uuid
+
+from kio.schema.errors import ErrorCode
+
+from cluster.broker.registry import handler
+
+_ZERO = uuid.UUID(int=0)
+
+
+@handler(20, 0, 6)
+async def delete_topics(broker, hdr, req) -> dict:
+    if hdr.api_version >= 6:
+        wanted = [(t.name, t.topic_id) for t in req.topics]
+    else:
+        wanted = [(n, None) for n in req.topic_names]
+    results = []
+    for name, tid in wanted:
+        meta = None
+        if name is None and tid not in (None, _ZERO):
+            meta = broker.catalogue.by_id.get(tid)
+        elif name is not None:
+            meta = broker.topic(name)
+        if meta is None:
+            code = ErrorCode.unknown_topic_id if name is None else ErrorCode.unknown_topic_or_partition
+            results.append({"name": name, "topic_id": tid or _ZERO, "error_code": code,
+                            "error_message": None})
+            continue
+        broker.delete_topic(meta.name)
+        results.append({"name": meta.name, "topic_id": meta.uuid, "error_code": 0,
+                        "error_message": None})
+    return {"throttle_time": 0, "responses": results}

@@ -1,0 +1,290 @@
+"""The broker process: owns cluster state, serves the Kafka protocol over asyncio streams.
+
+One `Broker` owns every piece of state (topic catalogue, partition logs, group
+coordinator), so handlers need no locks. Each connection is served one request at a time,
+in order, exactly as Apache Kafka mutes a channel while a request is in flight: that keeps
+replies ordered per connection for pipelining clients. A bad frame costs its connection,
+never the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import pkgutil
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from kio.schema.errors import ErrorCode
+
+from cluster.broker import registry
+from cluster.broker import topic_config
+from cluster.broker.config import BrokerConfig
+from cluster.broker.partition import Partition
+from cluster.broker.topics import TopicCatalogue, TopicError, TopicMeta
+from cluster.log import PartitionLog
+from cluster.wire import codec
+from cluster.wire.build import build
+from cluster.wire.framing import read_size
+
+log = logging.getLogger(__name__)
+
+
+def load_handlers() -> None:
+    """Import every `kNN_*.py` module so their handlers register themselves."""
+    import cluster.broker as pkg
+
+    for mod in pkgutil.iter_modules(pkg.__path__):
+        if mod.name.startswith("k") and mod.name[1:3].isdigit():
+            importlib.import_module(f"cluster.broker.{mod.name}")
+
+
+class Broker:
+    def __init__(self, config: BrokerConfig) -> None:
+        self.config = config
+        self.node_id = config.node_id
+        self.data_dir = Path(config.data_dir)
+        self.partitions: dict[tuple[str, int], Partition] = {}
+        self.catalogue: TopicCatalogue | None = None
+        self.cluster_id = ""
+        self.groups: Any = None
+        self.txns: Any = None
+        self._server: asyncio.base_events.Server | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._connections: set[asyncio.StreamWriter] = set()
+        self.started_ms = int(time.time() * 1000)
+
+    # ---- identity ---------------------------------------------------------------
+    @property
+    def advertised_host(self) -> str:
+        return self.config.advertised
+
+    @property
+    def advertised_port(self) -> int:
+        return self.config.port
+
+    @property
+    def controller_id(self) -> int:
+        return self.node_id
+
+    # ---- lifecycle --------------------------------------------------------------
+    async def start(self) -> None:
+        load_handlers()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.catalogue = TopicCatalogue(self.data_dir)
+        self.cluster_id = self.catalogue.identity(self.config.name, self.node_id).cluster_id
+        for meta in self.catalogue.topics.values():
+            self._open_partitions(meta, range(meta.partitions))
+        await self._start_groups()
+        self._server = await asyncio.start_server(
+            self._serve_connection, self.config.host, self.config.port, limit=1 << 20
+        )
+        if self.config.port == 0:
+            self.config.port = self._server.sockets[0].getsockname()[1]
+        self._tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
+
+    async def _start_groups(self) -> None:
+        try:
+            from cluster.groups.coordinator import GroupCoordinator
+        except ImportError:
+            return
+        self.groups = GroupCoordinator(self.data_dir / "__groups", self.node_id)
+        await self.groups.start()
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for w in list(self._connections):
+            w.close()
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.groups is not None:
+            await self.groups.close()
+        for part in self.partitions.values():
+            part.notify()
+            part.log.close()
+        self.partitions.clear()
+
+    async def serve_forever(self) -> None:
+        assert self._server is not None
+        async with self._server:
+            await self._server.serve_forever()
+
+    async def _housekeeping(self) -> None:
+        """Retention and interval fsyncs, off the request path."""
+        interval = 0.2 if self.config.fsync == "interval" else 1.0
+        last_retention = 0.0
+        while True:
+            await asyncio.sleep(interval)
+            now_ms = int(time.time() * 1000)
+            for part in list(self.partitions.values()):
+                try:
+                    part.log.maybe_flush(now_ms)
+                except Exception:
+                    log.exception("flush of %s-%d failed", part.topic, part.index)
+            if now_ms - last_retention >= self.config.retention_check_interval_ms:
+                last_retention = now_ms
+                for part in list(self.partitions.values()):
+                    try:
+                        removed = part.log.apply_retention(now_ms)
+                        if removed:
+                            log.info(
+                                "retention removed %d segment(s) of %s-%d",
+                                removed, part.topic, part.index,
+                            )
+                    except Exception:
+                        log.exception("retention of %s-%d failed", part.topic, part.index)
+
+    # ---- topics -----------------------------------------------------------------
+    def _partition_dir(self, topic: str, index: int) -> Path:
+        return self.data_dir / f"{topic}-{index}"
+
+    def _open_partitions(self, meta: TopicMeta, indexes: range) -> None:
+        cfg = topic_config.log_config(meta.configs, self.config.fsync, self.config.fsync_interval_ms)
+        for i in indexes:
+            plog = PartitionLog.open(self._partition_dir(meta.name, i), cfg)
+            self.partitions[(meta.name, i)] = Partition(meta.name, i, plog, meta.leader_epochs[i])
+
+    def create_topic(
+        self, name: str, partitions: int, configs: dict[str, str], *, validate_only: bool = False
+    ) -> TopicMeta:
+        """Create a topic (or only check that it could be). Raises TopicError."""
+        assert self.catalogue is not None
+        from cluster.broker.topics import check_topic_name
+
+        check_topic_name(name)
+        if name in self.catalogue.topics:
+            raise TopicError(ErrorCode.topic_already_exists, f"topic {name!r} already exists")
+        if partitions < 1:
+            raise TopicError(ErrorCode.invalid_partitions, "number of partitions must be at least 1")
+        try:
+            merged = topic_config.validate({**self.config.default_topic_configs, **configs})
+        except topic_config.InvalidConfig as exc:
+            raise TopicError(ErrorCode.invalid_config, str(exc)) from None
+        if validate_only:
+            return TopicMeta(name, "00000000-0000-0000-0000-000000000000", partitions, merged)
+        meta = self.catalogue.create(name, partitions, merged)
+        self._open_partitions(meta, range(partitions))
+        log.info("created topic %s with %d partition(s)", name, partitions)
+        return meta
+
+    def delete_topic(self, name: str) -> None:
+        assert self.catalogue is not None
+        meta = self.catalogue.delete(name)
+        for i in range(meta.partitions):
+            part = self.partitions.pop((name, i), None)
+            if part is not None:
+                part.notify()
+                part.log.close()
+            shutil.rmtree(self._partition_dir(name, i), ignore_errors=True)
+        log.info("deleted topic %s", name)
+
+    def add_partitions(self, name: str, total: int) -> None:
+        assert self.catalogue is not None
+        meta = self.catalogue.topics[name]
+        old = meta.partitions
+        self.catalogue.add_partitions(name, total)
+        self._open_partitions(meta, range(old, total))
+        log.info("topic %s grew from %d to %d partitions", name, old, total)
+
+    def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
+        assert self.catalogue is not None
+        meta = self.catalogue.topics[name]
+        self.catalogue.set_configs(name, configs)
+        cfg = topic_config.log_config(meta.configs, self.config.fsync, self.config.fsync_interval_ms)
+        for i in range(meta.partitions):
+            self.partitions[(name, i)].log.update_config(cfg)
+
+    def topic(self, name: str) -> TopicMeta | None:
+        assert self.catalogue is not None
+        return self.catalogue.topics.get(name)
+
+    def maybe_auto_create(self, name: str) -> TopicMeta | None:
+        """Kafka's auto.create.topics.enable: create on first Metadata/Produce reference."""
+        meta = self.topic(name)
+        if meta is None and self.config.auto_create_topics and not name.startswith("__"):
+            try:
+                meta = self.create_topic(name, self.config.default_partitions, {})
+            except TopicError:
+                return None
+        return meta
+
+    # ---- connections ------------------------------------------------------------
+    async def _serve_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        peer = writer.get_extra_info("peername")
+        self._connections.add(writer)
+        try:
+            while True:
+                try:
+                    prefix = await reader.readexactly(4)
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return
+                size = read_size(prefix)
+                if size < 0 or size > self.config.max_request_bytes:
+                    log.warning(
+                        "closing %s: request size %d outside 0..%d",
+                        peer, size, self.config.max_request_bytes,
+                    )
+                    return
+                try:
+                    frame = await reader.readexactly(size)
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    log.warning("closing %s: connection ended inside a request", peer)
+                    return
+                reply = await self._handle_frame(frame, peer)
+                if reply is False:
+                    return
+                if reply is not None:
+                    writer.write(len(reply).to_bytes(4, "big") + reply)
+                    await writer.drain()
+        except asyncio.CancelledError:
+            raise
+        except ConnectionError:
+            return
+        finally:
+            self._connections.discard(writer)
+            writer.close()
+
+    async def _handle_frame(self, frame: bytes, peer: Any) -> bytes | None | bool:
+        """The encoded reply, None for no reply, or False to close the connection."""
+        try:
+            request = codec.decode_request(frame)
+        except codec.UnsupportedApi as exc:
+            if exc.api_key == 18:
+                # Kafka answers an unknown ApiVersions version with v0 and its own range.
+                from cluster.broker.k18_api_versions import unsupported_version_reply
+
+                return unsupported_version_reply(exc.correlation_id)
+            log.warning("closing %s: %s", peer, exc)
+            return False
+        except codec.DecodeError as exc:
+            log.warning("closing %s: %s", peer, exc)
+            return False
+        hdr = request.header
+        if not registry.supported(hdr.api_key, hdr.api_version):
+            log.warning(
+                "closing %s: api_key=%d version=%d not supported",
+                peer, hdr.api_key, hdr.api_version,
+            )
+            return False
+        h = registry.HANDLERS[hdr.api_key]
+        try:
+            result = await h.fn(self, hdr, request.body)
+            if result is None:
+                return None
+            body = build(codec.response_schema(hdr.api_key, hdr.api_version), result)
+            return codec.encode_response(hdr.correlation_id, body)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception(
+                "closing %s: handler for api_key=%d v%d failed",
+                peer, hdr.api_key, hdr.api_version,
+            )
+            return False

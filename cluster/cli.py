@@ -1,0 +1,82 @@
+"""`dcmirror cluster ...`: run a local dcmirror cluster in the foreground."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+import click
+
+from cluster.broker.config import BrokerConfig
+from cluster.broker.server import Broker
+
+log = logging.getLogger("dcmirror.cluster")
+
+
+async def run_broker(config: BrokerConfig, ready_line: bool = True) -> None:
+    """Start a broker, log one ready line, and serve until SIGINT/SIGTERM."""
+    broker = Broker(config)
+    await broker.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if ready_line:
+        log.info(
+            "cluster %s ready: node %d listening on %s:%d (data in %s, cluster id %s)",
+            config.name, config.node_id, config.host, config.port, config.data_dir,
+            broker.cluster_id,
+        )
+    try:
+        await stop.wait()
+    finally:
+        log.info("cluster %s stopping", config.name)
+        await broker.stop()
+
+
+@click.group("cluster")
+def cluster_group() -> None:
+    """Run and inspect local dcmirror clusters."""
+
+
+@cluster_group.command("start")
+@click.option("--name", required=True, help="Cluster name (shown in logs and the cluster id).")
+@click.option("--port", type=click.IntRange(0, 65535), required=True, help="Listener port.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Listener address.")
+@click.option("--advertised-host", default=None, help="Host clients should connect to.")
+@click.option("--brokers", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--node-id", type=int, default=1, show_default=True)
+@click.option(
+    "--fsync",
+    type=click.Choice(["always", "interval", "never"]),
+    default="never",
+    show_default=True,
+    help="When log writes are fsynced: see README 'Durability'.",
+)
+@click.option("--fsync-interval-ms", type=click.IntRange(1), default=1000, show_default=True)
+@click.option("--partitions", "default_partitions", type=click.IntRange(1), default=1,
+              show_default=True, help="Partitions of auto-created topics.")
+@click.option("--no-auto-create", is_flag=True, help="Refuse to auto-create topics.")
+def start(
+    name: str, port: int, data_dir: Path, host: str, advertised_host: str | None, brokers: int,
+    node_id: int, fsync: str, fsync_interval_ms: int, default_partitions: int,
+    no_auto_create: bool,
+) -> None:
+    """Run one cluster in the foreground until Ctrl-C or SIGTERM."""
+    if brokers > 1:
+        raise click.UsageError(
+            "--brokers N > 1 is not yet supported: clusters have one broker until "
+            "in-cluster replication lands."
+        )
+    config = BrokerConfig(
+        name=name, data_dir=data_dir, port=port, host=host, advertised_host=advertised_host,
+        node_id=node_id, fsync=fsync, fsync_interval_ms=fsync_interval_ms,
+        default_partitions=default_partitions, auto_create_topics=not no_auto_create,
+    )
+    try:
+        asyncio.run(run_broker(config))
+    except OSError as exc:
+        raise click.ClickException(f"cannot start cluster {name} on {host}:{port}: {exc.strerror or exc}")
