@@ -1,0 +1,73 @@
+"""Medians and the printed table. Ratios read "how many times better dcmirror is than the
+peer" (>1 = dcmirror better) for throughput and latency alike."""
+from __future__ import annotations
+
+import statistics
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from bench.broker.runner import TargetResult
+
+
+def medians(res: "TargetResult") -> dict[str, dict[str, float]]:
+    return {wl: {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+            for wl, runs in res.runs.items() if runs}
+
+
+def _ratio(base: float | None, other: float | None, higher_better: bool) -> str:
+    if not base or not other:
+        return "-"
+    return f"{(base / other if higher_better else other / base):.2f}x"
+
+
+def print_report(targets: list[str], results: dict[str, "TargetResult"], baseline: str,
+                 console: Console | None = None) -> None:
+    console = console or Console()
+    med = {t: medians(results[t]) for t in targets}
+    workloads: list[str] = []
+    for t in targets:
+        workloads += [wl for wl in med[t] if wl not in workloads]
+    peers = [t for t in targets if t != baseline]
+
+    table = Table(title=f"Broker benchmark (medians; ratios = {baseline} vs peer, >1 = "
+                        f"{baseline} better)")
+    table.add_column("workload")
+    for t in targets:
+        table.add_column(t, justify="right")
+    for t in peers:
+        table.add_column(f"{baseline}/{t}", justify="right")
+    for wl in workloads:
+        latency = "latency" in wl
+        row = [wl]
+        for t in targets:
+            m = med[t].get(wl)
+            if not m:
+                row.append("-")
+            elif latency:
+                row.append(f"p50 {m['p50_ms']:.2f} ms\np99 {m['p99_ms']:.2f} ms")
+            else:
+                row.append(f"{m['mb_s']:.1f} MB/s\n{m['msgs_s']:,.0f} msg/s")
+        for t in peers:
+            b, o = med.get(baseline, {}).get(wl), med[t].get(wl)
+            if latency:
+                row.append(f"p50 {_ratio(b and b['p50_ms'], o and o['p50_ms'], False)}\n"
+                           f"p99 {_ratio(b and b['p99_ms'], o and o['p99_ms'], False)}")
+            else:
+                row.append(_ratio(b and b["mb_s"], o and o["mb_s"], True))
+        table.add_row(*row, end_section=True)
+    rss_keys: list[str] = []
+    for t in targets:
+        rss_keys += [k for k in results[t].rss if k not in rss_keys]
+    for k in rss_keys:
+        row = [f"RSS, {k}"]
+        vals = {t: results[t].rss.get(k) for t in targets}
+        row += [f"{v / 2**20:.0f} MiB" if v else "-" for v in vals.values()]
+        row += [_ratio(vals.get(baseline), vals.get(t), False) for t in peers]
+        table.add_row(*row)
+    console.print(table)
+    for t in targets:
+        for e in results[t].errors:
+            console.print(f"[red]{t}[/red]: {e}", markup=True, highlight=False)

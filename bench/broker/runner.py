@@ -1,0 +1,144 @@
+"""Runs the benchmark plan: rounds of A B C (each target started fresh per round), every
+workload per target per round, then medians. One target failing is recorded and the run
+goes on with the others."""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+from bench.broker import workloads as w
+from bench.broker.targets import TARGETS, Running
+from peers.common import rss_bytes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Params:
+    rounds: int = 3
+    partitions: int = 4
+    small_size: int = 100
+    small_count: int = 1_000_000
+    large_size: int = 1024
+    large_count: int = 200_000
+    latency_samples: int = 2_000
+    warmup_count: int = 50_000  # 1 KB records produced+consumed unmeasured (JIT, caches)
+    idle_partitions: int = 1_000  # 0 skips the RSS measurement
+    pin: bool = False  # broker on CPU 0, load generator on CPU 1
+
+
+@dataclass
+class TargetResult:
+    runs: dict[str, list[dict[str, float]]] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    rss: dict[str, int] = field(default_factory=dict)
+
+    def add(self, workload: str, values: dict[str, float]) -> None:
+        self.runs.setdefault(workload, []).append(values)
+
+
+def throughput_workloads(p: Params) -> list[tuple[str, int, int, str]]:
+    """(name, record size, count, acks) for every produce measurement."""
+    out = []
+    for size, count in ((p.small_size, p.small_count), (p.large_size, p.large_count)):
+        for acks in ("1", "all"):
+            out.append((f"produce {_fmt(size)} acks={acks}", size, count, acks))
+    return out
+
+
+def _fmt(size: int) -> str:
+    return f"{size // 1024}KB" if size % 1024 == 0 else f"{size}B"
+
+
+def _start_pinned(start: Callable[[], Running], pin: bool) -> Running:
+    """Start a broker; with `pin`, it inherits CPU 0 and this thread moves to CPU 1.
+    Threads inherit the creating thread's affinity, so clients made afterwards (librdkafka
+    threads included) stay on CPU 1."""
+    if not pin:
+        return start()
+    os.sched_setaffinity(0, {0})
+    try:
+        return start()
+    finally:
+        os.sched_setaffinity(0, {1})
+
+
+def measure_target(name: str, p: Params, result: TargetResult) -> None:
+    target = TARGETS[name]
+    t0 = time.monotonic()
+    broker = _start_pinned(target.start, p.pin)
+    log.info("%s up on %s in %.1fs", name, broker.bootstrap, time.monotonic() - t0)
+    try:
+        b = broker.bootstrap
+        if p.warmup_count:
+            topic = w.new_topic(b, p.partitions, prefix="warmup")
+            w.produce_throughput(b, topic, 1024, p.warmup_count, "1")
+            w.consume_throughput(b, topic, p.partitions, p.warmup_count)
+        for wname, size, count, acks in throughput_workloads(p):
+            topic = w.new_topic(b, p.partitions)
+            tp = w.produce_throughput(b, topic, size, count, acks)
+            result.add(wname, {"mb_s": tp.mb_s, "msgs_s": tp.msgs_s, "seconds": tp.seconds})
+            log.info("%s %s: %.1f MB/s %.0f msgs/s", name, wname, tp.mb_s, tp.msgs_s)
+            if acks == "1":
+                ct = w.consume_throughput(b, topic, p.partitions, count)
+                cname = f"consume {_fmt(size)}"
+                result.add(cname, {"mb_s": ct.mb_s, "msgs_s": ct.msgs_s, "seconds": ct.seconds})
+                log.info("%s %s: %.1f MB/s %.0f msgs/s", name, cname, ct.mb_s, ct.msgs_s)
+        topic = w.new_topic(b, 1)
+        lat = w.produce_latency(b, topic, p.latency_samples)
+        result.add("produce latency acks=1", {"p50_ms": lat.p50_ms, "p99_ms": lat.p99_ms})
+        log.info("%s latency p50 %.2f ms p99 %.2f ms", name, lat.p50_ms, lat.p99_ms)
+    finally:
+        broker.stop()
+
+
+def measure_idle_rss(name: str, p: Params, result: TargetResult) -> None:
+    """RSS of a fresh broker (and its child processes) before and after creating
+    `idle_partitions` partitions (100 topics x N/100) that then sit idle."""
+    broker = _start_pinned(TARGETS[name].start, p.pin)
+    try:
+        time.sleep(2)
+        result.rss["fresh"] = rss_bytes(broker.pid)
+        per_topic = 10
+        n_topics = max(1, p.idle_partitions // per_topic)
+        names = [f"idle-{i:04d}" for i in range(n_topics)]
+        for i in range(0, len(names), 50):  # modest request sizes for every broker
+            w.create_topics(broker.bootstrap, names[i:i + 50], per_topic, timeout=300)
+        time.sleep(5)
+        result.rss[f"{n_topics * per_topic} idle partitions"] = rss_bytes(broker.pid)
+    finally:
+        broker.stop()
+
+
+def run(targets: list[str], p: Params) -> dict[str, TargetResult]:
+    results = {t: TargetResult() for t in targets}
+    for r in range(p.rounds):
+        for t in targets:
+            log.info("round %d/%d: %s", r + 1, p.rounds, t)
+            try:
+                measure_target(t, p, results[t])
+            except Exception as e:  # record and go on: one broken target must not end the run
+                log.exception("%s failed in round %d", t, r + 1)
+                results[t].errors.append(f"round {r + 1}: {type(e).__name__}: {e}"[:500])
+    if p.idle_partitions:
+        for t in targets:
+            try:
+                measure_idle_rss(t, p, results[t])
+            except Exception as e:
+                log.exception("%s idle RSS failed", t)
+                results[t].errors.append(f"rss: {type(e).__name__}: {e}"[:500])
+    return results
+
+
+def to_json(targets: list[str], p: Params, results: dict[str, TargetResult],
+            setup: dict[str, Any]) -> dict[str, Any]:
+    from bench.broker.report import medians
+    return {
+        "setup": setup, "params": asdict(p),
+        "results": {t: {"runs": results[t].runs, "median": medians(results[t]),
+                        "rss_bytes": results[t].rss, "errors": results[t].errors}
+                    for t in targets},
+    }

@@ -1,0 +1,98 @@
+"""The brokers under test, behind one interface: start a fresh one, tell its bootstrap and
+pid, stop it. Every round starts each target anew (Tansu keeps everything in memory, and a
+fresh broker keeps rounds independent)."""
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Protocol
+
+from peers.common import PeerProcess, admin_ready, free_port
+from peers.kafka_broker import KafkaBroker
+from peers.tansu import TansuBroker
+
+log = logging.getLogger(__name__)
+
+
+class Running(Protocol):
+    @property
+    def bootstrap(self) -> str: ...
+    @property
+    def pid(self) -> int: ...
+    def stop(self) -> None: ...
+
+
+class DcmirrorBroker:
+    """Our broker, started through the user-facing CLI as a separate process."""
+
+    def __init__(self, start_timeout: float = 60.0) -> None:
+        self.port = free_port()
+        self.workdir = Path(tempfile.mkdtemp(prefix="dcmirror-bench-"))
+        self.start_timeout = start_timeout
+        self._proc: PeerProcess | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None
+        return self._proc.pid
+
+    def start(self) -> "DcmirrorBroker":
+        exe = shutil.which("dcmirror")
+        prefix = [exe] if exe else [sys.executable, "-c",
+                                    "import sys; from dcmirror_cli import main; sys.exit(main())"]
+        argv = [*prefix, "-q", "cluster", "start", "--name", "bench", "--port", str(self.port),
+                "--data-dir", str(self.workdir / "data")]
+        self._proc = PeerProcess(argv, self.workdir / "broker.log")
+        self._proc.start()
+        try:
+            self._proc.wait_ready(lambda: admin_ready(self.bootstrap), self.start_timeout,
+                                  f"dcmirror broker on {self.bootstrap}")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self._proc:
+            self._proc.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    label: str
+    start: Callable[[], Running]
+
+
+def _kafka() -> Running:
+    b = KafkaBroker()
+    try:
+        return b.start()
+    except BaseException:
+        b.stop()
+        raise
+
+
+def _tansu() -> Running:
+    b = TansuBroker()
+    try:
+        return b.start()
+    except BaseException:
+        b.stop()
+        raise
+
+
+TARGETS: dict[str, Target] = {
+    "dcmirror": Target("dcmirror", "dcmirror", lambda: DcmirrorBroker().start()),
+    "kafka": Target("kafka", "Apache Kafka 4.3.1", _kafka),
+    "tansu": Target("tansu", "Tansu (memory)", _tansu),
+}
