@@ -1,0 +1,383 @@
+"""The YAML users write, turned into frozen, validated dataclasses, once, at load time.
+
+Every mistake a user can make in the file becomes a :class:`ConfigError` naming
+``file:line:column``, the key path (``links[0].source``) and one sentence saying what is
+wrong, because a mirror that starts with a subtly wrong config (a typo in a regex, a link
+pointing back at its source) fails much later and far from the cause.
+
+We walk PyYAML's node graph ourselves instead of ``yaml.safe_load``: nodes keep their
+marks (for locations) and let us see duplicate keys, which ``safe_load`` silently merges.
+``${env:VAR}`` (or ``${env:VAR:-default}``) in string values is expanded so secrets never
+sit in the YAML; ``$${`` writes a literal ``${``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+from mirror.config_yaml import (
+    ConfigError,
+    Field,
+    NodeReader,
+    bool_field,
+    bootstrap_field,
+    choice_field,
+    did_you_mean,
+    float_field,
+    int_field,
+    kind,
+    node_field,
+    parse_host_port,
+    path_field,
+    read_fields,
+    regexes_field,
+    str_field,
+    topic_configs_field,
+)
+from mirror.policy import ReplicationPolicy, filters_may_overlap
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["auto", "preserve-offsets", "translate"]
+
+_ALIAS_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+_LINK_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_SEPARATOR_RE = re.compile(r"[._-]+")
+
+
+# -- the model ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LocalClusterConfig:
+    """A single-node cluster ``dcmirror up`` runs itself; names follow BrokerConfig."""
+
+    data_dir: Path
+    host: str
+    port: int
+    advertised_host: str
+    node_id: int = 1
+    fsync: Literal["always", "interval", "never"] = "never"
+    fsync_interval_ms: int = 1000
+    auto_create_topics: bool = True
+    default_partitions: int = 1
+    default_topic_configs: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """How the mirror's clients talk to one cluster (ours, Apache Kafka, Tansu...)."""
+
+    client_id: str = "dcmirror"
+    request_timeout_s: float = 30.0
+    connect_timeout_s: float = 10.0
+    metadata_max_age_s: float = 60.0
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    name: str
+    bootstrap: list[str]
+    local: LocalClusterConfig | None = None
+    client: ClientSettings = field(default_factory=ClientSettings)
+
+
+@dataclass(frozen=True)
+class LinkConfig:
+    """One direction of mirroring. Intervals are seconds; regexes match whole names."""
+
+    name: str
+    source: str
+    target: str
+    topics: list[str]
+    exclude: list[str] = field(default_factory=list)
+    groups: list[str] = field(default_factory=lambda: [".*"])
+    groups_exclude: list[str] = field(default_factory=list)
+    rename: Literal["identity", "prefix"] = "identity"
+    separator: str = "."
+    mode: Mode = "auto"
+    sync_interval_s: float = 5.0
+    checkpoint_interval_s: float = 5.0
+    propagate_deletes: bool = False
+    sync_configs: bool = True
+    exclude_configs: list[str] = field(default_factory=list)
+    replication_factor: int = -1
+    start_from: Literal["earliest", "latest"] = "earliest"
+
+    def resolved_mode(self, target_preserves_offsets: bool) -> Literal["preserve-offsets", "translate"]:
+        """``auto`` preserves offsets when the target can append at given offsets (a
+        dcmirror cluster), else translates; the daemon asks the target which it is."""
+        if self.mode == "auto":
+            return "preserve-offsets" if target_preserves_offsets else "translate"
+        return self.mode
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    host: str = "127.0.0.1"
+    port: int = 9464
+
+
+@dataclass(frozen=True)
+class MirrorConfig:
+    clusters: dict[str, ClusterConfig]
+    links: list[LinkConfig]
+    path: Path
+    metrics: MetricsConfig | None = None
+
+    def link(self, name: str) -> LinkConfig:
+        for link in self.links:
+            if link.name == name:
+                return link
+        raise KeyError(name)
+
+    def policy(self, link: LinkConfig) -> ReplicationPolicy:
+        return ReplicationPolicy.for_link(link, known_aliases=self.clusters.keys())
+
+
+_LOCAL_FIELDS: dict[str, Field] = {
+    "data_dir": path_field,
+    "host": str_field,
+    "node_id": int_field(0),
+    "fsync": choice_field("always", "interval", "never"),
+    "fsync_interval_ms": int_field(1),
+    "auto_create_topics": bool_field,
+    "default_partitions": int_field(1),
+    "topic_defaults": topic_configs_field,
+}
+
+_CLIENT_FIELDS: dict[str, Field] = {
+    "client_id": str_field,
+    "request_timeout_s": float_field(0.001),
+    "connect_timeout_s": float_field(0.001),
+    "metadata_max_age_s": float_field(0.001),
+    "security_protocol": choice_field("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),
+    "sasl_mechanism": choice_field("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"),
+    "sasl_username": str_field,
+    "sasl_password": str_field,
+    "ssl_cafile": path_field,
+    "ssl_certfile": path_field,
+    "ssl_keyfile": path_field,
+}
+
+_LINK_FIELDS: dict[str, Field] = {
+    "name": str_field,
+    "source": str_field,
+    "target": str_field,
+    "topics": regexes_field,
+    "exclude": regexes_field,
+    "groups": regexes_field,
+    "groups_exclude": regexes_field,
+    "rename": choice_field("identity", "prefix"),
+    "separator": str_field,
+    "mode": choice_field("auto", "preserve-offsets", "translate"),
+    "sync_interval_s": float_field(0.01),
+    "checkpoint_interval_s": float_field(0.01),
+    "propagate_deletes": bool_field,
+    "sync_configs": bool_field,
+    "exclude_configs": regexes_field,
+    "replication_factor": int_field(-1),
+    "start_from": choice_field("earliest", "latest"),
+}
+
+
+def _cluster(r: NodeReader, alias: str, node: yaml.Node, path: str) -> ClusterConfig:
+    values, items = read_fields(
+        r, node, path, {"bootstrap": bootstrap_field, "local": node_field, "client": node_field}, ("bootstrap",)
+    )
+    bootstrap: list[str] = values["bootstrap"]
+    local = None
+    if "local" in values:
+        lpath = r.join(path, "local")
+        lvalues, _ = read_fields(r, values["local"], lpath, _LOCAL_FIELDS, ("data_dir",))
+        if len(bootstrap) != 1:
+            raise r.error(items["bootstrap"][1], r.join(path, "bootstrap"),
+                          "a local cluster is a single node, so bootstrap must be exactly one host:port")
+        adv_host, port = parse_host_port(bootstrap[0])
+        local = LocalClusterConfig(
+            data_dir=lvalues["data_dir"],
+            host=lvalues.get("host", adv_host),
+            port=port,
+            advertised_host=adv_host,
+            node_id=lvalues.get("node_id", 1),
+            fsync=lvalues.get("fsync", "never"),
+            fsync_interval_ms=lvalues.get("fsync_interval_ms", 1000),
+            auto_create_topics=lvalues.get("auto_create_topics", True),
+            default_partitions=lvalues.get("default_partitions", 1),
+            default_topic_configs=lvalues.get("topic_defaults", {}),
+        )
+    client = ClientSettings()
+    if "client" in values:
+        cpath = r.join(path, "client")
+        cvalues, citems = read_fields(r, values["client"], cpath, _CLIENT_FIELDS)
+        client = ClientSettings(**cvalues)
+        if client.security_protocol.startswith("SASL_"):
+            for key in ("sasl_mechanism", "sasl_username", "sasl_password"):
+                if getattr(client, key) is None:
+                    raise r.error(values["client"], r.join(cpath, key),
+                                  f"missing required key {key!r} (security_protocol is {client.security_protocol})")
+    return ClusterConfig(name=alias, bootstrap=bootstrap, local=local, client=client)
+
+
+def _link(r: NodeReader, node: yaml.Node, path: str, clusters: Mapping[str, ClusterConfig]) -> LinkConfig:
+    values, items = read_fields(r, node, path, _LINK_FIELDS, ("name", "source", "target", "topics"))
+    name = values["name"]
+    if not _LINK_NAME_RE.fullmatch(name):
+        raise r.error(items["name"][1], r.join(path, "name"),
+                      f"link name {name!r} may only use letters, digits, '.', '_' and '-' (it names topics)")
+    for end in ("source", "target"):
+        alias = values[end]
+        if alias not in clusters:
+            hint = did_you_mean(alias, clusters) or f"; known clusters: {', '.join(clusters) or 'none'}"
+            raise r.error(items[end][1], r.join(path, end), f"unknown cluster {alias!r}{hint}")
+    if values["source"] == values["target"]:
+        raise r.error(items["target"][1], r.join(path, "target"),
+                      f"source and target are both {values['source']!r}; a link must join two different clusters")
+    sep = values.get("separator", ".")
+    if not _SEPARATOR_RE.fullmatch(sep):
+        raise r.error(items["separator"][1], r.join(path, "separator"),
+                      f"separator {sep!r} must be one or more of '.', '_', '-' (characters valid in topic names)")
+    return LinkConfig(**values)
+
+
+def _check_links(r: NodeReader, links: list[LinkConfig]) -> None:
+    """Cross-link rules: unique names, no identity cycles, no two links writing one topic."""
+    for i, link in enumerate(links):
+        for j in range(i):
+            if links[j].name == link.name:
+                first = r.marks[f"links[{j}].name"].line + 1
+                raise r.error(None, f"links[{i}].name",
+                              f"link name {link.name!r} is already used by links[{j}] on line {first}")
+    for i, link in enumerate(links):
+        for j in range(i):
+            other = links[j]
+            if other.target != link.target or other.rename != link.rename:
+                continue
+            if link.rename == "prefix" and (other.source != link.source or other.separator != link.separator):
+                continue
+            pair = filters_may_overlap(other.topics, other.exclude, link.topics, link.exclude)
+            if pair:
+                raise r.error(None, f"links[{i}].topics",
+                              f"links {other.name!r} and {link.name!r} would both write to the same topics on "
+                              f"{link.target!r} (patterns {pair[0]!r} and {pair[1]!r} may match the same topic)")
+    cycle = _identity_cycle(links)
+    if cycle is not None:
+        indices, pair = cycle
+        names = " -> ".join(f"{links[k].source}" for k in indices) + f" -> {links[indices[0]].source}"
+        link_names = ", ".join(repr(links[k].name) for k in indices)
+        raise r.error(None, f"links[{indices[-1]}].rename",
+                      f"links {link_names} use rename: identity in a cycle ({names}) and their topic patterns "
+                      f"{pair[0]!r} and {pair[1]!r} may match the same topic, so its records would bounce "
+                      f"between the clusters forever; use rename: prefix for active-active, or make the "
+                      f"patterns disjoint")
+
+
+def _identity_cycle(links: list[LinkConfig]) -> tuple[list[int], tuple[str, str]] | None:
+    """First cycle of identity links whose topic patterns may all overlap pairwise."""
+    identity = [i for i, link in enumerate(links) if link.rename == "identity"]
+
+    def walk(start: int, chain: list[int]) -> tuple[list[int], tuple[str, str]] | None:
+        last = links[chain[-1]]
+        for k in identity:
+            if links[k].source != last.target or k in chain:
+                continue
+            overlaps = [
+                filters_may_overlap(links[a].topics, links[a].exclude, links[k].topics, links[k].exclude)
+                for a in chain
+            ]
+            if not all(overlaps):
+                continue
+            if links[k].target == links[start].source:
+                return chain + [k], overlaps[0]  # type: ignore[return-value]
+            visited = {links[c].source for c in chain}
+            if links[k].target not in visited:
+                found = walk(start, chain + [k])
+                if found:
+                    return found
+        return None
+
+    for start in identity:
+        found = walk(start, [start])
+        if found:
+            return found
+    return None
+
+
+def parse_config(text: str, path: str | Path, env: Mapping[str, str] | None = None) -> MirrorConfig:
+    """Parse YAML ``text`` as if read from ``path`` (which anchors relative paths)."""
+    path = Path(path)
+    file = str(path)
+    loader = yaml.SafeLoader(text)
+    loader.name = file
+    r = NodeReader(file=file, base_dir=path.resolve().parent, env=os.environ if env is None else env, loader=loader)
+    try:
+        root = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        sentence = ": ".join(s for s in (exc.context, exc.problem) if s)
+        line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
+        raise ConfigError(f"YAML syntax error: {sentence}", file=file, line=line, column=column) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"YAML error: {exc}", file=file) from None
+    finally:
+        loader.dispose()
+    if root is None:
+        raise ConfigError("the file is empty; it needs at least a 'clusters' mapping", file=file, line=1, column=1)
+    top, items = read_fields(r, root, "", {"clusters": node_field, "links": node_field, "metrics": node_field},
+                              ("clusters",), extensions=True)
+    cluster_items = r.mapping(top["clusters"], "clusters")
+    if not cluster_items:
+        raise r.error(top["clusters"], "clusters", "needs at least one cluster")
+    clusters: dict[str, ClusterConfig] = {}
+    for alias, (key_node, value_node) in cluster_items.items():
+        cpath = r.join("clusters", alias)
+        if not _ALIAS_RE.fullmatch(alias):
+            raise r.error(key_node, cpath, f"cluster alias {alias!r} may only use letters, digits, '_' and '-' "
+                                           f"(it becomes a topic-name prefix)")
+        clusters[alias] = _cluster(r, alias, value_node, cpath)
+    links: list[LinkConfig] = []
+    if "links" in top and not (isinstance(top["links"], yaml.ScalarNode) and r._plain(top["links"]) is None):
+        links_node = top["links"]
+        if not isinstance(links_node, yaml.SequenceNode):
+            raise r.error(links_node, "links", f"expected a list of links, got {kind(links_node, r._plain(links_node))}")
+        for i, item in enumerate(links_node.value):
+            r.marks.setdefault(f"links[{i}]", item.start_mark)
+            links.append(_link(r, item, f"links[{i}]", clusters))
+    _check_links(r, links)
+    metrics = None
+    if "metrics" in top:
+        mvalues, mitems = read_fields(r, top["metrics"], "metrics", {"listen": str_field}, ("listen",))
+        try:
+            host, port = parse_host_port(mvalues["listen"])
+        except ValueError as exc:
+            raise r.error(mitems["listen"][1], "metrics.listen", str(exc)) from None
+        metrics = MetricsConfig(host=host, port=port)
+    log.debug("loaded %s: %d clusters, %d links", file, len(clusters), len(links))
+    return MirrorConfig(clusters=clusters, links=links, path=path.resolve(), metrics=metrics)
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> MirrorConfig:
+    """Read and validate a config file; every problem is a :class:`ConfigError`."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read the file: {exc.strerror or exc}", file=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"the file is not UTF-8 text: {exc.reason}", file=str(path)) from None
+    return parse_config(text, path, env=env)
