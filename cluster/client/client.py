@@ -1,0 +1,26 @@
+"""`KafkaClient`: the one object the mirror, tools and tests use to talk to a cluster.
+
+It is the union of the pieces, each in its own module: connections, metadata and routing
+(core), raw-batch produce/fetch and offsets (data), administration (admin) and group
+offsets (groups). It talks to our broker, Apache Kafka and Tansu alike, negotiating API
+versions per broker.
+"""
+
+from __future__ import annotations
+
+from .admin import AdminMixin
+from .data import DataMixin
+from .groups import GroupsMixin
+
+
+class KafkaClient(DataMixin, AdminMixin, GroupsMixin):
+    """asyncio client for any Kafka-protocol cluster.
+
+        async with KafkaClient("127.0.0.1:9092") as client:
+            await client.create_topics([NewTopic("t", 3)])
+            await client.produce("t", 0, batch_bytes)
+    """
+
+    async def __aenter__(self) -> "KafkaClient":
+        await self.start()
+        return self
