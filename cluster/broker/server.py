@@ -52,6 +52,7 @@ class Broker:
         self.cluster_id = ""
         self.groups: Any = None
         self.txns: Any = None
+        self.producer_state: Any = None
         self._server: asyncio.base_events.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._connections: set[asyncio.StreamWriter] = set()
@@ -76,6 +77,9 @@ class Broker:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.catalogue = TopicCatalogue(self.data_dir)
         self.cluster_id = self.catalogue.identity(self.config.name, self.node_id).cluster_id
+        from cluster.broker.producer_state import ProducerState
+
+        self.producer_state = ProducerState(self.data_dir / "meta")
         for meta in self.catalogue.topics.values():
             self._open_partitions(meta, range(meta.partitions))
         await self._start_groups()
@@ -178,6 +182,7 @@ class Broker:
         for i in range(meta.partitions):
             part = self.partitions.pop((name, i), None)
             if part is not None:
+                self.producer_state.forget(part)
                 part.notify()
                 part.log.close()
             shutil.rmtree(self._partition_dir(name, i), ignore_errors=True)
