@@ -90,11 +90,12 @@ class GroupCoordinator:
         tick_interval_s: float = 0.2,
         clock: Callable[[], int] = wall_ms,
         new_member_id: Callable[[str], str] = default_member_id,
+        compact_min_bytes: int = 1 << 20,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.node_id = node_id
         self.config = config or GroupConfig()
-        self.store = GroupStore(self.data_dir, fsync=fsync)
+        self.store = GroupStore(self.data_dir, fsync=fsync, compact_min_bytes=compact_min_bytes)
         self.tick_interval_s = tick_interval_s
         self.clock = clock
         self.new_member_id = new_member_id
