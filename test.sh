@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Set up everything the test suite needs on a fresh Debian machine, then run all of it.
+# Installs: kcat (apt), Java 17 + Maven if missing (apt), dcmirror with its test extras (pip),
+# Apache Kafka 4.3.1 jars for the interop tests (Maven Central, cached outside the repo).
+# Extra arguments go to pytest, e.g. ./test.sh tests/cluster -x
+set -euo pipefail
+cd "$(dirname "$0")"
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+need_apt=()
+command -v kcat >/dev/null || need_apt+=(kcat)
+command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null || need_apt+=(maven)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
+fi
+python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+python3 -m peers.fetch
+exec python3 -m pytest -q -p no:cacheprovider "$@"
