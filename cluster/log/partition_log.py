@@ -1,0 +1,512 @@
+"""PartitionLog: the on-disk log of one partition, as the broker and the mirror use it.
+
+The broker moves RecordBatch v2 bytes only: an append parses batch headers, patches
+base offset / leader epoch (outside the CRC) and writes; a read returns whole raw batches.
+No record is ever decoded here.
+
+Directory layout (`<data_dir>/<topic>-<partition>/`):
+    00000000000000000000.log / .index / .timeindex   segments named by base offset
+    log-start-offset                                 persisted DeleteRecords position
+    leader-epoch-checkpoint                          epoch -> start offset (Kafka format)
+    .clean-shutdown                                  present only between close() and open()
+
+Durability: every append is in the page cache (os.pwrite) before it returns, so kill -9
+loses nothing acknowledged; what a power cut loses depends on LogConfig.fsync (see
+LogConfig). Rolled segments are always fsynced, so recovery after an unclean shutdown
+CRC-checks only the last segment (plus any whose index is missing or damaged).
+
+Not thread-safe: one owner (the broker's event loop) drives each log.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+from cluster.wire.record_batch import (
+    TIMESTAMP_TYPE_BIT,
+    BatchHeader,
+    InvalidBatch,
+    read_header,
+    set_base_offset,
+    set_leader_epoch,
+    set_max_timestamp_log_append,
+)
+
+from .config import LogConfig
+from .epoch_cache import LeaderEpochCache
+from .errors import LogClosed, LogError, OffsetOutOfOrder, OffsetOutOfRange
+from .files import (
+    INDEX_SUFFIX,
+    LOG_SUFFIX,
+    TIMEINDEX_SUFFIX,
+    atomic_write,
+    fsync_dir,
+    parse_segment_name,
+    unlink_quietly,
+)
+from .handles import READ_HANDLES
+from .segment import MAX_RELATIVE_OFFSET, Segment
+
+logger = logging.getLogger(__name__)
+
+LOG_START_FILE = "log-start-offset"
+CLEAN_SHUTDOWN_FILE = ".clean-shutdown"
+
+# refine(batch_bytes, target_ts) -> (offset, timestamp) of the first record with
+# timestamp >= target_ts, for callers that can decode records (the broker's ListOffsets).
+Refine = Callable[[bytes, int], "tuple[int, int] | None"]
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """What a produce response needs: assigned offsets and the timestamps the log kept."""
+
+    base_offset: int
+    last_offset: int
+    log_append_time_ms: int  # -1 unless the topic uses LogAppendTime
+    max_timestamp: int
+    offset_of_max_timestamp: int
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class PartitionLog:
+    """Segments of one partition plus log start offset and leader-epoch cache."""
+
+    def __init__(self, directory: Path, config: LogConfig, segments: list[Segment],
+                 log_start_offset: int, epochs: LeaderEpochCache) -> None:
+        self.directory = directory
+        self.config = config
+        self._segments = segments
+        self._bases = [s.base_offset for s in segments]
+        self._log_start = log_start_offset
+        self._epochs = epochs
+        self._last_flush_ms = 0
+        self._closed = False
+
+    # -- open / recovery ---------------------------------------------------------
+    @classmethod
+    def open(cls, directory: Path, config: LogConfig) -> "PartitionLog":
+        """Create the directory's log, or reopen it, recovering after an unclean shutdown."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        marker = directory / CLEAN_SHUTDOWN_FILE
+        clean = marker.exists()
+        if clean:
+            os.unlink(marker)
+            fsync_dir(directory)  # a crash from now on must not look clean
+        bases = sorted(b for b in (parse_segment_name(n) for n in os.listdir(directory)) if b is not None)
+        cls._remove_strays(directory, set(bases))
+        interval = config.index_interval_bytes
+        segments: list[Segment] = []
+        for i, base in enumerate(bases[:-1]):
+            seg, ok = Segment.load_inactive(directory, base)
+            if not ok:
+                if seg.rebuild_inactive_indexes(interval, sync=True):
+                    segments.append(seg)
+                    for later in reversed(bases[i + 1 :]):
+                        logger.warning("recovery: deleting %s after a corrupt earlier segment", later)
+                        Segment(directory, later).delete()
+                    bases = bases[: i + 1]
+                    break
+            segments.append(seg)
+        if bases:
+            last = segments.pop() if len(segments) == len(bases) else Segment(directory, bases[-1])
+            last.activate(trust_indexes=clean, index_interval=interval)
+            last.first_append_ms = _now_ms() if last.size else None
+            segments.append(last)
+        log_start = cls._read_log_start(directory)
+        if not segments:
+            segments.append(Segment.create(directory, log_start or 0))
+            fsync_dir(directory)
+        log = cls(directory, config, segments, max(log_start or 0, segments[0].base_offset),
+                  LeaderEpochCache.load(directory))
+        if log._log_start > log.log_end_offset:
+            logger.warning(
+                "%s: log start offset %d is past the recovered log end %d; restarting the log there",
+                directory, log._log_start, log.log_end_offset,
+            )
+            log.truncate_fully_and_start_at(log._log_start)
+        log._epochs.truncate_from_end(log.log_end_offset)
+        log._epochs.truncate_from_start(log._log_start)
+        logger.debug("opened %s: [%d, %d) in %d segments, clean=%s", directory,
+                     log._log_start, log.log_end_offset, len(segments), clean)
+        return log
+
+    @staticmethod
+    def _remove_strays(directory: Path, bases: set[int]) -> None:
+        """Leftover temp files and indexes whose .log is gone (a crash mid-delete)."""
+        for name in os.listdir(directory):
+            if name.endswith(".tmp"):
+                unlink_quietly(directory / name)
+            for suffix in (INDEX_SUFFIX, TIMEINDEX_SUFFIX):
+                if name.endswith(suffix) and parse_segment_name(name[: -len(suffix)] + LOG_SUFFIX) not in bases:
+                    unlink_quietly(directory / name)
+
+    @staticmethod
+    def _read_log_start(directory: Path) -> int | None:
+        try:
+            return int((directory / LOG_START_FILE).read_text().strip())
+        except FileNotFoundError:
+            return None
+        except ValueError:
+            logger.warning("%s: unreadable %s, using the first segment", directory, LOG_START_FILE)
+            return None
+
+    def _set_log_start(self, offset: int) -> None:
+        if offset != self._log_start:
+            self._log_start = offset
+            atomic_write(self.directory / LOG_START_FILE, f"{offset}\n".encode())
+
+    # -- properties ----------------------------------------------------------------
+    @property
+    def log_start_offset(self) -> int:
+        return self._log_start
+
+    @property
+    def log_end_offset(self) -> int:
+        return self._active.next_offset
+
+    @property
+    def _active(self) -> Segment:
+        return self._segments[-1]
+
+    @property
+    def segment_count(self) -> int:
+        return len(self._segments)
+
+    @property
+    def latest_epoch(self) -> int:
+        return self._epochs.latest_epoch
+
+    def size_bytes(self) -> int:
+        return sum(s.size for s in self._segments)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LogClosed(f"{self.directory} is closed")
+
+    # -- appends ---------------------------------------------------------------------
+    def append(self, batches: Sequence[bytes | memoryview], *, leader_epoch: int,
+               now_ms: int) -> AppendResult:
+        """Assign offsets from the log end and write; batches are CRC-checked by the caller."""
+        self._check_open()
+        buf, headers = self._gather(batches)
+        lat = self.config.log_append_time
+        next_offset = self.log_end_offset
+        for pos, h in headers:
+            set_base_offset(buf, next_offset, pos)
+            set_leader_epoch(buf, leader_epoch, pos)
+            h.base_offset = next_offset
+            h.partition_leader_epoch = leader_epoch
+            if lat:
+                set_max_timestamp_log_append(buf, now_ms, pos)
+                h.attributes |= TIMESTAMP_TYPE_BIT
+                h.base_timestamp = h.max_timestamp = now_ms
+            next_offset = h.next_offset
+        self._epochs.assign(leader_epoch, headers[0][1].base_offset)
+        return self._write(buf, headers, now_ms, now_ms if lat else -1)
+
+    def append_preserving(self, batches: Sequence[bytes | memoryview], *, now_ms: int) -> AppendResult:
+        """Mirror mode: keep base offsets and leader epochs as given (gaps allowed).
+
+        Raises OffsetOutOfOrder if a batch starts below the log end or below the end of the
+        previous batch in the same call; nothing is written then.
+        """
+        self._check_open()
+        buf, headers = self._gather(batches)
+        expected = self.log_end_offset
+        for _, h in headers:
+            if h.base_offset < expected:
+                raise OffsetOutOfOrder(
+                    f"{self.directory}: batch at offset {h.base_offset} would go below "
+                    f"the log end {expected}"
+                )
+            expected = h.next_offset
+        for _, h in headers:
+            self._epochs.assign(h.partition_leader_epoch, h.base_offset)
+        return self._write(buf, headers, now_ms, -1)
+
+    @staticmethod
+    def _gather(batches: Sequence[bytes | memoryview]) -> tuple[bytearray, list[tuple[int, BatchHeader]]]:
+        """One copy of the request's batches into a bytearray, plus each header."""
+        if not batches:
+            raise ValueError("append needs at least one batch")
+        buf = bytearray(b"".join(batches))
+        headers = []
+        pos = 0
+        for b in batches:
+            h = read_header(buf, pos)
+            if h.size != len(b):
+                raise InvalidBatch(f"batch_length says {h.size} bytes, have {len(b)}")
+            headers.append((pos, h))
+            pos += h.size
+        return buf, headers
+
+    def _write(self, buf: bytearray, headers: list[tuple[int, BatchHeader]], now_ms: int,
+               log_append_time: int) -> AppendResult:
+        cfg = self.config
+        mv = memoryview(buf)
+        seg = self._active
+        if seg.size and seg.first_append_ms is not None and now_ms - seg.first_append_ms >= cfg.segment_ms:
+            self._roll(headers[0][1].base_offset)
+        group_start = 0  # index into headers of the first batch not yet written
+        group_bytes = 0
+        for i, (pos, h) in enumerate(headers):
+            seg = self._active
+            pending = seg.size + group_bytes
+            if (pending and pending + h.size > cfg.segment_bytes) or h.last_offset - seg.base_offset > MAX_RELATIVE_OFFSET:
+                if group_bytes:
+                    self._write_group(mv, headers[group_start:i], now_ms)
+                self._roll(h.base_offset)
+                group_start, group_bytes = i, 0
+            group_bytes += h.size
+        self._write_group(mv, headers[group_start:], now_ms)
+        if cfg.fsync == "always":
+            self._active.sync()
+        best = max(headers, key=lambda ph: ph[1].max_timestamp)[1]  # first of equals wins
+        return AppendResult(
+            base_offset=headers[0][1].base_offset,
+            last_offset=headers[-1][1].last_offset,
+            log_append_time_ms=log_append_time,
+            max_timestamp=best.max_timestamp,
+            offset_of_max_timestamp=best.base_offset if best.log_append_time else best.last_offset,
+        )
+
+    def _write_group(self, mv: memoryview, group: list[tuple[int, BatchHeader]], now_ms: int) -> None:
+        start = group[0][0]
+        end = group[-1][0] + group[-1][1].size
+        rebased = [(p - start, h) for p, h in group]
+        self._active.write(mv[start:end], rebased, self.config.index_interval_bytes, now_ms)
+
+    def _roll(self, base_offset: int) -> None:
+        """Seal the active segment (fsync + indexes) and start a new one at base_offset."""
+        self._active.deactivate(sync=True)
+        seg = Segment.create(self.directory, base_offset)
+        fsync_dir(self.directory)
+        self._segments.append(seg)
+        self._bases.append(base_offset)
+        logger.debug("%s: rolled a new segment at %d", self.directory, base_offset)
+
+    # -- reads -------------------------------------------------------------------------
+    def _segment_index(self, offset: int) -> int:
+        return max(bisect.bisect_right(self._bases, offset) - 1, 0)
+
+    def read(self, offset: int, max_bytes: int, *, max_offset: int | None = None) -> bytes:
+        """Whole raw batches from the one containing `offset` (KIP-74: at least one batch).
+
+        Never returns a batch starting at >= max_offset (high watermark / LSO).
+        """
+        self._check_open()
+        leo = self.log_end_offset
+        if offset < self._log_start or offset > leo:
+            raise OffsetOutOfRange(offset, self._log_start, leo)
+        if offset == leo:
+            return b""
+        out: list[bytes] = []
+        remaining = max_bytes
+        for seg in self._segments[self._segment_index(offset):]:
+            loc = seg.locate(offset)
+            if loc is None:
+                continue
+            pos, h = loc
+            if out and h.size > remaining:
+                break
+            data, at_end = seg.read_at(pos, h, remaining if out else max_bytes, max_offset)
+            out.append(data)
+            remaining -= len(data)
+            if not at_end or remaining <= 0:
+                break
+        return out[0] if len(out) == 1 else b"".join(out)
+
+    def iter_batch_headers(self, from_offset: int = 0) -> Iterator[BatchHeader]:
+        """Headers of readable batches whose last offset is >= from_offset, in log order."""
+        self._check_open()
+        start = max(from_offset, self._log_start)
+        for seg in list(self._segments[self._segment_index(start):]):
+            for _, h in seg.iter_from(start):
+                yield h
+
+    def offset_for_timestamp(self, ts_ms: int, *, refine: Refine | None = None) -> tuple[int, int] | None:
+        """(offset, timestamp) for ListOffsets by time, or None if every batch is older.
+
+        Batch-granular unless `refine` is given: the answer is the first offset of the first
+        batch whose max timestamp is >= ts_ms, with that batch's base timestamp if it is
+        already >= ts_ms (then the first record qualifies) else its max timestamp. A broker
+        that can decode records passes `refine` to pinpoint the record inside the batch.
+        """
+        self._check_open()
+        for seg in self._segments:
+            if seg.max_timestamp < ts_ms:
+                continue
+            for pos, h in seg.iter_from(max(seg.time_lookup(ts_ms), self._log_start)):
+                if h.max_timestamp < ts_ms:
+                    continue
+                if refine is not None:
+                    found = refine(seg.read_batch(pos, h), ts_ms)
+                    if found is not None:
+                        return max(found[0], self._log_start), found[1]
+                ts = h.base_timestamp if h.base_timestamp >= ts_ms else h.max_timestamp
+                return max(h.base_offset, self._log_start), ts
+        return None
+
+    def max_timestamp(self) -> tuple[int, int] | None:
+        """(offset, timestamp) of the batch with the greatest max timestamp (first on ties)."""
+        self._check_open()
+        best: Segment | None = None
+        for seg in self._segments:
+            if seg.size and (best is None or seg.max_timestamp > best.max_timestamp):
+                best = seg
+        if best is None or self._log_start >= self.log_end_offset:
+            return None
+        return max(best.offset_of_max_timestamp, self._log_start), best.max_timestamp
+
+    def end_offset_for_epoch(self, leader_epoch: int) -> tuple[int, int]:
+        """OffsetForLeaderEpoch: (largest known epoch <= leader_epoch, where it ended)."""
+        self._check_open()
+        return self._epochs.end_offset_for(leader_epoch, self.log_end_offset)
+
+    # -- deletion ------------------------------------------------------------------------
+    def delete_records_before(self, offset: int) -> int:
+        """DeleteRecords: raise the log start (persisted first), then drop whole segments below it."""
+        self._check_open()
+        leo = self.log_end_offset
+        if offset > leo or offset < 0:
+            raise OffsetOutOfRange(offset, self._log_start, leo)
+        if offset <= self._log_start:
+            return self._log_start
+        self._set_log_start(offset)
+        self._epochs.truncate_from_start(offset)
+        if offset == leo and self._active.size:
+            self._roll(leo)  # everything is deleted: let the old active segment go too
+        self._delete_below_log_start()
+        return self._log_start
+
+    def _delete_below_log_start(self) -> int:
+        removed = 0
+        while len(self._segments) > 1 and self._segments[1].base_offset <= self._log_start:
+            self._delete_first()
+            removed += 1
+        return removed
+
+    def _delete_first(self) -> None:
+        seg = self._segments.pop(0)
+        self._bases.pop(0)
+        seg.delete()
+        logger.debug("%s: deleted segment %d", self.directory, seg.base_offset)
+
+    def apply_retention(self, now_ms: int) -> int:
+        """Delete old whole segments by retention.ms / retention.bytes; never the active one."""
+        self._check_open()
+        cfg = self.config
+        removed = self._delete_below_log_start()
+        if cfg.retention_ms >= 0:
+            while len(self._segments) > 1 and now_ms - self._segments[0].max_timestamp > cfg.retention_ms:
+                self._delete_first()
+                removed += 1
+        if cfg.retention_bytes >= 0:
+            total = self.size_bytes()
+            while len(self._segments) > 1 and total - self._segments[0].size >= cfg.retention_bytes:
+                total -= self._segments[0].size
+                self._delete_first()
+                removed += 1
+        if removed:
+            if self._segments[0].base_offset > self._log_start:
+                self._set_log_start(self._segments[0].base_offset)
+                self._epochs.truncate_from_start(self._log_start)
+            fsync_dir(self.directory)
+            logger.info("%s: retention removed %d segment(s); log start now %d",
+                        self.directory, removed, self._log_start)
+        return removed
+
+    def truncate_to(self, offset: int) -> None:
+        """Drop every batch at or beyond `offset` (a batch straddling it goes entirely).
+
+        The log end becomes the end of the last batch kept (<= offset). Durable on return.
+        """
+        self._check_open()
+        if offset >= self.log_end_offset:
+            return
+        if self._segments[0].base_offset >= offset:
+            self.truncate_fully_and_start_at(offset)
+            return
+        while self._segments[-1].base_offset >= offset:  # newest first: a crash leaves a prefix
+            self._segments.pop().delete()
+            self._bases.pop()
+        seg = self._active
+        seg.truncate_to(offset, self.config.index_interval_bytes)
+        seg.sync()
+        fsync_dir(self.directory)
+        if self._log_start > self.log_end_offset:
+            self._set_log_start(self.log_end_offset)
+        self._epochs.truncate_from_end(self.log_end_offset)
+        logger.info("%s: truncated to %d (log end now %d)", self.directory, offset, self.log_end_offset)
+
+    def truncate_fully_and_start_at(self, offset: int) -> None:
+        """Delete everything; the log restarts empty with log start = log end = offset."""
+        self._check_open()
+        if offset < 0:
+            raise ValueError(f"offset must be >= 0, got {offset}")
+        for seg in reversed(self._segments):
+            seg.delete()
+        self._segments = [Segment.create(self.directory, offset)]
+        self._bases = [offset]
+        fsync_dir(self.directory)
+        self._log_start = -1
+        self._set_log_start(offset)
+        self._epochs.clear()
+        logger.info("%s: restarted empty at offset %d", self.directory, offset)
+
+    def start_at(self, offset: int) -> None:
+        """Mirror setup: make an EMPTY log start (and end) at `offset`, like its source partition."""
+        self._check_open()
+        if self._log_start != self.log_end_offset:
+            raise LogError(
+                f"{self.directory}: start_at({offset}) needs an empty log, "
+                f"it holds [{self._log_start}, {self.log_end_offset})"
+            )
+        if offset != self._log_start or offset != self._active.base_offset:
+            self.truncate_fully_and_start_at(offset)
+
+    # -- durability / lifecycle ----------------------------------------------------------
+    def flush(self) -> None:
+        """fsync the active segment now (rolled segments already are)."""
+        self._check_open()
+        self._active.sync()
+
+    def maybe_flush(self, now_ms: int) -> None:
+        """For fsync="interval": fsync if fsync_interval_ms passed since the last flush."""
+        self._check_open()
+        if self.config.fsync != "interval" or not self._active.dirty:
+            return
+        if now_ms - self._last_flush_ms >= self.config.fsync_interval_ms:
+            self._active.sync()
+            self._last_flush_ms = now_ms
+
+    def update_config(self, config: LogConfig) -> None:
+        """New topic configs apply from the next append / retention pass."""
+        config.validate()
+        self.config = config
+
+    def close(self) -> None:
+        """Persist indexes, fsync, and mark the shutdown clean so the next open skips the CRC scan."""
+        if self._closed:
+            return
+        self._active.deactivate(sync=True)
+        atomic_write(self.directory / CLEAN_SHUTDOWN_FILE, b"")
+        READ_HANDLES.evict_under(str(self.directory))
+        self._closed = True
+
+    def __enter__(self) -> "PartitionLog":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

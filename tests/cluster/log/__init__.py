@@ -1,0 +1,1 @@
+"""Tests of cluster.log (pure: tmp_path files, no sockets)."""
