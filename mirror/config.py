@@ -274,15 +274,16 @@ def _check_links(r: NodeReader, links: list[LinkConfig]) -> None:
             if pair:
                 raise r.error(None, f"links[{i}].topics",
                               f"links {other.name!r} and {link.name!r} would both write to the same topics on "
-                              f"{link.target!r} (patterns {pair[0]!r} and {pair[1]!r} may match the same topic)")
+                              f"{link.target!r} (patterns '{pair[0]}' and '{pair[1]}' may match the same topic)")
     cycle = _identity_cycle(links)
     if cycle is not None:
         indices, pair = cycle
         names = " -> ".join(f"{links[k].source}" for k in indices) + f" -> {links[indices[0]].source}"
         link_names = ", ".join(repr(links[k].name) for k in indices)
-        raise r.error(None, f"links[{indices[-1]}].rename",
+        last = f"links[{indices[-1]}]"
+        raise r.error(None, f"{last}.rename" if f"{last}.rename" in r.marks else last,
                       f"links {link_names} use rename: identity in a cycle ({names}) and their topic patterns "
-                      f"{pair[0]!r} and {pair[1]!r} may match the same topic, so its records would bounce "
+                      f"'{pair[0]}' and '{pair[1]}' may match the same topic, so its records would bounce "
                       f"between the clusters forever; use rename: prefix for active-active, or make the "
                       f"patterns disjoint")
 
