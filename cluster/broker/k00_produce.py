@@ -35,19 +35,15 @@ def _error(index: int, code: int, message: str | None = None) -> dict:
     }
 
 
-def produce_partition(broker, topic: str, index: int, records: bytes | None) -> dict:
-    """Validate and append one partition's payload; returns its response entry."""
+MIRROR_SOURCE = "dcmirror.mirror.source"
+
+
+def validated_batches(broker, topic: str, index: int, records: bytes | None):
+    """The partition and its CRC-checked batches, or an error response entry."""
     part = broker.partitions.get((topic, index))
     if part is None:
         return _error(index, ErrorCode.unknown_topic_or_partition)
     meta = broker.catalogue.topics[topic]
-    if meta.configs.get("dcmirror.mirror.source") and not getattr(broker, "_mirror_append", False):
-        return _error(
-            index,
-            ErrorCode.invalid_request,
-            f"topic {topic} is a read-only mirror of {meta.configs['dcmirror.mirror.source']};"
-            " promote it with `dcmirror failover` before producing",
-        )
     if not records:
         return _error(index, ErrorCode.corrupt_message, "empty records")
     try:
@@ -66,6 +62,23 @@ def produce_partition(broker, topic: str, index: int, records: bytes | None) -> 
                 ErrorCode.message_too_large,
                 f"batch of {len(b)} bytes exceeds max.message.bytes={max_bytes}",
             )
+    return part, batches
+
+
+def produce_partition(broker, topic: str, index: int, records: bytes | None) -> dict:
+    """Validate and append one partition's payload; returns its response entry."""
+    meta = broker.catalogue.topics.get(topic)
+    if meta is not None and meta.configs.get(MIRROR_SOURCE):
+        return _error(
+            index,
+            ErrorCode.invalid_request,
+            f"topic {topic} is a read-only mirror of {meta.configs[MIRROR_SOURCE]};"
+            " promote it with `dcmirror failover` before producing",
+        )
+    checked = validated_batches(broker, topic, index, records)
+    if isinstance(checked, dict):
+        return checked
+    part, batches = checked
     producer_state = getattr(broker, "producer_state", None)
     if producer_state is not None:
         dup = producer_state.check(part, batches)

@@ -166,6 +166,12 @@ class ProducerState:
                         "record_errors": [], "error_message": None}
         return None
 
+    def record_preserved(self, part: Any, batches: Sequence[memoryview]) -> None:
+        """Mirrored batches keep their own base offsets."""
+        state = self.for_partition(part)
+        for b in batches:
+            state.record(rb.read_header(b))
+
     def record(self, part: Any, batches: Sequence[memoryview], result: Any) -> None:
         state = self.for_partition(part)
         offset = result.base_offset

@@ -22,6 +22,14 @@ from kio.serial.readers import read_unsigned_varint
 from kio.static.constants import EntityType
 
 _HDR = struct.Struct(">hhi")
+
+DCMIRROR_APPEND = 10000
+"""dcmirror's private offset-preserving append API (see cluster/broker/k10000_mirror_append.py).
+
+Private keys borrow the schema of a public API: version 0 of DCMIRROR_APPEND is encoded
+exactly as Produce v9 (request and response). Kafka clients ignore API keys they do not
+know in ApiVersions, so advertising it is harmless to them."""
+PRIVATE_APIS: dict[int, dict[int, tuple[int, int]]] = {DCMIRROR_APPEND: {0: (0, 9)}}
 _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
 
@@ -56,6 +64,9 @@ class Request:
 
 def known_versions(api_key: int) -> tuple[int, int] | None:
     """The (min, max) versions kio has schemas for, or None for an unknown key."""
+    if api_key in PRIVATE_APIS:
+        vs = PRIVATE_APIS[api_key]
+        return (min(vs), max(vs))
     name = api_key_map.get(api_key)
     if name is None:
         return None
@@ -67,14 +78,23 @@ def known_versions(api_key: int) -> tuple[int, int] | None:
     return (min(versions), max(versions)) if versions else None
 
 
+def _public(api_key: int, api_version: int) -> tuple[int, int]:
+    private = PRIVATE_APIS.get(api_key)
+    if private is None:
+        return api_key, api_version
+    if api_version not in private:
+        raise KeyError(f"private api {api_key} has no version {api_version}")
+    return private[api_version]
+
+
 @cache
 def request_schema(api_key: int, api_version: int) -> type:
-    return load_request_schema(api_key, api_version)
+    return load_request_schema(*_public(api_key, api_version))
 
 
 @cache
 def response_schema(api_key: int, api_version: int) -> type:
-    return load_response_schema(api_key, api_version)
+    return load_response_schema(*_public(api_key, api_version))
 
 
 @cache
@@ -150,10 +170,22 @@ def encode_response(correlation_id: int, body: Any) -> bytes:
     return buf.getvalue()
 
 
-def encode_request(body: Any, correlation_id: int, client_id: str | None) -> bytes:
-    """Encode a request with header v1/v2 (as the schema's flexibility says), unframed."""
+def encode_request(
+    body: Any,
+    correlation_id: int,
+    client_id: str | None,
+    *,
+    api_key: int | None = None,
+    api_version: int | None = None,
+) -> bytes:
+    """Encode a request with header v1/v2 (as the schema's flexibility says), unframed.
+
+    `api_key`/`api_version` override the schema's own for private APIs that borrow a
+    public schema (PRIVATE_APIS)."""
     buf = io.BytesIO()
-    buf.write(_HDR.pack(body.__api_key__, body.__version__, correlation_id))
+    key = body.__api_key__ if api_key is None else api_key
+    version = body.__version__ if api_version is None else api_version
+    buf.write(_HDR.pack(key, version, correlation_id))
     if client_id is None:
         buf.write(_I16.pack(-1))
     else:

@@ -23,7 +23,7 @@ class RawConn:
     async def call(self, api_key: int, version: int, body: dict) -> Any:
         self.cid += 1
         req = build(codec.request_schema(api_key, version), body)
-        self.writer.write(frame(codec.encode_request(req, self.cid, "raw-test")))
+        self.writer.write(frame(codec.encode_request(req, self.cid, "raw-test", api_key=api_key, api_version=version)))
         await self.writer.drain()
         return await self.reply(codec.response_schema(api_key, version))
 

@@ -1,0 +1,78 @@
+"""DcMirrorAppend (private key 10000, v0): the mirror's offset-preserving append path.
+
+Wire format: exactly Produce v9 (request and response), under API key 10000, advertised in
+ApiVersions so the mirror can tell a dcmirror cluster from any other. Semantics differ
+from Produce in four ways, all needed to make the target an exact copy of the source:
+- each batch keeps its base offset and partition leader epoch (gaps allowed, e.g. after
+  compaction or retention on the source);
+- batches whose offsets the partition already holds are skipped, so a mirror that crashed
+  and re-sends its last request duplicates nothing;
+- an empty partition first moves its log start to the first batch's offset, so a source
+  that lost old records to retention is mirrored with the same log start;
+- only topics marked as mirrors (`dcmirror.mirror.source` config) accept it, and ordinary
+  producers are refused on those topics until failover promotes them.
+Idempotent and transactional producer state is rebuilt from the appended headers, so
+read_committed semantics hold on the copy.
+"""
+
+from __future__ import annotations
+
+import time
+
+from kio.schema.errors import ErrorCode
+
+from cluster.broker.k00_produce import MIRROR_SOURCE, _error, validated_batches
+from cluster.broker.registry import handler
+from cluster.log import OffsetOutOfOrder
+from cluster.wire import codec
+from cluster.wire import record_batch as rb
+
+
+def mirror_partition(broker, topic: str, index: int, records: bytes | None) -> dict:
+    meta = broker.catalogue.topics.get(topic)
+    if meta is not None and not meta.configs.get(MIRROR_SOURCE):
+        return _error(index, ErrorCode.invalid_request,
+                      f"topic {topic} is not a mirror topic (no {MIRROR_SOURCE} config)")
+    checked = validated_batches(broker, topic, index, records)
+    if isinstance(checked, dict):
+        return checked
+    part, batches = checked
+    log = part.log
+    fresh = []
+    for b in batches:
+        h = rb.read_header(b)
+        if h.next_offset <= log.log_end_offset:
+            continue  # already mirrored: a re-sent request
+        if h.base_offset < log.log_end_offset:
+            return _error(index, ErrorCode.invalid_request,
+                          f"batch [{h.base_offset}, {h.last_offset}] straddles the log end "
+                          f"{log.log_end_offset}")
+        fresh.append(b)
+    if not fresh:
+        return {"index": index, "error_code": 0, "base_offset": log.log_end_offset,
+                "log_append_time": None, "log_start_offset": log.log_start_offset,
+                "record_errors": [], "error_message": None}
+    first = rb.read_header(fresh[0]).base_offset
+    if log.log_end_offset == log.log_start_offset and first > log.log_end_offset:
+        log.start_at(first)
+    try:
+        res = log.append_preserving(fresh, now_ms=int(time.time() * 1000))
+    except OffsetOutOfOrder as exc:
+        return _error(index, ErrorCode.invalid_request, str(exc))
+    if broker.producer_state is not None:
+        broker.producer_state.record_preserved(part, fresh)
+    part.notify()
+    return {"index": index, "error_code": 0, "base_offset": res.base_offset,
+            "log_append_time": None, "log_start_offset": log.log_start_offset,
+            "record_errors": [], "error_message": None}
+
+
+@handler(codec.DCMIRROR_APPEND, 0, 0)
+async def mirror_append(broker, hdr, req) -> dict | None:
+    responses = []
+    for t in req.topic_data:
+        parts = [mirror_partition(broker, t.name, p.index, p.records) for p in t.partition_data]
+        responses.append({"name": t.name, "partition_responses": parts})
+    if req.acks == 0:
+        return None
+    return {"responses": responses, "throttle_time": 0}
