@@ -153,7 +153,7 @@ class OffsetSyncStore:
     def add(self, sync: OffsetSync) -> None:
         for up, down in sync.points():
             self._add_point(up, down)
-        if len(self._up) > self.max_points:
+        while len(self._up) > self.max_points:
             self._thin()
 
     def _add_point(self, up: int, down: int) -> None:
