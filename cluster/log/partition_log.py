@@ -505,6 +505,17 @@ class PartitionLog:
         READ_HANDLES.evict_under(str(self.directory))
         self._closed = True
 
+    def abandon(self) -> None:
+        """Drop descriptors without the clean-shutdown steps, as a crash would.
+
+        For tests of recovery, and for a broker giving up on a log whose disk failed: the
+        next open() treats the directory as uncleanly shut down.
+        """
+        for seg in self._segments:
+            seg.close()
+        READ_HANDLES.evict_under(str(self.directory))
+        self._closed = True
+
     def __enter__(self) -> "PartitionLog":
         return self
 
