@@ -31,6 +31,7 @@ from typing import Iterator
 from .compression import decompress
 from .record_batch import (
     HEADER_SIZE,
+    LOG_OVERHEAD,
     BatchHeader,
     InvalidBatch,
     compute_crc,
@@ -191,7 +192,7 @@ def _checked_header(batch: Buffer, verify_crc: bool) -> BatchHeader:
     h = read_header(batch)
     if h.size != len(batch):
         raise InvalidBatch(f"batch_length says {h.size} bytes, have {len(batch)}")
-    if h.batch_length < HEADER_SIZE - 12:
+    if h.batch_length < HEADER_SIZE - LOG_OVERHEAD:
         raise InvalidBatch("batch_length shorter than the header")
     if h.records_count < 0 or h.last_offset_delta < 0:
         raise InvalidBatch("negative records_count or last_offset_delta")

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from cluster.wire.batch_builder import build_batch
 from cluster.wire.compression import compress
-from cluster.wire.record_batch import InvalidBatch, UnsupportedMagic
+from cluster.wire.record_batch import InvalidBatch, UnsupportedMagic, set_max_timestamp_log_append
 from cluster.wire.records import (
     ConsumerRecord,
     InvalidRecord,
@@ -118,8 +118,6 @@ def test_decodes_a_hand_made_compressed_record(codec: int) -> None:
 
 def test_log_append_time_batches_report_max_timestamp() -> None:
     batch = bytearray(build_batch([(b"a", b"1", None, 10), (b"b", b"2", None, 20)]))
-    from cluster.wire.record_batch import set_max_timestamp_log_append
-
     set_max_timestamp_log_append(batch, 99_999)
     _, records = decode_batch(batch)
     assert [r.timestamp for r in records] == [99_999, 99_999]
