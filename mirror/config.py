@@ -323,20 +323,31 @@ def parse_config(text: str, path: str | Path, env: Mapping[str, str] | None = No
     """Parse YAML ``text`` as if read from ``path`` (which anchors relative paths)."""
     path = Path(path)
     file = str(path)
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:  # control characters are refused up front
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        raise ConfigError(f"the file contains character #x{exc.character:04x}, which YAML does not allow",
+                          file=file, line=line, column=column) from None
     loader.name = file
     r = NodeReader(file=file, base_dir=path.resolve().parent, env=os.environ if env is None else env, loader=loader)
     try:
-        root = loader.get_single_node()
+        return _parse(r, loader, path)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         sentence = ": ".join(s for s in (exc.context, exc.problem) if s)
         line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
-        raise ConfigError(f"YAML syntax error: {sentence}", file=file, line=line, column=column) from None
+        raise ConfigError(f"YAML error: {sentence}", file=file, line=line, column=column) from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"YAML error: {exc}", file=file) from None
+        raise ConfigError(f"YAML error: {exc}", file=file, line=1, column=1) from None
     finally:
         loader.dispose()
+
+
+def _parse(r: NodeReader, loader: yaml.SafeLoader, path: Path) -> MirrorConfig:
+    file = r.file
+    root = loader.get_single_node()
     if root is None:
         raise ConfigError("the file is empty; it needs at least a 'clusters' mapping", file=file, line=1, column=1)
     top, items = read_fields(r, root, "", {"clusters": node_field, "links": node_field, "metrics": node_field},

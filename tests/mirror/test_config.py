@@ -259,8 +259,10 @@ def test_sasl_needs_credentials(tmp_path: Path) -> None:
         ("", 1, ["the file is empty"]),
         ("# only a comment\n", 1, ["the file is empty"]),
         ("- just\n- a list\n", 1, ["expected a mapping, got a list"]),
-        ("clusters:\n  east: [\n", 3, ["YAML syntax error"]),
-        ("clusters:\n  east:\n    bootstrap: 'a:1\n", 4, ["YAML syntax error"]),
+        ("clusters:\n  east: [\n", 3, ["YAML error"]),
+        ("clusters:\n  east:\n    bootstrap: 'a:1\n", 4, ["YAML error"]),
+        ("clusters:\n  east:\n    bootstrap: !!python/name:os.system x\n", 3, ["YAML error", "constructor"]),
+        ("clusters:\n  east:\n    bootstrap: \x07\n", 3, ["character #x0007"]),
         ("clusters: {}\n", 1, ["needs at least one cluster"]),
         ("clusters:\n  e.ast: {bootstrap: 'h:1'}\n", 2, ["may only use letters"]),
     ],
@@ -276,3 +278,34 @@ def test_unreadable_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path / "missing.yaml")
     assert "missing.yaml" in str(info.value) and "cannot read" in str(info.value)
+
+
+# -- robustness: whatever users type, the answer is a located ConfigError or a config ----
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_LINES = CONTRACT.splitlines()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.integers(0, len(_LINES) - 1),
+    st.sampled_from(["delete", "replace", "insert"]),
+    st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=30),
+)
+def test_mutated_configs_fail_only_with_config_errors(tmp_path: Path, index: int, how: str, junk: str) -> None:
+    lines = list(_LINES)
+    if how == "delete":
+        del lines[index]
+    elif how == "replace":
+        indent = len(lines[index]) - len(lines[index].lstrip())
+        lines[index] = " " * indent + junk
+    else:
+        lines.insert(index, junk)
+    try:
+        parse_config("\n".join(lines) + "\n", tmp_path / "fuzz.yaml", env={})
+    except ConfigError as err:
+        text = str(err)
+        assert text.startswith(str(tmp_path / "fuzz.yaml"))
+        assert err.line is not None and err.line >= 1
