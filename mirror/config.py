@@ -197,9 +197,8 @@ _LINK_FIELDS: dict[str, Field] = {
 
 
 def _cluster(r: NodeReader, alias: str, node: yaml.Node, path: str) -> ClusterConfig:
-    values, items = read_fields(
-        r, node, path, {"bootstrap": bootstrap_field, "local": node_field, "client": node_field}, ("bootstrap",)
-    )
+    table = {"bootstrap": bootstrap_field, "local": node_field, "client": node_field}
+    values, items = read_fields(r, node, path, table, ("bootstrap",))
     bootstrap: list[str] = values["bootstrap"]
     local = None
     if "local" in values:
@@ -224,13 +223,14 @@ def _cluster(r: NodeReader, alias: str, node: yaml.Node, path: str) -> ClusterCo
     client = ClientSettings()
     if "client" in values:
         cpath = r.join(path, "client")
-        cvalues, citems = read_fields(r, values["client"], cpath, _CLIENT_FIELDS)
+        cvalues, _ = read_fields(r, values["client"], cpath, _CLIENT_FIELDS)
         client = ClientSettings(**cvalues)
-        if client.security_protocol.startswith("SASL_"):
+        protocol = client.security_protocol
+        if protocol.startswith("SASL_"):
             for key in ("sasl_mechanism", "sasl_username", "sasl_password"):
                 if getattr(client, key) is None:
-                    raise r.error(values["client"], r.join(cpath, key),
-                                  f"missing required key {key!r} (security_protocol is {client.security_protocol})")
+                    message = f"missing required key {key!r} (security_protocol is {protocol})"
+                    raise r.error(values["client"], r.join(cpath, key), message)
     return ClusterConfig(name=alias, bootstrap=bootstrap, local=local, client=client)
 
 
@@ -246,12 +246,12 @@ def _link(r: NodeReader, node: yaml.Node, path: str, clusters: Mapping[str, Clus
             hint = did_you_mean(alias, clusters) or f"; known clusters: {', '.join(clusters) or 'none'}"
             raise r.error(items[end][1], r.join(path, end), f"unknown cluster {alias!r}{hint}")
     if values["source"] == values["target"]:
-        raise r.error(items["target"][1], r.join(path, "target"),
-                      f"source and target are both {values['source']!r}; a link must join two different clusters")
+        message = f"source and target are both {values['source']!r}; a link must join two different clusters"
+        raise r.error(items["target"][1], r.join(path, "target"), message)
     sep = values.get("separator", ".")
     if not _SEPARATOR_RE.fullmatch(sep):
-        raise r.error(items["separator"][1], r.join(path, "separator"),
-                      f"separator {sep!r} must be one or more of '.', '_', '-' (characters valid in topic names)")
+        message = f"separator {sep!r} must be one or more of '.', '_', '-' (characters valid in topic names)"
+        raise r.error(items["separator"][1], r.join(path, "separator"), message)
     return LinkConfig(**values)
 
 
@@ -272,20 +272,24 @@ def _check_links(r: NodeReader, links: list[LinkConfig]) -> None:
                 continue
             pair = filters_may_overlap(other.topics, other.exclude, link.topics, link.exclude)
             if pair:
-                raise r.error(None, f"links[{i}].topics",
-                              f"links {other.name!r} and {link.name!r} would both write to the same topics on "
-                              f"{link.target!r} (patterns '{pair[0]}' and '{pair[1]}' may match the same topic)")
+                message = (
+                    f"links {other.name!r} and {link.name!r} would both write to the same topics on "
+                    f"{link.target!r} (patterns '{pair[0]}' and '{pair[1]}' may match the same topic)"
+                )
+                raise r.error(None, f"links[{i}].topics", message)
     cycle = _identity_cycle(links)
     if cycle is not None:
         indices, pair = cycle
         names = " -> ".join(f"{links[k].source}" for k in indices) + f" -> {links[indices[0]].source}"
         link_names = ", ".join(repr(links[k].name) for k in indices)
         last = f"links[{indices[-1]}]"
-        raise r.error(None, f"{last}.rename" if f"{last}.rename" in r.marks else last,
-                      f"links {link_names} use rename: identity in a cycle ({names}) and their topic patterns "
-                      f"'{pair[0]}' and '{pair[1]}' may match the same topic, so its records would bounce "
-                      f"between the clusters forever; use rename: prefix for active-active, or make the "
-                      f"patterns disjoint")
+        message = (
+            f"links {link_names} use rename: identity in a cycle ({names}) and their topic patterns "
+            f"'{pair[0]}' and '{pair[1]}' may match the same topic, so its records would bounce "
+            f"between the clusters forever; use rename: prefix for active-active, or make the "
+            f"patterns disjoint"
+        )
+        raise r.error(None, f"{last}.rename" if f"{last}.rename" in r.marks else last, message)
 
 
 def _identity_cycle(links: list[LinkConfig]) -> tuple[list[int], tuple[str, str]] | None:
@@ -328,10 +332,11 @@ def parse_config(text: str, path: str | Path, env: Mapping[str, str] | None = No
     except yaml.reader.ReaderError as exc:  # control characters are refused up front
         line = text.count("\n", 0, exc.position) + 1
         column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
-        raise ConfigError(f"the file contains character #x{exc.character:04x}, which YAML does not allow",
-                          file=file, line=line, column=column) from None
+        message = f"the file contains character #x{exc.character:04x}, which YAML does not allow"
+        raise ConfigError(message, file=file, line=line, column=column) from None
     loader.name = file
-    r = NodeReader(file=file, base_dir=path.resolve().parent, env=os.environ if env is None else env, loader=loader)
+    environ = os.environ if env is None else env
+    r = NodeReader(file=file, base_dir=path.resolve().parent, env=environ, loader=loader)
     try:
         return _parse(r, loader, path)
     except yaml.MarkedYAMLError as exc:
@@ -349,9 +354,10 @@ def _parse(r: NodeReader, loader: yaml.SafeLoader, path: Path) -> MirrorConfig:
     file = r.file
     root = loader.get_single_node()
     if root is None:
-        raise ConfigError("the file is empty; it needs at least a 'clusters' mapping", file=file, line=1, column=1)
-    top, items = read_fields(r, root, "", {"clusters": node_field, "links": node_field, "metrics": node_field},
-                              ("clusters",), extensions=True)
+        message = "the file is empty; it needs at least a 'clusters' mapping"
+        raise ConfigError(message, file=file, line=1, column=1)
+    table = {"clusters": node_field, "links": node_field, "metrics": node_field}
+    top, _ = read_fields(r, root, "", table, ("clusters",), extensions=True)
     cluster_items = r.mapping(top["clusters"], "clusters")
     if not cluster_items:
         raise r.error(top["clusters"], "clusters", "needs at least one cluster")
@@ -359,14 +365,16 @@ def _parse(r: NodeReader, loader: yaml.SafeLoader, path: Path) -> MirrorConfig:
     for alias, (key_node, value_node) in cluster_items.items():
         cpath = r.join("clusters", alias)
         if not _ALIAS_RE.fullmatch(alias):
-            raise r.error(key_node, cpath, f"cluster alias {alias!r} may only use letters, digits, '_' and '-' "
-                                           f"(it becomes a topic-name prefix)")
+            message = f"cluster alias {alias!r} may only use letters, digits, '_' and '-' (it prefixes topics)"
+            raise r.error(key_node, cpath, message)
         clusters[alias] = _cluster(r, alias, value_node, cpath)
     links: list[LinkConfig] = []
-    if "links" in top and not (isinstance(top["links"], yaml.ScalarNode) and r._plain(top["links"]) is None):
-        links_node = top["links"]
+    links_node = top.get("links")
+    empty = isinstance(links_node, yaml.ScalarNode) and r.plain(links_node) is None  # `links:` alone
+    if links_node is not None and not empty:
         if not isinstance(links_node, yaml.SequenceNode):
-            raise r.error(links_node, "links", f"expected a list of links, got {kind(links_node, r._plain(links_node))}")
+            got = kind(links_node, r.plain(links_node))
+            raise r.error(links_node, "links", f"expected a list of links, got {got}")
         for i, item in enumerate(links_node.value):
             r.marks.setdefault(f"links[{i}]", item.start_mark)
             links.append(_link(r, item, f"links[{i}]", clusters))

@@ -116,7 +116,7 @@ class NodeReader:
 
     def mapping(self, node: yaml.Node, path: str) -> dict[str, tuple[yaml.Node, yaml.Node]]:
         if not isinstance(node, yaml.MappingNode):
-            raise self.error(node, path, f"expected a mapping, got {kind(node, self._plain(node))}")
+            raise self.error(node, path, f"expected a mapping, got {kind(node, self.plain(node))}")
         seen: dict[str, yaml.Node] = {}
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
@@ -160,7 +160,7 @@ class NodeReader:
             if key not in items:
                 raise self.error(node, self.join(path, key), f"missing required key {key!r}")
 
-    def _plain(self, node: yaml.Node) -> Any:
+    def plain(self, node: yaml.Node) -> Any:
         if isinstance(node, yaml.ScalarNode):
             return self.loader.construct_object(node)
         return None
@@ -174,7 +174,8 @@ class NodeReader:
                 return self.env[name]
             if default is not None:
                 return default
-            raise self.error(node, path, f"environment variable {name} is not set (referenced as ${{env:{name}}})")
+            message = f"environment variable {name} is not set (referenced as ${{env:{name}}})"
+            raise self.error(node, path, message)
 
         return _ENV_RE.sub(sub, text)
 
@@ -224,7 +225,7 @@ class NodeReader:
 
     def strings(self, node: yaml.Node, path: str, what: str = "strings") -> list[str]:
         if not isinstance(node, yaml.SequenceNode):
-            raise self.error(node, path, f"expected a list of {what}, got {kind(node, self._plain(node))}")
+            raise self.error(node, path, f"expected a list of {what}, got {kind(node, self.plain(node))}")
         return [self.string(item, self.join(path, i)) for i, item in enumerate(node.value)]
 
     def regexes(self, node: yaml.Node, path: str) -> list[str]:

@@ -249,7 +249,8 @@ class _Reader:
     def version(self) -> int:
         (version,) = self.take(_I16)
         if version < 0 or version > RECORD_VERSION:
-            raise OffsetRecordError(f"{self.what} has version {version}; this dcmirror reads up to {RECORD_VERSION}")
+            message = f"{self.what} has version {version}; this dcmirror reads up to {RECORD_VERSION}"
+            raise OffsetRecordError(message)
         return version
 
     def string(self, nullable: bool = False) -> str | None:

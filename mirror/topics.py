@@ -251,7 +251,8 @@ def plan_topics(
         wanted = mirrored_config(src.configs, link.exclude_configs) if link.sync_configs else {}
         tgt = by_target.get(target_name)
         if tgt is None:
-            actions.append(CreateTopic(target_name, src.partitions, wanted, link.replication_factor, src.name))
+            create = CreateTopic(target_name, src.partitions, wanted, link.replication_factor, src.name)
+            actions.append(create)
         else:
             if known_source_ids is not None and src.name not in known:
                 actions.append(Warn(target_name, f"target topic {target_name!r} already exists and was not "
