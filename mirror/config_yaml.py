@@ -305,19 +305,21 @@ def topic_configs_field(r: NodeReader, n: yaml.Node, p: str) -> dict[str, str]:
 
 
 def bootstrap_field(r: NodeReader, n: yaml.Node, p: str) -> list[str]:
+    """``host:port``, ``"h1:p1,h2:p2"`` or a list: clients accept all three spellings."""
+    entries: list[tuple[str, yaml.Node, str]]
     if isinstance(n, yaml.SequenceNode):
-        entries = [(r.string(item, r.join(p, i)), item) for i, item in enumerate(n.value)]
+        entries = [(r.string(item, r.join(p, i)), item, r.join(p, i)) for i, item in enumerate(n.value)]
     else:
         text = r.string(n, p, what="host:port, a comma-separated string or a list")
-        entries = [(part.strip(), n) for part in text.split(",")]
+        entries = [(part.strip(), n, p) for part in text.split(",")]
     if not entries:
         raise r.error(n, p, "needs at least one host:port")
-    for entry, item in entries:
+    for entry, item, item_path in entries:
         try:
             parse_host_port(entry)
         except ValueError as exc:
-            raise r.error(item, p, f"{exc} (expected e.g. 127.0.0.1:9092)") from None
-    return [entry for entry, _ in entries]
+            raise r.error(item, item_path, f"{exc} (expected e.g. 127.0.0.1:9092)") from None
+    return [entry for entry, _, _ in entries]
 
 
 

@@ -183,6 +183,10 @@ def test_bootstrap_not_host_port(tmp_path: Path) -> None:
     assert_located(err, 7, "clusters.west.bootstrap", "'localhost' is not host:port")
     err = error_of(tmp_path, CONTRACT.replace("127.0.0.1:29092", "h:70000"))
     assert_located(err, 7, "clusters.west.bootstrap", "not between 1 and 65535")
+    err = error_of(tmp_path, CONTRACT.replace("127.0.0.1:29092", '["h:1", "h2"]'))
+    assert_located(err, 7, "clusters.west.bootstrap[1]", "'h2' is not host:port")
+    err = error_of(tmp_path, CONTRACT.replace("127.0.0.1:29092", "[]"))
+    assert_located(err, 7, "clusters.west.bootstrap", "needs at least one")
 
 
 def test_local_cluster_needs_single_bootstrap(tmp_path: Path) -> None:
