@@ -54,8 +54,12 @@ def kafka_tool(main_class: str, *args: str, input: str | None = None,
 
 
 def random_cluster_id() -> str:
-    """The 22-char url-safe base64 UUID that StorageTool expects."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """The 22-char url-safe base64 UUID that StorageTool expects. Never starting with '-'
+    (StorageTool's argument parser would take it for an option)."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
 
 
 class KafkaBroker:

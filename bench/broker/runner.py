@@ -21,9 +21,9 @@ class Params:
     rounds: int = 3
     partitions: int = 4
     small_size: int = 100
-    small_count: int = 1_000_000
+    small_count: int = 1_500_000
     large_size: int = 1024
-    large_count: int = 200_000
+    large_count: int = 300_000
     latency_samples: int = 2_000
     warmup_count: int = 50_000  # 1 KB records produced+consumed unmeasured (JIT, caches)
     idle_partitions: int = 1_000  # 0 skips the RSS measurement
@@ -76,14 +76,14 @@ def measure_target(name: str, p: Params, result: TargetResult) -> None:
         if p.warmup_count:
             topic = w.new_topic(b, p.partitions, prefix="warmup")
             w.produce_throughput(b, topic, 1024, p.warmup_count, "1")
-            w.consume_throughput(b, topic, p.partitions, p.warmup_count)
+            w.consume_throughput(b, topic, p.partitions, p.warmup_count, 1024)
         for wname, size, count, acks in throughput_workloads(p):
             topic = w.new_topic(b, p.partitions)
             tp = w.produce_throughput(b, topic, size, count, acks)
             result.add(wname, {"mb_s": tp.mb_s, "msgs_s": tp.msgs_s, "seconds": tp.seconds})
             log.info("%s %s: %.1f MB/s %.0f msgs/s", name, wname, tp.mb_s, tp.msgs_s)
             if acks == "1":
-                ct = w.consume_throughput(b, topic, p.partitions, count)
+                ct = w.consume_throughput(b, topic, p.partitions, count, size)
                 cname = f"consume {_fmt(size)}"
                 result.add(cname, {"mb_s": ct.mb_s, "msgs_s": ct.msgs_s, "seconds": ct.seconds})
                 log.info("%s %s: %.1f MB/s %.0f msgs/s", name, cname, ct.mb_s, ct.msgs_s)
