@@ -313,3 +313,23 @@ def test_mutated_configs_fail_only_with_config_errors(tmp_path: Path, index: int
         text = str(err)
         assert text.startswith(str(tmp_path / "fuzz.yaml"))
         assert err.line is not None and err.line >= 1
+
+
+def test_local_cluster_options_and_metrics(tmp_path: Path) -> None:
+    text = CONTRACT.replace(
+        "      data_dir: ./data/west\n",
+        "      data_dir: /srv/west\n      host: 0.0.0.0\n      fsync: always\n      node_id: 3\n"
+        "      topic_defaults: {retention.ms: 1000, cleanup.policy: delete}\n",
+    ) + "metrics:\n  listen: 127.0.0.1:9500\n"
+    cfg = parse_config(text, tmp_path / "c.yaml", env={})
+    west = cfg.clusters["west"].local
+    assert west is not None
+    assert west.data_dir == Path("/srv/west")
+    assert (west.host, west.advertised_host, west.port) == ("0.0.0.0", "127.0.0.1", 29092)
+    assert west.fsync == "always" and west.node_id == 3
+    assert dict(west.default_topic_configs) == {"retention.ms": "1000", "cleanup.policy": "delete"}
+    assert cfg.metrics is not None and (cfg.metrics.host, cfg.metrics.port) == ("127.0.0.1", 9500)
+    err = error_of(tmp_path, CONTRACT + "metrics:\n  listen: nowhere\n")
+    assert_located(err, 19, "metrics.listen", "'nowhere' is not host:port")
+    err = error_of(tmp_path, CONTRACT.replace("data_dir: ./data/west", "data_dir: ./w\n      fsync: sometimes"))
+    assert_located(err, 10, "clusters.west.local.fsync", "'sometimes' is not one of always, interval, never")
