@@ -166,7 +166,8 @@ class DeleteTopic:
 @dataclass(frozen=True)
 class ReportRecreated:
     """The source topic has a new id: a different topic under the old name. Not mirrored
-    until an operator deletes (or renames) the target copy and forgets the old id."""
+    while the target still holds the old copy; once an operator deletes that copy, the
+    next plan creates a fresh one."""
 
     source_topic: str
     target_topic: str
@@ -242,14 +243,17 @@ def plan_topics(
             continue
         target_name = policy.target_topic(src.name)
         old_id = known.get(src.name)
+        tgt = by_target.get(target_name)
         if old_id is not None and src.topic_id is not None and old_id != src.topic_id:
-            actions.append(ReportRecreated(src.name, target_name, old_id, src.topic_id))
-            ids[src.name] = old_id  # keep refusing until an operator forgets it
-            continue
+            if tgt is not None:
+                actions.append(ReportRecreated(src.name, target_name, old_id, src.topic_id))
+                ids[src.name] = old_id  # keep refusing until the old copy is dealt with
+                continue
+            # The operator removed the old copy: nothing left to mix with, start afresh.
+            log.info("source topic %s was recreated and its old copy is gone; mirroring anew", src.name)
         if src.topic_id is not None:
             ids[src.name] = src.topic_id
         wanted = mirrored_config(src.configs, link.exclude_configs) if link.sync_configs else {}
-        tgt = by_target.get(target_name)
         if tgt is None:
             create = CreateTopic(target_name, src.partitions, wanted, link.replication_factor, src.name)
             actions.append(create)

@@ -147,6 +147,10 @@ def test_recreated_source_is_reported_and_not_mirrored() -> None:
     assert p.mirrored == ()
     assert dict(p.source_ids) == {"orders": "old"}  # keeps refusing until an operator acts
     assert plan([T("orders", 3, {}, "new")], [T("orders", 3)], known=dict(p.source_ids)).actions == p.actions
+    # once the operator deletes the old copy, the new topic is mirrored afresh
+    fresh = plan([T("orders", 3, {}, "new")], [], known=dict(p.source_ids))
+    assert fresh.actions == (CreateTopic("orders", 3, {}, -1, "orders"),)
+    assert dict(fresh.source_ids) == {"orders": "new"}
 
 
 def test_adopting_an_existing_target_topic_warns_once() -> None:
