@@ -176,13 +176,20 @@ class BrokerConnection:
             self._shutdown(f"failed on write: {exc!r}")
             raise KafkaConnectionError(f"write to {self.address[0]}:{self.address[1]} failed: {exc!r}") from exc
 
-    async def roundtrip(self, body: Any, timeout_s: float | None = None) -> bytes:
-        """Send a request entity and return the raw response frame (header included)."""
+    async def roundtrip(
+        self, body: Any, timeout_s: float | None = None, *, api_key: int | None = None,
+        api_version: int | None = None,
+    ) -> bytes:
+        """Send a request entity and return the raw response frame (header included).
+
+        `api_key`/`api_version` send a private API that borrows a public schema
+        (codec.PRIVATE_APIS, e.g. dcmirror's offset-preserving append)."""
         cid = self._allocate()
         fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._pending[cid] = fut
         try:
-            await self._write(frame(encode_request(body, cid, self.client_id)))
+            await self._write(frame(encode_request(
+                body, cid, self.client_id, api_key=api_key, api_version=api_version)))
             timeout = self.request_timeout_s if timeout_s is None else timeout_s
             try:
                 return await asyncio.wait_for(asyncio.shield(fut), timeout)
@@ -194,9 +201,12 @@ class BrokerConnection:
         finally:
             self._pending.pop(cid, None)
 
-    async def send(self, body: Any, timeout_s: float | None = None) -> Any:
+    async def send(
+        self, body: Any, timeout_s: float | None = None, *, api_key: int | None = None,
+        api_version: int | None = None,
+    ) -> Any:
         """Send a request entity and return the decoded response entity."""
-        raw = await self.roundtrip(body, timeout_s)
+        raw = await self.roundtrip(body, timeout_s, api_key=api_key, api_version=api_version)
         try:
             _, response = decode_response(raw, response_schema(body.__api_key__, body.__version__))
         except DecodeError as exc:

@@ -71,6 +71,7 @@ class ClientCore:
         self._boot_lock = asyncio.Lock()
         self._meta = ClusterMetadata()
         self._stale = True
+        self._full_refresh: asyncio.Future[ClusterMetadata] | None = None
         #: group id -> coordinator, filled by GroupsMixin.find_coordinator
         self._coordinator_cache: dict[str, BrokerInfo] = {}
 
@@ -176,10 +177,17 @@ class ClientCore:
         """Refresh (all topics, or just `topics`) and return the merged cluster view."""
         return await self.retrying(lambda: self._metadata_once(topics), "Metadata")
 
+    async def refresh_all(self) -> ClusterMetadata:
+        """One full metadata refresh shared by every concurrent caller (after a failure,
+        many in-flight operations want one at the same moment)."""
+        if self._full_refresh is None or self._full_refresh.done():
+            self._full_refresh = asyncio.ensure_future(self._metadata_once(None))
+        return await asyncio.shield(self._full_refresh)
+
     async def leader(self, topic: str, partition: int) -> int:
         """Leader node id of topic-partition, refreshing metadata when stale or unknown."""
         if self._stale:
-            await self._metadata_once(None)
+            await self.refresh_all()
         if self._meta.leader(topic, partition) is None:
             await self._metadata_once([topic])
         leader = self._meta.leader(topic, partition)
@@ -197,7 +205,7 @@ class ClientCore:
     async def controller(self) -> BrokerConnection:
         """Connection to the controller (admin requests Kafka only accepts there)."""
         if self._stale or self._meta.controller_id < 0:
-            await self._metadata_once(None)
+            await self.refresh_all()
         if self._meta.controller_id < 0:
             return await self.any_connection()
         return await self.connection(self._meta.controller_id)
@@ -246,6 +254,9 @@ class ClientCore:
             return await per_broker(await self.connection(node), parts)
 
         merged: dict[Any, Any] = {}
-        for part in await asyncio.gather(*(one(n, ps) for n, ps in groups.items())):
+        parts = await asyncio.gather(*(one(n, ps) for n, ps in groups.items()), return_exceptions=True)
+        for part in parts:  # wait for all, so no request outlives a failed call
+            if isinstance(part, BaseException):
+                raise part
             merged.update(part)
         return merged
