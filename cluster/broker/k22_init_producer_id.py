@@ -18,7 +18,7 @@ async def init_producer_id(broker, hdr, req) -> dict:
         if broker.txns is None:
             return {"throttle_time": 0, "error_code": ErrorCode.coordinator_not_available,
                     "producer_id": -1, "producer_epoch": -1}
-        return await broker.txns.init_producer_id(req)
+        return await broker.txns.init_producer_id(req, hdr.api_version)
     pid = getattr(req, "producer_id", -1)
     epoch = getattr(req, "producer_epoch", -1)
     if pid >= 0 and epoch >= 0 and epoch < 32766:

@@ -8,6 +8,13 @@ batch headers in the log when the broker starts, so it survives kill -9 with the
 
 Producer ids come from a block reserved on disk before use, so ids are never reused after
 a crash (the unused rest of a block is simply skipped).
+
+Transactions, partition side: each partition also keeps a `PartitionTxnIndex` (first
+offset of every open transaction -> last stable offset; aborted ranges for read_committed
+fetches), fed by the same headers plus the COMMIT/ABORT type of control batches, including
+batches that arrive through the mirror's offset-preserving path. Produce refuses control
+batches from clients and, through `txn_guard` (installed by the transaction coordinator),
+transactional batches for partitions not added to the producer's ongoing transaction.
 """
 
 from __future__ import annotations
@@ -17,11 +24,14 @@ import logging
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from kio.schema.errors import ErrorCode
 
+from cluster.txn.partition_index import AbortedTxn, PartitionTxnIndex
+from cluster.wire import control
 from cluster.wire import record_batch as rb
+from cluster.wire.records import InvalidBatch, decode_records
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +63,21 @@ class SequenceError(Exception):
         self.code = code
 
 
+def marker_is_commit(batch: bytes | memoryview) -> bool | None:
+    """COMMIT (True) / ABORT (False) of a control batch; None if it is not a txn marker."""
+    try:
+        records = decode_records(batch, verify_crc=False)
+        return control.parse_control_record(records[0])[0] if records else None
+    except InvalidBatch:
+        return None
+
+
 class PartitionProducers:
     """Sequence state of every producer that wrote to one partition (pure)."""
 
     def __init__(self) -> None:
         self.producers: dict[int, ProducerEntry] = {}
+        self.txns = PartitionTxnIndex()
 
     def check(self, h: rb.BatchHeader) -> _BatchMeta | None:
         """Validate one batch; returns the original batch if `h` is a duplicate."""
@@ -90,10 +110,18 @@ class PartitionProducers:
             )
         return None
 
-    def record(self, h: rb.BatchHeader) -> None:
-        """Remember an appended batch (h carries its assigned base offset)."""
+    def record(self, h: rb.BatchHeader, commit: bool | None = None) -> None:
+        """Remember an appended batch (h carries its assigned base offset).
+
+        `commit` is the marker type when `h` is a control batch (None: not a txn marker).
+        """
         if h.producer_id < 0:
             return
+        if h.is_transactional:
+            if not h.is_control:
+                self.txns.on_data(h.producer_id, h.base_offset)
+            elif commit is not None:
+                self.txns.on_marker(h.producer_id, commit, h.base_offset)
         entry = self.producers.get(h.producer_id)
         if entry is None or h.producer_epoch > entry.epoch:
             entry = ProducerEntry(h.producer_epoch)
@@ -134,15 +162,34 @@ class ProducerState:
     def __init__(self, meta_dir: Path) -> None:
         self.ids = ProducerIds(meta_dir / "producer_ids.json")
         self._partitions: dict[Any, PartitionProducers] = {}
+        # (partition, header) -> None to allow a transactional batch, else (code, message)
+        self.txn_guard: Callable[[Any, rb.BatchHeader], tuple[int, str] | None] | None = None
 
     def for_partition(self, part: Any) -> PartitionProducers:
         state = self._partitions.get(part)
         if state is None:
             state = PartitionProducers()
             for h in part.log.iter_batch_headers(part.log.log_start_offset):
-                state.record(h)
+                commit = None
+                if h.is_control and h.is_transactional:
+                    raw = part.log.read(h.base_offset, h.size)[: h.size]
+                    commit = marker_is_commit(raw)
+                state.record(h, commit)
             self._partitions[part] = state
         return state
+
+    # ---- transactions, partition side ------------------------------------------
+    def last_stable_offset(self, part: Any) -> int:
+        return self.for_partition(part).txns.last_stable_offset(part.high_watermark)
+
+    def aborted_between(self, part: Any, start: int, end: int) -> list[AbortedTxn]:
+        state = self.for_partition(part)
+        state.txns.drop_before(part.log.log_start_offset)
+        return state.txns.aborted_between(start, end)
+
+    def ongoing_producers(self, part: Any) -> dict[int, int]:
+        """producer_id -> first offset of its open transaction in this partition."""
+        return dict(self.for_partition(part).txns.ongoing)
 
     def forget(self, part: Any) -> None:
         self._partitions.pop(part, None)
@@ -153,7 +200,14 @@ class ProducerState:
         for b in batches:
             h = rb.read_header(b)
             try:
+                if h.is_control:
+                    raise SequenceError(ErrorCode.invalid_record,
+                                        "clients may not write control batches")
                 dup = state.check(h)
+                if dup is None and h.is_transactional and self.txn_guard is not None:
+                    refused = self.txn_guard(part, h)
+                    if refused is not None:
+                        raise SequenceError(*refused)
             except SequenceError as exc:
                 return {"index": part.index, "error_code": exc.code, "base_offset": -1,
                         "log_append_time": None, "log_start_offset": -1, "record_errors": [],
@@ -170,7 +224,14 @@ class ProducerState:
         """Mirrored batches keep their own base offsets."""
         state = self.for_partition(part)
         for b in batches:
-            state.record(rb.read_header(b))
+            h = rb.read_header(b)
+            state.record(h, marker_is_commit(b) if h.is_control and h.is_transactional else None)
+
+    def record_marker(self, part: Any, batch: bytes, base_offset: int, commit: bool) -> None:
+        """A COMMIT/ABORT marker the transaction coordinator appended at `base_offset`."""
+        h = rb.read_header(batch)
+        h.base_offset = base_offset
+        self.for_partition(part).record(h, commit)
 
     def record(self, part: Any, batches: Sequence[memoryview], result: Any) -> None:
         state = self.for_partition(part)

@@ -83,6 +83,7 @@ class Broker:
         for meta in self.catalogue.topics.values():
             self._open_partitions(meta, range(meta.partitions))
         await self._start_groups()
+        await self._start_txns()
         self._server = await asyncio.start_server(
             self._serve_connection, self.config.host, self.config.port, limit=1 << 20
         )
@@ -98,6 +99,12 @@ class Broker:
         self.groups = GroupCoordinator(self.data_dir / "__groups", self.node_id)
         await self.groups.start()
 
+    async def _start_txns(self) -> None:
+        from cluster.txn.coordinator import TransactionCoordinator
+
+        self.txns = TransactionCoordinator(self, self.data_dir / "__transactions", fsync=self.config.fsync)
+        await self.txns.start()
+
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
@@ -106,6 +113,8 @@ class Broker:
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.txns is not None:
+            await self.txns.close()
         if self.groups is not None:
             await self.groups.close()
         for part in self.partitions.values():
