@@ -16,7 +16,7 @@ from kio.schema.errors import ErrorCode
 
 from .connection import BrokerConnection
 from .core import TP, ClientCore
-from .errors import REROUTE_CODES, KafkaProtocolError, KafkaUnsupportedVersion, check
+from .errors import REROUTE_CODES, KafkaProtocolError, check
 from .metadata import BrokerInfo, TopicMetadata
 
 log = logging.getLogger(__name__)
@@ -265,5 +265,3 @@ class AdminMixin(ClientCore):
 
         return await self.retrying(lambda: self.by_leader(list(before), per_broker), "DeleteRecords")
 
-
-__all__ = ["AdminMixin", "ClusterDescription", "ConfigEntry", "NewTopic", "KafkaUnsupportedVersion"]

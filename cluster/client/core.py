@@ -228,7 +228,7 @@ class ClientCore:
         """Run `op` until it succeeds, fails for good, or the retry deadline passes."""
         retryer = AsyncRetrying(
             stop=stop_after_delay(self.retry_deadline_s),
-            wait=wait_exponential_jitter(initial=0.05, max=1.0),
+            wait=wait_exponential_jitter(initial=0.05, max=1.0, jitter=0.1),
             retry=retry_if_exception(is_retriable),
             before_sleep=self._before_sleep(what),
             reraise=True,

@@ -12,14 +12,14 @@ import datetime
 import logging
 import struct
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from kio.schema.errors import ErrorCode
-from tenacity import AsyncRetrying, RetryError, stop_after_delay, wait_exponential_jitter, retry_if_exception_type
+from tenacity import AsyncRetrying, RetryError, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
 from .connection import BrokerConnection
 from .core import TP, ClientCore
-from .errors import KafkaConnectionError, KafkaProtocolError, REROUTE_CODES, check
+from .errors import REROUTE_CODES, KafkaConnectionError, KafkaProtocolError, check
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ class DataMixin(ClientCore):
 
         retryer = AsyncRetrying(
             stop=stop_after_delay(self.retry_deadline_s),
-            wait=wait_exponential_jitter(initial=0.05, max=1.0),
+            wait=wait_exponential_jitter(initial=0.05, max=1.0, jitter=0.1),
             retry=retry_if_exception_type(_RetryFetch),
         )
         try:

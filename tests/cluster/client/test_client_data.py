@@ -134,9 +134,10 @@ async def test_list_offsets_by_timestamp(client: KafkaClient, name: str, known_b
     assert got[0] == (2, TS + 2)
 
 
-async def test_produce_to_unknown_topic_raises(client: KafkaClient, name: str) -> None:
-    with pytest.raises(KafkaProtocolError) as info:
-        await client.produce(name, 0, make_batch(1))
+async def test_produce_to_unknown_topic_raises(target, name: str) -> None:
+    async with KafkaClient(target.bootstrap, retry_deadline_s=0.3) as client:
+        with pytest.raises(KafkaProtocolError) as info:
+            await client.produce(name, 0, make_batch(1))
     assert info.value.error_code == 3  # UNKNOWN_TOPIC_OR_PARTITION, after retrying
 
 

@@ -27,7 +27,7 @@ def _kafka_python_signed(data: bytes) -> int:
     return h - (1 << 32) if h & 0x80000000 else h
 
 
-@settings(max_examples=2000)
+@settings(max_examples=1000)
 @given(st.binary(max_size=64))
 def test_matches_kafka_python(data: bytes) -> None:
     assert murmur2(data) == _kafka_python_signed(data)
