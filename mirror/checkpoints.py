@@ -1,0 +1,131 @@
+"""Consumer-group offsets follow the data: source commits -> checkpoints -> target groups.
+
+Every `checkpoint_interval_s` the committed offsets of matching groups are read from the
+source, translated (identity in offset-preserving mode, through the offset-sync index in
+translation mode), written as checkpoint records to the target's
+`__dcmirror.checkpoints.<link>` topic, and committed to the target group whenever that
+group has no active members there — as MirrorMaker 2 does, so a consumer running on the
+target is never overridden.
+
+A translated offset is never ahead of what the mirror has copied: committing past the
+mirrored position would make a failed-over consumer skip records it never saw.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from kio.schema.errors import ErrorCode
+
+from cluster.client.admin import NewTopic
+from cluster.client.client import KafkaClient
+from cluster.client.errors import KafkaProtocolError
+from cluster.wire.batch_builder import build_batch
+from mirror.offsets import Checkpoint, OffsetSyncIndex, checkpoints_topic, encode_checkpoint
+from mirror.policy import ReplicationPolicy
+from mirror.progress import LinkProgress
+
+log = logging.getLogger(__name__)
+
+TP = tuple[str, int]
+_INACTIVE = {"empty", "dead", ""}
+
+
+@dataclass
+class CheckpointResult:
+    group: str
+    committed: dict[TP, int]  # target (topic, partition) -> offset committed on the target
+    skipped_active: bool = False
+
+
+@dataclass
+class Checkpointer:
+    link_name: str
+    policy: ReplicationPolicy
+    source: KafkaClient
+    target: KafkaClient
+    progress: LinkProgress
+    preserve_offsets: bool
+    syncs: OffsetSyncIndex | None = None
+    mirrored_position: Callable[[TP], int] | None = None
+    _topic_ready: bool = False
+    last: dict[str, dict[TP, Checkpoint]] = field(default_factory=dict)
+
+    def translate(self, tp: TP, upstream: int) -> int | None:
+        if upstream < 0:
+            return None
+        if self.mirrored_position is not None:
+            pos = self.mirrored_position(tp)
+            if pos < 0:
+                return None
+            upstream = min(upstream, pos)
+        if self.preserve_offsets:
+            return upstream
+        if self.syncs is None:
+            return None
+        return self.syncs.translate(tp[0], tp[1], upstream)
+
+    async def _ensure_topic(self) -> str:
+        name = checkpoints_topic(self.link_name)
+        if not self._topic_ready:
+            if name not in await self.target.list_topics(include_internal=True):
+                try:
+                    await self.target.create_topics([NewTopic(name, 1, 1, {})])
+                except KafkaProtocolError as exc:
+                    if exc.error_code != ErrorCode.topic_already_exists:
+                        raise
+            self._topic_ready = True
+        return name
+
+    async def once(self, mirrored_topics: set[str]) -> list[CheckpointResult]:
+        """One round over every matching group."""
+        groups = [g.group_id for g in await self.source.list_groups()
+                  if self.policy.should_mirror_group(g.group_id)]
+        if not groups:
+            return []
+        target_states = {}
+        try:
+            for d in await self.target.describe_groups(groups):
+                target_states[d.group_id] = (d.state or "").lower() if not d.members else "active"
+        except KafkaProtocolError:
+            target_states = {}
+        now = int(time.time() * 1000)
+        records = []
+        results = []
+        for group in groups:
+            committed = await self.source.offset_fetch(group)
+            cps: dict[TP, Checkpoint] = {}
+            for (topic, p), (offset, meta) in committed.items():
+                if topic not in mirrored_topics or offset < 0:
+                    continue
+                down = self.translate((topic, p), offset)
+                if down is None:
+                    continue
+                target_topic = self.policy.target_topic(topic)
+                cps[(target_topic, p)] = Checkpoint(group, topic, p, offset, down, meta, now)
+            if not cps:
+                continue
+            previous = self.last.get(group, {})
+            changed = {tp: c for tp, c in cps.items()
+                       if tp not in previous or previous[tp].downstream_offset != c.downstream_offset}
+            for c in changed.values():
+                records.append(encode_checkpoint(c))
+            self.last[group] = cps
+            state = target_states.get(group, "dead")
+            result = CheckpointResult(group, {})
+            if state in _INACTIVE:
+                if changed:
+                    await self.target.offset_commit(
+                        group, {tp: c.downstream_offset for tp, c in changed.items()})
+                result.committed = {tp: c.downstream_offset for tp, c in cps.items()}
+            else:
+                result.skipped_active = True
+            self.progress.last_checkpoint_ms[group] = now
+            results.append(result)
+        if records:
+            topic = await self._ensure_topic()
+            await self.target.produce(topic, 0, build_batch([(k, v, [], now) for k, v in records]))
+        return results

@@ -1,0 +1,160 @@
+"""One link's runtime: connect, choose the mode, then run copier, topic sync and checkpoints.
+
+The mode is decided by asking the target what it is: a dcmirror cluster advertises the
+private DcMirrorAppend API in ApiVersions, which enables offset-preserving mode
+(`mode: auto`); any other cluster gets translation mode. Everything this runner learns
+lives in `LinkProgress`, which status, metrics and failover read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from tenacity import wait_exponential_jitter
+
+from cluster.client.client import KafkaClient
+from cluster.client.dial import Dialer, default_dial
+from cluster.client.errors import KafkaError
+from cluster.wire import codec
+from mirror.checkpoints import Checkpointer
+from mirror.config import LinkConfig, MirrorConfig
+from mirror.copier import LinkCopier, _RetryState, _wait_any
+from mirror.offsets import OffsetSyncIndex
+from mirror.progress import LinkProgress, TP
+from mirror.sinks import PreservingSink, TranslatingSink
+from mirror.topic_sync import TopicSync
+
+log = logging.getLogger(__name__)
+
+
+class ModeError(Exception):
+    """The link asks for a mode the target cannot provide."""
+
+
+def make_client(cfg: MirrorConfig, alias: str, link: str, dial: Dialer) -> KafkaClient:
+    c = cfg.clusters[alias]
+    return KafkaClient(c.bootstrap, client_id=f"dcmirror-{link}", dial=dial,
+                       request_timeout_s=c.client.request_timeout_s)
+
+
+async def target_preserves_offsets(target: KafkaClient) -> bool:
+    conn = await target.any_connection()
+    return conn.versions.supports(codec.DCMIRROR_APPEND)
+
+
+class LinkRunner:
+    def __init__(self, cfg: MirrorConfig, link: LinkConfig, *, dial: Dialer = default_dial,
+                 assignor=None) -> None:
+        self.cfg = cfg
+        self.link = link
+        self.policy = cfg.policy(link)
+        self.dial = dial
+        self.progress = LinkProgress(link.name)
+        self.source = make_client(cfg, link.source, link.name, dial)
+        self.target = make_client(cfg, link.target, link.name, dial)
+        self.copier: LinkCopier | None = None
+        self.assignor = assignor  # scale-out: filters partitions to this member's share
+        self.mirrored_topics: set[str] = set()
+        self.all_partitions: list[TP] = []
+        self.synced = asyncio.Event()
+        self.latency = None  # set by the daemon: a latency histogram child
+
+    async def _connect(self, stop: asyncio.Event) -> bool:
+        wait = wait_exponential_jitter(initial=0.5, max=10)
+        attempt = 0
+        last = ""
+        while not stop.is_set():
+            try:
+                await self.source.start()
+                await self.target.start()
+                return True
+            except (KafkaError, OSError) as exc:
+                attempt += 1
+                msg = f"{type(exc).__name__}: {exc}"
+                if msg != last:
+                    log.warning("link %s: waiting for clusters (%s)", self.link.name, msg)
+                    last = msg
+                self.progress.state = "connecting"
+                await _wait_any(stop, None, wait(_RetryState(attempt)))
+        return False
+
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            if not await self._connect(stop):
+                return
+            preserve_capable = await target_preserves_offsets(self.target)
+            mode = self.link.resolved_mode(preserve_capable)
+            if mode == "preserve-offsets" and not preserve_capable:
+                raise ModeError(
+                    f"link {self.link.name}: mode preserve-offsets needs a dcmirror target, but "
+                    f"{self.link.target} does not offer the offset-preserving append API")
+            preserve = mode == "preserve-offsets"
+            self.progress.mode = mode
+            rename = self.policy.target_topic
+            syncs = None
+            if preserve:
+                sink = PreservingSink(self.target, rename)
+            else:
+                sink = TranslatingSink(self.target, rename, self.link.name)
+                syncs = OffsetSyncIndex()
+                syncs.add_all(await sink.read_syncs())
+            log.info("link %s: %s -> %s in %s mode", self.link.name, self.link.source,
+                     self.link.target, mode)
+
+            def on_written(written: dict) -> None:
+                if syncs is not None:
+                    for w in written.values():
+                        syncs.add_all(w.syncs)
+
+            self.copier = LinkCopier(self.link.name, self.source, sink, self.progress, rename,
+                                     start_from=self.link.start_from, on_written=on_written,
+                                     latency=self.latency)
+            topic_sync = TopicSync(self.link, self.policy, self.source, self.target, self.progress,
+                                   preserve, self.link.source)
+
+            def mirrored_position(tp: TP) -> int:
+                p = self.progress.partitions.get(tp)
+                return p.position if p is not None else -1
+
+            checkpointer = Checkpointer(self.link.name, self.policy, self.source, self.target,
+                                        self.progress, preserve, syncs, mirrored_position)
+            await asyncio.gather(
+                self.copier.run(stop),
+                self._every(stop, self.link.sync_interval_s, "topic sync",
+                            lambda: self._sync_topics(topic_sync)),
+                self._every(stop, self.link.checkpoint_interval_s, "checkpoints",
+                            lambda: checkpointer.once(self.mirrored_topics)),
+            )
+        finally:
+            await self.source.close()
+            await self.target.close()
+
+    async def _sync_topics(self, topic_sync: TopicSync) -> None:
+        mirrored = await topic_sync.once()
+        self.mirrored_topics = {m.source for m in mirrored}
+        self.all_partitions = [(m.source, p) for m in mirrored for p in range(m.partitions)]
+        mine = self.all_partitions
+        if self.assignor is not None:
+            mine = self.assignor.filter(mine)
+        assert self.copier is not None
+        self.copier.set_assignment(mine)
+        self.synced.set()
+
+    async def _every(self, stop: asyncio.Event, interval: float, what: str, fn) -> None:
+        failing = False
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                await fn()
+                if failing:
+                    log.info("link %s: %s recovered", self.link.name, what)
+                failing = False
+            except asyncio.CancelledError:
+                raise
+            except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+                if not failing:
+                    log.warning("link %s: %s failed, retrying: %s", self.link.name, what, exc)
+                failing = True
+            await _wait_any(stop, None, max(0.1, interval - (time.monotonic() - started)))

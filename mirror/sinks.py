@@ -1,0 +1,224 @@
+"""Where copied batches go: the two ways of writing to a target cluster.
+
+`PreservingSink` (target is a dcmirror cluster): batches travel untouched through the
+private DcMirrorAppend API, keep their offsets, and the target's log end offset *is* the
+mirror's progress — a restarted or moved daemon resumes exactly, and a re-sent request
+is skipped by the broker, so nothing is lost or duplicated.
+
+`TranslatingSink` (any other Kafka cluster): ordinary Produce. Batches stay compressed as
+they are; only producer id, epoch, sequence and the transactional bit are cleared (the
+target would reject a foreign producer's sequences) and the header CRC is recomputed —
+records are never decompressed. Every written batch yields an offset sync (upstream base
+-> downstream base, and both ends) stored in the target's `__dcmirror.offset-syncs.<link>`
+topic, which is also where a restarted daemon finds its resume position.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+from kio.schema.errors import ErrorCode
+
+from cluster.client.client import KafkaClient
+from cluster.client.errors import KafkaProtocolError
+from cluster.wire import codec
+from cluster.wire import record_batch as rb
+from cluster.wire.batch_builder import build_batch
+from cluster.wire.records import decode_batches
+from mirror.offsets import OffsetSync, decode_sync, encode_sync, offset_syncs_topic
+
+log = logging.getLogger(__name__)
+
+TP = tuple[str, int]
+PRODUCE = 0
+_ATTR = struct.Struct(">h")
+
+
+@dataclass
+class Written:
+    """One partition's outcome: the upstream offset after the last written batch."""
+
+    next_upstream: int
+    syncs: list[OffsetSync]
+
+
+class Sink(Protocol):
+    mode: str
+
+    async def resume_positions(self, tps: Sequence[TP]) -> dict[TP, int | None]: ...
+
+    async def write(self, data: dict[TP, list[memoryview]]) -> dict[TP, Written]: ...
+
+
+def target_supports_preserving(versions) -> bool:
+    return versions.supports(codec.DCMIRROR_APPEND)
+
+
+async def _send_by_leader(
+    client: KafkaClient, requests: dict[TP, bytes], api_key: int | None
+) -> dict[TP, tuple[int, int, str | None]]:
+    """Produce-shaped request per target leader; {tp: (error_code, base_offset, message)}."""
+    by_node: dict[int, dict[TP, bytes]] = {}
+    for (topic, p), payload in requests.items():
+        node = await client.leader(topic, p)
+        by_node.setdefault(node, {})[(topic, p)] = payload
+    out: dict[TP, tuple[int, int, str | None]] = {}
+    for node, parts in by_node.items():
+        conn = await client.connection(node)
+        if api_key is None:
+            version = conn.version_for(PRODUCE, 9)
+            schema, send_key, send_version = codec.request_schema(PRODUCE, version), None, None
+        else:
+            schema, send_key, send_version = codec.request_schema(api_key, 0), api_key, 0
+        topics: dict[str, list[dict]] = {}
+        for (topic, p), payload in parts.items():
+            topics.setdefault(topic, []).append({"index": p, "records": payload})
+        from cluster.wire.build import build
+
+        body = build(schema, {
+            "transactional_id": None, "acks": -1, "timeout": 30000,
+            "topic_data": [{"name": t, "partition_data": ps} for t, ps in topics.items()],
+        })
+        resp = await conn.send(body, api_key=send_key, api_version=send_version)
+        for t in resp.responses:
+            for pr in t.partition_responses:
+                out[(t.name, pr.index)] = (
+                    int(pr.error_code), int(pr.base_offset), getattr(pr, "error_message", None)
+                )
+    return out
+
+
+def _raise_for(tp: TP, code: int, message: str | None) -> None:
+    if code:
+        raise KafkaProtocolError(ErrorCode(code), message, context=f"append to {tp[0]}-{tp[1]}")
+
+
+class PreservingSink:
+    mode = "preserve-offsets"
+
+    def __init__(self, target: KafkaClient, rename) -> None:
+        self.target = target
+        self.rename = rename  # source topic -> target topic
+
+    async def resume_positions(self, tps: Sequence[TP]) -> dict[TP, int | None]:
+        """Target log end per partition; None where the target partition is still empty
+        at offset 0 (the copier then starts where the link says)."""
+        out: dict[TP, int | None] = {}
+        by_topic: dict[str, list[int]] = {}
+        for t, p in tps:
+            by_topic.setdefault(t, []).append(p)
+        for topic, parts in by_topic.items():
+            ends = await self.target.list_offsets(self.rename(topic), parts, -1)
+            for p in parts:
+                end = ends[p][0]
+                out[(topic, p)] = None if end == 0 else end
+        return out
+
+    async def write(self, data: dict[TP, list[memoryview]]) -> dict[TP, Written]:
+        requests = {(self.rename(t), p): b"".join(bs) for (t, p), bs in data.items()}
+        results = await _send_by_leader(self.target, requests, codec.DCMIRROR_APPEND)
+        out = {}
+        for (t, p), bs in data.items():
+            code, _, msg = results[(self.rename(t), p)]
+            _raise_for((t, p), code, msg)
+            last = rb.read_header(bs[-1])
+            out[(t, p)] = Written(last.next_offset, [])
+        return out
+
+
+def strip_producer(batch: memoryview) -> bytes:
+    """A copy of `batch` without producer id/epoch/sequence and transactional bit, CRC
+    recomputed; compressed records are untouched."""
+    b = bytearray(batch)
+    (attrs,) = _ATTR.unpack_from(b, rb.ATTRIBUTES_OFFSET)
+    _ATTR.pack_into(b, rb.ATTRIBUTES_OFFSET, attrs & ~rb.TRANSACTIONAL_BIT)
+    struct.pack_into(">qhi", b, 43, -1, -1, -1)
+    struct.pack_into(">I", b, rb.CRC_OFFSET, rb.compute_crc(b))
+    return bytes(b)
+
+
+class TranslatingSink:
+    mode = "translate"
+
+    def __init__(self, target: KafkaClient, rename, link_name: str) -> None:
+        self.target = target
+        self.rename = rename
+        self.sync_topic = offset_syncs_topic(link_name)
+        self._sync_topic_ready = False
+
+    async def _ensure_sync_topic(self) -> None:
+        if self._sync_topic_ready:
+            return
+        from cluster.client.admin import NewTopic
+
+        topics = await self.target.list_topics(include_internal=True)
+        if self.sync_topic not in topics:
+            try:
+                await self.target.create_topics([NewTopic(self.sync_topic, 1, 1, {
+                    "retention.ms": str(7 * 24 * 3600 * 1000)})])
+            except KafkaProtocolError as exc:
+                if exc.error_code != ErrorCode.topic_already_exists:
+                    raise
+        self._sync_topic_ready = True
+
+    async def read_syncs(self) -> list[OffsetSync]:
+        """Every sync in the target's sync topic, oldest first."""
+        from cluster.client.data import FetchPosition
+
+        await self._ensure_sync_topic()
+        ends = await self.target.list_offsets(self.sync_topic, [0], -1)
+        start = (await self.target.list_offsets(self.sync_topic, [0], -2))[0][0]
+        end = ends[0][0]
+        out: list[OffsetSync] = []
+        pos = start
+        while pos < end:
+            res = (await self.target.fetch({(self.sync_topic, 0): FetchPosition(pos, 4 << 20)},
+                                           max_wait_ms=0))[(self.sync_topic, 0)]
+            if res.error_code or not res.records:
+                break
+            for h, records in decode_batches(res.records):
+                for r in records:
+                    if r.offset >= pos and r.key is not None and r.value is not None:
+                        out.append(decode_sync(r.key, r.value))
+                pos = max(pos, h.next_offset)
+        return out
+
+    async def resume_positions(self, tps: Sequence[TP]) -> dict[TP, int | None]:
+        latest: dict[TP, int] = {}
+        for s in await self.read_syncs():
+            nxt = s.upstream_next if s.upstream_next is not None else s.upstream_offset
+            latest[(s.topic, s.partition)] = max(latest.get((s.topic, s.partition), -1), nxt)
+        return {tp: latest.get(tp) for tp in tps}
+
+    async def write(self, data: dict[TP, list[memoryview]]) -> dict[TP, Written]:
+        await self._ensure_sync_topic()
+        stripped = {tp: [strip_producer(b) if rb.read_header(b).producer_id >= 0 else bytes(b)
+                         for b in bs] for tp, bs in data.items()}
+        requests = {(self.rename(t), p): b"".join(bs) for (t, p), bs in stripped.items()}
+        results = await _send_by_leader(self.target, requests, None)
+        out: dict[TP, Written] = {}
+        sync_records = []
+        for (t, p), bs in data.items():
+            code, base, msg = results[(self.rename(t), p)]
+            _raise_for((t, p), code, msg)
+            syncs = []
+            down = base
+            for b in bs:
+                h = rb.read_header(b)
+                span = h.last_offset_delta + 1
+                syncs.append(OffsetSync(t, p, h.base_offset, down, h.next_offset, down + span))
+                down += span
+            out[(t, p)] = Written(rb.read_header(bs[-1]).next_offset, syncs)
+            for s in syncs:
+                k, v = encode_sync(s)
+                sync_records.append((k, v, [], 0))
+        if sync_records:
+            import time as _t
+
+            now = int(_t.time() * 1000)
+            batch = build_batch([(k, v, h, now) for k, v, h, _ in sync_records])
+            await self.target.produce(self.sync_topic, 0, batch, acks=-1)
+        return out

@@ -1,0 +1,161 @@
+"""`dcmirror status`: replication state computed from the clusters themselves.
+
+Needs no running daemon: progress lives in the target (its log end in offset-preserving
+mode, the offset-sync topic in translation mode), so any machine that reaches both clusters
+can answer. Time lag is the age of the oldest record not yet mirrored, read from that
+batch's header on the source (no record is decoded).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from cluster.client.client import KafkaClient
+from cluster.client.data import FetchPosition
+from cluster.client.errors import KafkaError
+from cluster.wire import codec
+from cluster.wire import record_batch as rb
+from cluster.wire.records import decode_batches
+from mirror.config import LinkConfig, MirrorConfig
+from mirror.offsets import checkpoints_topic, decode_checkpoint
+from mirror.policy import is_internal_topic
+from mirror.sinks import TranslatingSink
+
+
+def _client(cfg: MirrorConfig, alias: str) -> KafkaClient:
+    return KafkaClient(cfg.clusters[alias].bootstrap, client_id="dcmirror-status",
+                       request_timeout_s=10, retry_deadline_s=5)
+
+
+async def _oldest_unmirrored_ts(source: KafkaClient, topic: str, p: int, pos: int) -> int:
+    res = (await source.fetch({(topic, p): FetchPosition(pos, 64 * 1024)}, max_wait_ms=0,
+                              min_bytes=0))[(topic, p)]
+    for _, h in rb.iter_batches(res.records or b""):
+        if h.next_offset > pos:
+            return h.base_timestamp
+    return -1
+
+
+async def _last_checkpoints(target: KafkaClient, link: str) -> dict[str, int]:
+    topic = checkpoints_topic(link)
+    if topic not in await target.list_topics(include_internal=True):
+        return {}
+    start = (await target.list_offsets(topic, [0], -2))[0][0]
+    end = (await target.list_offsets(topic, [0], -1))[0][0]
+    out: dict[str, int] = {}
+    pos = start
+    while pos < end:
+        res = (await target.fetch({(topic, 0): FetchPosition(pos, 4 << 20)}, max_wait_ms=0))[(topic, 0)]
+        if res.error_code or not res.records:
+            break
+        for h, records in decode_batches(res.records):
+            for r in records:
+                if r.key is not None and r.value is not None:
+                    cp = decode_checkpoint(r.key, r.value)
+                    out[cp.group] = max(out.get(cp.group, 0), cp.timestamp_ms)
+            pos = max(pos, h.next_offset)
+    return out
+
+
+async def link_status(cfg: MirrorConfig, link: LinkConfig) -> dict[str, Any]:
+    policy = cfg.policy(link)
+    entry: dict[str, Any] = {"name": link.name, "source": link.source, "target": link.target,
+                             "mode": None, "partitions": [], "groups": [], "error": None}
+    source, target = _client(cfg, link.source), _client(cfg, link.target)
+    now = int(time.time() * 1000)
+    try:
+        await source.start()
+        await target.start()
+        conn = await target.any_connection()
+        preserve = link.resolved_mode(conn.versions.supports(codec.DCMIRROR_APPEND)) == "preserve-offsets"
+        entry["mode"] = "preserve-offsets" if preserve else "translate"
+        synced: dict[tuple[str, int], int] = {}
+        if not preserve:
+            for s in await TranslatingSink(target, policy.target_topic, link.name).read_syncs():
+                nxt = s.upstream_next if s.upstream_next is not None else s.upstream_offset
+                synced[(s.topic, s.partition)] = max(synced.get((s.topic, s.partition), -1), nxt)
+        target_topics = await target.list_topics()
+        for name, meta in (await source.list_topics()).items():
+            if is_internal_topic(name) or not policy.should_mirror_topic(name):
+                continue
+            tname = policy.target_topic(name)
+            parts = sorted(meta.partitions)
+            ends = await source.list_offsets(name, parts, -1)
+            starts = await source.list_offsets(name, parts, -2)
+            tends = {}
+            if tname in target_topics:
+                have = [p for p in parts if p in target_topics[tname].partitions]
+                tends = await target.list_offsets(tname, have, -1) if have else {}
+            for p in parts:
+                src_end = ends[p][0]
+                tgt_end = tends[p][0] if p in tends else None
+                if tgt_end is None:
+                    mirrored, state = starts[p][0], "missing"
+                else:
+                    mirrored = tgt_end if preserve else synced.get((name, p), starts[p][0])
+                    state = "in-sync"
+                lag = max(0, src_end - max(mirrored, starts[p][0]))
+                lag_s = 0.0
+                if lag > 0:
+                    state = "lagging" if state == "in-sync" else state
+                    ts = await _oldest_unmirrored_ts(source, name, p, max(mirrored, starts[p][0]))
+                    lag_s = max(0.0, (now - ts) / 1000) if ts > 0 else 0.0
+                entry["partitions"].append({
+                    "topic": name, "partition": p, "target_topic": tname,
+                    "source_start": starts[p][0], "source_end": src_end,
+                    "target_end": tgt_end, "mirrored": mirrored, "lag": lag,
+                    "lag_seconds": round(lag_s, 3), "state": state,
+                })
+        for group, at in sorted((await _last_checkpoints(target, link.name)).items()):
+            entry["groups"].append({"group": group, "last_checkpoint_ms": at,
+                                    "age_seconds": round((now - at) / 1000, 1)})
+    except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+        entry["error"] = f"{type(exc).__name__}: {exc}"
+    finally:
+        await source.close()
+        await target.close()
+    entry["partitions"].sort(key=lambda x: (-x["lag"], -x["lag_seconds"], x["topic"], x["partition"]))
+    total = sum(x["lag"] for x in entry["partitions"])
+    entry["summary"] = {
+        "partitions": len(entry["partitions"]),
+        "lagging": sum(1 for x in entry["partitions"] if x["lag"] > 0),
+        "total_lag": total,
+        "max_lag_seconds": max((x["lag_seconds"] for x in entry["partitions"]), default=0.0),
+    }
+    return entry
+
+
+async def collect_status(cfg: MirrorConfig, links: list[str] | None = None) -> dict[str, Any]:
+    chosen = [l for l in cfg.links if not links or l.name in links]
+    return {"links": list(await asyncio.gather(*(link_status(cfg, l) for l in chosen)))}
+
+
+def render_table(report: dict[str, Any]):
+    """A rich renderable: one table per link, worst partitions first, and a summary line."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    parts = []
+    for link in report["links"]:
+        title = f"{link['name']}: {link['source']} -> {link['target']} ({link['mode'] or '?'})"
+        if link.get("error"):
+            parts.append(Text(f"{title}: ERROR {link['error']}", style="bold red"))
+            continue
+        t = Table(title=title, title_justify="left")
+        for col in ("topic", "partition", "source end", "target end", "lag", "lag (s)", "state"):
+            t.add_column(col, justify="right" if col not in ("topic", "state") else "left")
+        for p in link["partitions"]:
+            style = "red" if p["lag"] > 0 else None
+            t.add_row(p["topic"], str(p["partition"]), str(p["source_end"]),
+                      "-" if p["target_end"] is None else str(p["target_end"]), str(p["lag"]),
+                      f"{p['lag_seconds']:.1f}", p["state"], style=style)
+        parts.append(t)
+        s = link["summary"]
+        parts.append(Text(f"{s['partitions']} partitions, {s['lagging']} lagging, "
+                          f"{s['total_lag']} records behind, max {s['max_lag_seconds']:.1f}s"))
+        for g in link["groups"]:
+            parts.append(Text(f"  group {g['group']}: last checkpoint {g['age_seconds']}s ago"))
+    return Group(*parts)

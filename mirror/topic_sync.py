@@ -1,0 +1,126 @@
+"""Applies the pure topic planner (`mirror.topics`) to real clusters.
+
+Reads both clusters' topics and topic-level overrides, plans, and carries out the actions
+through `cluster.client`. In offset-preserving mode every topic it creates on the target
+is marked `dcmirror.mirror.source=<source alias>`: the target broker then refuses ordinary
+producers on it until failover promotes it, and accepts the mirror's private append.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from kio.schema.errors import ErrorCode
+
+from cluster.client.admin import NewTopic
+from cluster.client.client import KafkaClient
+from cluster.client.errors import KafkaProtocolError
+from mirror.config import LinkConfig
+from mirror.policy import ReplicationPolicy, is_internal_topic
+from mirror.progress import Alarm, LinkProgress
+from mirror.topics import (
+    AlterConfigs,
+    CreatePartitions,
+    CreateTopic,
+    DeleteTopic,
+    MirroredTopic,
+    ReportDeleted,
+    ReportRecreated,
+    TopicDescription,
+    Warn,
+    plan_topics,
+)
+
+log = logging.getLogger(__name__)
+
+MIRROR_SOURCE = "dcmirror.mirror.source"
+_TOPIC_OVERRIDE = 1
+
+
+async def describe_topics(client: KafkaClient) -> list[TopicDescription]:
+    topics = {n: t for n, t in (await client.list_topics()).items() if not is_internal_topic(n)}
+    configs = await client.describe_configs(list(topics)) if topics else {}
+    out = []
+    for name, t in topics.items():
+        overrides = {k: e.value for k, e in configs.get(name, {}).items()
+                     if e.source == _TOPIC_OVERRIDE and e.value is not None}
+        out.append(TopicDescription(name, t.num_partitions, overrides,
+                                    str(t.topic_id) if t.topic_id else None))
+    return out
+
+
+@dataclass
+class TopicSync:
+    link: LinkConfig
+    policy: ReplicationPolicy
+    source: KafkaClient
+    target: KafkaClient
+    progress: LinkProgress
+    preserve_offsets: bool
+    source_alias: str
+    known_ids: dict[str, str] | None = None
+    _reported: set = field(default_factory=set)
+
+    async def once(self) -> list[MirroredTopic]:
+        """One planning round; returns the topics the copier should copy now."""
+        sources = await describe_topics(self.source)
+        targets = await describe_topics(self.target)
+        if self.preserve_offsets:
+            targets = [TopicDescription(t.name, t.partitions,
+                                        {k: v for k, v in t.configs.items() if k != MIRROR_SOURCE},
+                                        t.topic_id) for t in targets]
+        plan = plan_topics(sources, targets, self.link, self.policy, self.known_ids)
+        self.known_ids = dict(plan.source_ids)
+        blocked: set[str] = set()
+        for action in plan.actions:
+            await self._apply(action, blocked)
+        return [m for m in plan.mirrored if m.source not in blocked]
+
+    async def _apply(self, action, blocked: set[str]) -> None:
+        if isinstance(action, CreateTopic):
+            configs = dict(action.configs)
+            if self.preserve_offsets:
+                configs[MIRROR_SOURCE] = self.source_alias
+            try:
+                rf = action.replication_factor if action.replication_factor > 0 else -1
+                await self.target.create_topics([NewTopic(action.name, action.partitions, rf, configs)])
+                log.info("link %s: created %s with %d partition(s)", self.link.name, action.name,
+                         action.partitions)
+            except KafkaProtocolError as exc:
+                if exc.error_code != ErrorCode.topic_already_exists:
+                    raise
+        elif isinstance(action, CreatePartitions):
+            await self.target.create_partitions({action.name: action.total})
+            log.info("link %s: %s now has %d partitions", self.link.name, action.name, action.total)
+        elif isinstance(action, AlterConfigs):
+            changes: dict[str, str | None] = dict(action.set)
+            changes.update({k: None for k in action.delete})
+            await self.target.incremental_alter_configs({action.name: changes})
+            log.info("link %s: %s configs follow the source: %s", self.link.name, action.name, changes)
+        elif isinstance(action, ReportDeleted):
+            self._once(("deleted", action.source_topic), "topic-deleted", action.source_topic,
+                       f"source topic {action.source_topic} was deleted; its copy "
+                       f"{action.target_topic} is kept (propagate_deletes is off)")
+        elif isinstance(action, DeleteTopic):
+            await self.target.delete_topics([action.name])
+            log.info("link %s: deleted %s (source topic gone)", self.link.name, action.name)
+        elif isinstance(action, ReportRecreated):
+            blocked.add(action.source_topic)
+            self._once(("recreated", action.source_topic, action.new_topic_id), "topic-recreated",
+                       action.source_topic,
+                       f"source topic {action.source_topic} was deleted and recreated (topic id "
+                       f"{action.old_topic_id} -> {action.new_topic_id}); not mixing it into "
+                       f"{action.target_topic}. Delete or rename the target copy to resume.")
+        elif isinstance(action, Warn):
+            self._once(("warn", action.topic, action.message), None, action.topic, action.message)
+
+    def _once(self, key: tuple, alarm: str | None, topic: str, message: str) -> None:
+        if key in self._reported:
+            return
+        self._reported.add(key)
+        if alarm is None:
+            log.warning("link %s: %s", self.link.name, message)
+            return
+        log.error("link %s: ALARM %s", self.link.name, message)
+        self.progress.alarms.append(Alarm(alarm, topic, -1, message))

@@ -1,0 +1,51 @@
+"""`dcmirror up`: the local clusters of a config and the mirror daemon in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from cluster.broker.config import BrokerConfig
+from cluster.broker.server import Broker
+from mirror.config import MirrorConfig
+from mirror.daemon import Daemon
+
+log = logging.getLogger(__name__)
+
+
+def broker_config(alias: str, local) -> BrokerConfig:
+    return BrokerConfig(
+        name=alias, data_dir=local.data_dir, port=local.port, host=local.host,
+        advertised_host=local.advertised_host, node_id=local.node_id, fsync=local.fsync,
+        fsync_interval_ms=local.fsync_interval_ms, auto_create_topics=local.auto_create_topics,
+        default_partitions=local.default_partitions,
+        default_topic_configs=dict(local.default_topic_configs),
+    )
+
+
+async def run_up(cfg: MirrorConfig, *, metrics_port: int | None = None, live: bool = False) -> None:
+    brokers = []
+    try:
+        for alias, c in cfg.clusters.items():
+            if c.local is None:
+                continue
+            b = Broker(broker_config(alias, c.local))
+            await b.start()
+            brokers.append(b)
+            log.info("cluster %s ready on %s:%d (data in %s)", alias, c.local.host, c.local.port,
+                     c.local.data_dir)
+        daemon = Daemon(cfg, metrics_port=metrics_port)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, daemon.stop)
+        if live:
+            from mirror.live_view import run_live
+
+            await asyncio.gather(daemon.run(), run_live(daemon))
+        else:
+            await daemon.run()
+    finally:
+        for b in brokers:
+            await b.stop()
+        log.info("all stopped")
