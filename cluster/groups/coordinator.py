@@ -25,6 +25,7 @@ from kio.schema.errors import ErrorCode
 
 from cluster.groups import offsets as offset_rules
 from cluster.groups.model import (
+    CommittedOffset,
     DeleteGroup,
     Effect,
     GroupConfig,
@@ -296,6 +297,23 @@ class GroupCoordinator:
         for o, e in zip(wanted, errors):
             out.setdefault(o.topic, []).append({"partition_index": o.partition, "error_code": e})
         return {"topics": [{"name": t, "partitions": ps} for t, ps in out.items()]}
+
+    def commit_transactional_offsets(
+        self, group_id: str, rows: Iterable[tuple[str, int, int, int, str | None]]
+    ) -> None:
+        """Make a committed transaction's offsets visible (called by the txn coordinator).
+
+        `rows` are (topic, partition, offset, leader_epoch, metadata). The generation was
+        checked when TxnOffsetCommit arrived, so no membership checks apply here.
+        """
+        group = self._group(group_id)
+        now = self.clock()
+        written = []
+        for topic, partition, offset, leader_epoch, metadata in rows:
+            value = CommittedOffset(offset, leader_epoch, metadata or "", now)
+            group.offsets[(topic, partition)] = value
+            written.append((topic, partition, value))
+        self._apply([PersistOffsets(group_id, tuple(written))])
 
     async def offset_fetch(self, group_id: str, topics: dict[str, list[int]] | None) -> dict[str, Any]:
         """One group's committed offsets; `topics=None` means all of them."""

@@ -1,0 +1,51 @@
+"""OffsetCommit (key 8), v2-v8: consumer offsets with metadata and leader epoch.
+
+Generation and member are checked when generation_id >= 0; "simple" commits (generation
+-1, no member id, as mirrors and tools send) are accepted while the group has no members.
+v2-v4's retention_time is ignored (offsets are kept until the group is deleted). Versions
+9+ (KIP-848 member epochs, topic ids) are not served. Not checked: whether the topic
+exists (Kafka answers UNKNOWN_TOPIC_OR_PARTITION).
+"""
+
+from __future__ import annotations
+
+from kio.schema.errors import ErrorCode
+
+from cluster.broker.registry import handler
+
+
+@handler(8, 0, 8)
+async def offset_commit(broker, hdr, req) -> dict:
+    topics = [
+        {
+            "name": t.name,
+            "partitions": [
+                {
+                    "partition_index": p.partition_index,
+                    "committed_offset": p.committed_offset,
+                    "committed_leader_epoch": getattr(p, "committed_leader_epoch", -1),
+                    "committed_metadata": p.committed_metadata,
+                }
+                for p in t.partitions
+            ],
+        }
+        for t in req.topics
+    ]
+    if broker.groups is None:
+        return {
+            "throttle_time": 0,
+            "topics": [
+                {"name": t["name"], "partitions": [
+                    {"partition_index": p["partition_index"], "error_code": ErrorCode.coordinator_not_available}
+                    for p in t["partitions"]]}
+                for t in topics
+            ],
+        }
+    result = await broker.groups.offset_commit(
+        req.group_id,
+        req.generation_id_or_member_epoch,
+        req.member_id,
+        getattr(req, "group_instance_id", None),
+        topics,
+    )
+    return {"throttle_time": 0, **result}

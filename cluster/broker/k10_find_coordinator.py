@@ -1,0 +1,36 @@
+"""FindCoordinator (key 10), v0-v6: this node coordinates every group and transactional id.
+
+A single-coordinator design: every key (group id, key_type 0, or transactional id,
+key_type 1) maps to this broker. v4+ batches keys in `coordinator_keys`. Not implemented:
+key_type 2 (share groups) is answered INVALID_REQUEST.
+"""
+
+from __future__ import annotations
+
+from kio.schema.errors import ErrorCode
+
+from cluster.broker.registry import handler
+
+_KEY_TYPES = (0, 1)
+
+
+def _answer(broker, key: str, key_type: int) -> dict:
+    if key_type not in _KEY_TYPES:
+        return {"key": key, "error_code": ErrorCode.invalid_request, "error_message": f"key type {key_type}",
+                "node_id": -1, "host": "", "port": -1}
+    coordinator = broker.groups if key_type == 0 else getattr(broker, "txns", None)
+    if coordinator is None:
+        return {"key": key, "error_code": ErrorCode.coordinator_not_available, "error_message": None,
+                "node_id": -1, "host": "", "port": -1}
+    return {"key": key, "error_code": ErrorCode.none, "error_message": None,
+            "node_id": broker.node_id, "host": broker.advertised_host, "port": broker.advertised_port}
+
+
+@handler(10, 0, 6)
+async def find_coordinator(broker, hdr, req) -> dict:
+    key_type = getattr(req, "key_type", 0)
+    if hdr.api_version >= 4:
+        return {"throttle_time": 0, "coordinators": [_answer(broker, k, key_type) for k in req.coordinator_keys]}
+    answer = _answer(broker, req.key, key_type)
+    del answer["key"]
+    return {"throttle_time": 0, **answer}

@@ -1,0 +1,20 @@
+"""ListGroups (key 16), v0-v5: every group, optionally filtered by state (v4+) and type (v5).
+
+All groups here are classic groups; a types filter without "classic" lists nothing.
+"""
+
+from __future__ import annotations
+
+from kio.schema.errors import ErrorCode
+
+from cluster.broker.registry import handler
+
+
+@handler(16, 0, 5)
+async def list_groups(broker, hdr, req) -> dict:
+    if broker.groups is None:
+        return {"throttle_time": 0, "error_code": ErrorCode.coordinator_not_available, "groups": []}
+    result = await broker.groups.list_groups(
+        list(getattr(req, "states_filter", ())), list(getattr(req, "types_filter", ()))
+    )
+    return {"throttle_time": 0, **result}
