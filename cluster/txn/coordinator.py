@@ -133,22 +133,7 @@ class TransactionCoordinator:
             log.warning("no group coordinator: dropping transactional offsets of %s", c.group_id)
             return
         rows = [(t, p, o.offset, o.leader_epoch, o.metadata) for t, p, o in c.offsets]
-        hook = getattr(groups, "commit_transactional_offsets", None)
-        if hook is not None:
-            hook(c.group_id, rows)
-            return
-        # Fallback until the group coordinator has a public hook: the same steps its
-        # offset_commit takes for an accepted commit (state, then a PersistOffsets effect).
-        from cluster.groups.model import CommittedOffset, PersistOffsets
-
-        group = groups._group(c.group_id)
-        now = self.clock()
-        written = []
-        for t, p, offset, leader_epoch, metadata in rows:
-            value = CommittedOffset(offset, leader_epoch, metadata or "", now)
-            group.offsets[(t, p)] = value
-            written.append((t, p, value))
-        groups._apply([PersistOffsets(c.group_id, tuple(written))])
+        groups.commit_transactional_offsets(c.group_id, rows)
 
     # ------------------------------------------------------------------ hooks for Fetch / Produce
     def last_stable_offset(self, part: Any) -> int:
