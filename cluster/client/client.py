@@ -19,6 +19,14 @@ class KafkaClient(DataMixin, AdminMixin, GroupsMixin):
         async with KafkaClient("127.0.0.1:9092") as client:
             await client.create_topics([NewTopic("t", 3)])
             await client.produce("t", 0, batch_bytes)
+
+    core:   start, close, metadata, cached_metadata, leader, connection, any_connection,
+            controller, invalidate, retrying, by_leader
+    data:   produce, fetch, list_offsets, offset_for_leader_epoch
+    admin:  list_topics, describe_cluster, create_topics, delete_topics, create_partitions,
+            describe_configs, incremental_alter_configs, alter_configs, delete_records
+    groups: find_coordinator, offset_fetch, offset_commit, list_groups, describe_groups,
+            delete_groups
     """
 
     async def __aenter__(self) -> "KafkaClient":

@@ -232,3 +232,37 @@ async def test_we_fetch_what_confluent_produces(client: KafkaClient, target, nam
     assert read_records(res[(name, 0)].records) == [
         (i, f"c{i}".encode(), bytes([i]) * 100, TS + i) for i in range(10)
     ]
+
+
+async def _fetch_with_limit(client: KafkaClient, name: str) -> tuple[list[bytes], bytes]:
+    await _topic(client, name)
+    batches = [make_batch(3, str(i)) for i in range(3)]
+    for b in batches:
+        await client.produce(name, 0, b)
+    limit = len(batches[0]) + len(batches[1]) // 2  # the broker may cut the second batch here
+    res = await client.fetch({(name, 0): FetchPosition(0, max_bytes=limit)}, max_wait_ms=10)
+    return batches, res[(name, 0)].records
+
+
+async def test_fetch_returns_whole_batches_only(client: KafkaClient, name: str) -> None:
+    batches, got = await _fetch_with_limit(client, name)
+    assert len(got) in (len(batches[0]), len(batches[0]) + len(batches[1]), sum(map(len, batches)))
+    assert got[16:len(batches[0])] == batches[0][16:]
+    offsets = [o for o, *_ in read_records(got)]
+    assert offsets == list(range(len(offsets))) and len(offsets) % 3 == 0
+
+
+async def test_fetch_honours_partition_max_bytes(client: KafkaClient, name: str, known_bug) -> None:
+    known_bug("tansu", "ignores partition_max_bytes and returns every batch")
+    _, got = await _fetch_with_limit(client, name)
+    assert [o for o, *_ in read_records(got)] == [0, 1, 2]
+
+
+async def test_bootstrap_skips_unreachable_servers(target) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    async with KafkaClient(f"127.0.0.1:{dead},{target.bootstrap}", retry_deadline_s=2) as c:
+        assert c.cached_metadata.brokers

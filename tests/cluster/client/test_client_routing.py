@@ -129,3 +129,27 @@ async def test_fetch_returns_non_retriable_partition_errors(fake: FakeCluster) -
         res = await client.fetch({("t", 0): FetchPosition(99)})
     assert res[("t", 0)].error_code == ErrorCode.offset_out_of_range
     assert fake.calls[(1, 1)] == 1
+
+
+async def test_silent_server_times_out() -> None:
+    """A server that accepts but never answers: start() fails instead of hanging."""
+    from cluster.client import KafkaConnectionError
+
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        client = KafkaClient(f"127.0.0.1:{port}", request_timeout_s=0.2, retry_deadline_s=0.3)
+        with pytest.raises(KafkaConnectionError):
+            await client.start()
+        await client.close()
+        assert accepted  # it did connect; the timeout came from the silence
+    finally:
+        for w in accepted:
+            w.close()
+        server.close()
+        await server.wait_closed()
