@@ -133,8 +133,8 @@ class BrokerConnection:
                 (cid,) = _CID.unpack_from(data, 0)
                 fut = self._pending.pop(cid, None)
                 if fut is None:
-                    # A response to a request we gave up on (timeout) or garbage.
-                    log.warning("%s:%s sent a response for unknown correlation id %d", *self.address, cid)
+                    # A response to a request whose caller was cancelled, or garbage.
+                    log.debug("%s:%s sent a response for unknown correlation id %d", *self.address, cid)
                     continue
                 if not fut.done():
                     fut.set_result(data)
@@ -194,6 +194,8 @@ class BrokerConnection:
             try:
                 return await asyncio.wait_for(asyncio.shield(fut), timeout)
             except asyncio.TimeoutError:
+                self._pending.pop(cid, None)
+                fut.cancel()
                 self._shutdown(f"timed out after {timeout:.1f}s waiting for {type(body).__name__}")
                 raise KafkaTimeoutError(
                     f"{type(body).__name__} to {self.address[0]}:{self.address[1]} timed out after {timeout:.1f}s"

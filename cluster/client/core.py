@@ -13,7 +13,8 @@ import logging
 from typing import Any, Awaitable, Callable, Iterable, TypeVar
 
 from kio.schema.errors import ErrorCode
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_delay, wait_exponential_jitter
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_delay
+from tenacity.wait import wait_base, wait_exponential, wait_random
 
 from .connection import BrokerConnection
 from .dial import Dialer, default_dial
@@ -26,6 +27,11 @@ T = TypeVar("T")
 TP = tuple[str, int]
 
 METADATA = 3
+
+
+def backoff() -> wait_base:
+    """50 ms doubling to 1 s, plus up to 100 ms of jitter so clients do not retry in step."""
+    return wait_exponential(multiplier=0.05, max=1.0) + wait_random(0, 0.1)
 
 
 def parse_bootstrap(bootstrap: str | list[str]) -> list[tuple[str, int]]:
@@ -228,7 +234,7 @@ class ClientCore:
         """Run `op` until it succeeds, fails for good, or the retry deadline passes."""
         retryer = AsyncRetrying(
             stop=stop_after_delay(self.retry_deadline_s),
-            wait=wait_exponential_jitter(initial=0.05, max=1.0, jitter=0.1),
+            wait=backoff(),
             retry=retry_if_exception(is_retriable),
             before_sleep=self._before_sleep(what),
             reraise=True,

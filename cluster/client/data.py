@@ -15,10 +15,10 @@ import uuid
 from dataclasses import dataclass
 
 from kio.schema.errors import ErrorCode
-from tenacity import AsyncRetrying, RetryError, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
+from tenacity import AsyncRetrying, RetryError, retry_if_exception_type, stop_after_delay
 
 from .connection import BrokerConnection
-from .core import TP, ClientCore
+from .core import TP, ClientCore, backoff
 from .errors import REROUTE_CODES, KafkaConnectionError, KafkaProtocolError, check
 
 log = logging.getLogger(__name__)
@@ -199,7 +199,7 @@ class DataMixin(ClientCore):
 
         retryer = AsyncRetrying(
             stop=stop_after_delay(self.retry_deadline_s),
-            wait=wait_exponential_jitter(initial=0.05, max=1.0, jitter=0.1),
+            wait=backoff(),
             retry=retry_if_exception_type(_RetryFetch),
         )
         try:
