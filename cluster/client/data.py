@@ -157,7 +157,8 @@ class DataMixin(ClientCore):
     ) -> dict[TP, FetchResult]:
         """Fetch raw batches for many partitions: one request per leader, in parallel.
 
-        Partition errors come back in FetchResult.error_code. Leader changes and lost
+        The first batch may start before the asked offset (brokers return whole batches);
+        callers skip records below it. Partition errors come back in FetchResult.error_code. Leader changes and lost
         connections are re-routed and retried until the retry deadline; after it, the last
         error code is returned for the partitions still failing.
         """
