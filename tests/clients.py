@@ -218,3 +218,76 @@ def create_topic(bootstrap: str, topic: str, partitions: int, configs: dict[str,
     a = AdminClient({"bootstrap.servers": bootstrap})
     fut = a.create_topics([NewTopic(topic, partitions, 1, config=configs or {})])[topic]
     fut.result(30)
+
+
+# ---- the Java client, through Apache Kafka's own CLI tools ------------------------------
+# Kept out of PRODUCERS/CONSUMERS so the scenarios' default client lists do not change;
+# the Java tests pass them explicitly. They need the jars fetched by `python -m peers.fetch`.
+def _java_tool(main_class: str, *args: str, input: str | None = None,
+               timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+    from peers.kafka_broker import kafka_tool
+
+    return kafka_tool(main_class, *args, input=input, timeout=timeout)
+
+
+def produce_java_console(bootstrap: str, topic: str, records: list[Record], codec: str) -> None:
+    """kafka-console-producer with its DEFAULT producer settings (idempotence on, acks=all),
+    one `h1:v1,h2:v2<TAB>key:value` line per record (parse.headers + parse.key). Keys,
+    values and headers must be text without tabs, commas, colons or newlines."""
+    from peers.kafka_broker import CONSOLE_PRODUCER
+
+    lines = []
+    for k, v, h in records:
+        assert k is not None and v is not None
+        hdrs = ",".join(f"{hk}:{hv.decode()}" for hk, hv in h)
+        lines.append(f"{hdrs}\t{k.decode()}:{v.decode()}\n")
+    res = _java_tool(CONSOLE_PRODUCER, "--bootstrap-server", bootstrap, "--topic", topic,
+                     "--compression-codec", codec,
+                     "--reader-property", "parse.key=true", "--reader-property", "key.separator=:",
+                     "--reader-property", "parse.headers=true",
+                     input="".join(lines))
+    assert res.returncode == 0 and "ERROR" not in res.stderr, res.stderr[-3000:]
+
+
+def parse_console_line(line: str) -> Consumed:
+    """One line of kafka-console-consumer printed with print.timestamp, print.partition,
+    print.offset, print.headers and print.key (in that fixed order, tab separated)."""
+    ts, part, off, hdrs, key, value = line.split("\t", 5)
+    assert ts.startswith("CreateTime:"), line
+    headers: tuple[tuple[str, bytes | None], ...] = ()
+    if hdrs != "NO_HEADERS":
+        pairs = []
+        for item in hdrs.split(","):
+            hk, _, hv = item.partition(":")
+            pairs.append((hk, None if hv == "null" else hv.encode()))
+        headers = tuple(pairs)
+    return Consumed(int(part.removeprefix("Partition:")), int(off.removeprefix("Offset:")),
+                    None if key == "null" else key.encode(),
+                    None if value == "null" else value.encode(),
+                    headers, int(ts.removeprefix("CreateTime:")))
+
+
+CONSOLE_PRINT = ["--formatter-property", "print.timestamp=true",
+                 "--formatter-property", "print.partition=true",
+                 "--formatter-property", "print.offset=true",
+                 "--formatter-property", "print.headers=true",
+                 "--formatter-property", "print.key=true"]
+
+
+def consume_java_console(bootstrap: str, topic: str, partitions: int, end: dict[int, int]) -> list[Consumed]:
+    """kafka-console-consumer once per non-empty partition (`--partition P --offset earliest`,
+    no consumer group), reading exactly the `end[P]` records there."""
+    from peers.kafka_broker import CONSOLE_CONSUMER
+
+    out: list[Consumed] = []
+    for p in range(partitions):
+        if not end.get(p):
+            continue
+        res = _java_tool(CONSOLE_CONSUMER, "--bootstrap-server", bootstrap, "--topic", topic,
+                         "--partition", str(p), "--offset", "earliest",
+                         "--max-messages", str(end[p]), "--timeout-ms", "60000", *CONSOLE_PRINT)
+        assert res.returncode == 0, res.stderr[-3000:]
+        got = [parse_console_line(line) for line in res.stdout.splitlines() if line]
+        assert len(got) == end[p], (p, len(got), end[p], res.stderr[-3000:])
+        out.extend(got)
+    return sorted(out)

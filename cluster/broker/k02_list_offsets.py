@@ -9,6 +9,7 @@ from __future__ import annotations
 from kio.schema.errors import ErrorCode
 
 from cluster.broker.registry import handler
+from cluster.wire.records import decode_batch
 
 EARLIEST, LATEST, MAX_TIMESTAMP, EARLIEST_LOCAL, LATEST_TIERED = -2, -1, -3, -4, -5
 
@@ -26,8 +27,18 @@ def lookup(broker, part, timestamp: int, isolation: int) -> tuple[int, int]:
     if timestamp == MAX_TIMESTAMP:
         found = part.log.max_timestamp()
         return (found[0], found[1]) if found else (-1, -1)
-    found = part.log.offset_for_timestamp(timestamp)
+    found = part.log.offset_for_timestamp(timestamp, refine=first_record_at_or_after)
     return (found[0], found[1]) if found else (-1, -1)
+
+
+def first_record_at_or_after(batch: bytes, ts_ms: int) -> tuple[int, int] | None:
+    """(offset, timestamp) of the first record in `batch` stamped at or after ts_ms: Kafka
+    answers a time lookup with the exact record, not the start of its batch."""
+    _, records = decode_batch(batch, verify_crc=False)
+    for r in records:
+        if r.timestamp >= ts_ms:
+            return r.offset, r.timestamp
+    return None
 
 
 @handler(2, 1, 9)
