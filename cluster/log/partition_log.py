@@ -428,9 +428,11 @@ class PartitionLog:
         return removed
 
     def truncate_to(self, offset: int) -> None:
-        """Drop every batch at or beyond `offset` (a batch straddling it goes entirely).
+        """Drop every batch whose last offset is >= `offset` (a batch straddling it goes entirely).
 
-        The log end becomes the end of the last batch kept (<= offset). Durable on return.
+        The log end becomes the end of the last batch kept (<= offset); if none is kept, the
+        base of the first segment. If even that is >= offset, the log restarts empty at
+        `offset` (as Kafka's truncateFullyAndStartAt). Durable on return.
         """
         self._check_open()
         if offset >= self.log_end_offset:
@@ -438,11 +440,17 @@ class PartitionLog:
         if self._segments[0].base_offset >= offset:
             self.truncate_fully_and_start_at(offset)
             return
-        while self._segments[-1].base_offset >= offset:  # newest first: a crash leaves a prefix
+        # Newest first, so a crash part-way leaves a consistent prefix. A segment left with no
+        # batch goes too (unless it is the only one), so the log end is the end of the last
+        # batch kept even across gaps between segments.
+        while True:
+            seg = self._active
+            if seg.base_offset < offset or len(self._segments) == 1:
+                seg.truncate_to(offset, self.config.index_interval_bytes)
+                if seg.size or len(self._segments) == 1:
+                    break
             self._segments.pop().delete()
             self._bases.pop()
-        seg = self._active
-        seg.truncate_to(offset, self.config.index_interval_bytes)
         seg.sync()
         fsync_dir(self.directory)
         if self._log_start > self.log_end_offset:
