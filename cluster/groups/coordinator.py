@@ -92,6 +92,7 @@ class GroupCoordinator:
         clock: Callable[[], int] = wall_ms,
         new_member_id: Callable[[str], str] = default_member_id,
         compact_min_bytes: int = 1 << 20,
+        cleanup_interval_s: float = 600.0,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.node_id = node_id
@@ -104,11 +105,14 @@ class GroupCoordinator:
         self._tokens = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[Any]] = {}
         self._ticker: asyncio.Task[None] | None = None
+        self.cleanup_interval_ms = int(cleanup_interval_s * 1000)
+        self._last_cleanup_ms = 0
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         live = self.store.open()
         self.groups = restore(live, self.clock(), self.config, self.new_member_id)
+        self._last_cleanup_ms = self.clock()
         logger.info("coordinator %d: restored %d groups from %s", self.node_id, len(self.groups), self.data_dir)
         self._ticker = asyncio.create_task(self._tick_loop(), name="groups-tick")
 
@@ -137,12 +141,22 @@ class GroupCoordinator:
         now = self.clock()
         for group in list(self.groups.values()):
             self._apply(group.tick(now))
-            if group.state == S.EMPTY and not group.members and not group.pending and not group.offsets:
-                # Kafka drops an empty group with no offsets; it reappears when used again.
-                del self.groups[group.group_id]
-                self._apply([DeleteGroup(group.group_id)])
+        if now - self._last_cleanup_ms >= self.cleanup_interval_ms:
+            self._last_cleanup_ms = now
+            self.cleanup()
         if self.store.fsync == "interval":
             self.store.sync()
+
+    def cleanup(self) -> None:
+        """Drop empty groups with no offsets, on Kafka's cadence (offsets.retention.check.interval.ms).
+
+        Such a group reappears as soon as someone joins or commits. Offset expiry
+        (offsets.retention.minutes) is not implemented: offsets live until the group is deleted.
+        """
+        for group in list(self.groups.values()):
+            if group.state == S.EMPTY and not group.members and not group.pending and not group.offsets:
+                del self.groups[group.group_id]
+                self._apply([DeleteGroup(group.group_id)])
 
     # ------------------------------------------------------------------ effects
     def _apply(self, effects: Iterable[Effect]) -> None:

@@ -178,3 +178,15 @@ async def test_close_fails_waiting_joins(tmp_path: Path):
     await c.close()
     with pytest.raises(ConnectionAbortedError):
         await pending
+
+
+async def test_cleanup_drops_only_empty_groups_without_offsets(coord: GroupCoordinator):
+    ra = await join(coord, "a")
+    await coord.leave_group("g", [(ra["member_id"], None)])
+    await coord.offset_commit("kept", -1, "", None, [{"name": "t", "partitions": [{"partition_index": 0, "committed_offset": 1}]}])
+    coord.tick()  # the cleanup cadence has not come round yet
+    assert set(coord.groups) == {"g", "kept"}
+    coord.cleanup()
+    assert set(coord.groups) == {"kept"}
+    [d] = await coord.describe_groups(["g"])
+    assert d["group_state"] == "Dead"
