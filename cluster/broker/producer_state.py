@@ -7,7 +7,9 @@ again; a lower epoch is fenced; a new epoch starts at sequence 0. State is rebui
 batch headers in the log when the broker starts, so it survives kill -9 with the data.
 
 Producer ids come from a block reserved on disk before use, so ids are never reused after
-a crash (the unused rest of a block is simply skipped).
+a crash (the unused rest of a block is simply skipped). A new cluster starts at a random
+block: mirrored partitions carry the source cluster's producer ids, and after a failover
+the target's own producers must not collide with them (same id, older epoch -> fenced).
 
 Transactions, partition side: each partition also keeps a `PartitionTxnIndex` (first
 offset of every open transaction -> last stable offset; aborted ranges for read_committed
@@ -20,6 +22,7 @@ transactional batches for partitions not added to the producer's ongoing transac
 from __future__ import annotations
 
 import json
+import secrets
 import logging
 from collections import deque
 from dataclasses import dataclass, field
@@ -132,12 +135,17 @@ class PartitionProducers:
             )
 
 
+def _random_start() -> int:
+    """A block start in [2^20, 2^46): far from other clusters' ids, far from overflow."""
+    return (1 << 20) + secrets.randbelow((1 << 46) // _PID_BLOCK) * _PID_BLOCK
+
+
 class ProducerIds:
     """Allocates producer ids from blocks reserved on disk."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
-        start = json.loads(path.read_text())["next_block"] if path.exists() else 1000
+        start = json.loads(path.read_text())["next_block"] if path.exists() else _random_start()
         self._next = start
         self._limit = start
         self._reserve()
@@ -190,6 +198,10 @@ class ProducerState:
     def ongoing_producers(self, part: Any) -> dict[int, int]:
         """producer_id -> first offset of its open transaction in this partition."""
         return dict(self.for_partition(part).txns.ongoing)
+
+    def loaded(self) -> list[tuple[Any, PartitionProducers]]:
+        """Partitions whose state has been built (touched since the broker started)."""
+        return list(self._partitions.items())
 
     def forget(self, part: Any) -> None:
         self._partitions.pop(part, None)

@@ -11,6 +11,12 @@ loop and without awaiting in between, so no locks are needed:
 On start the journal is replayed and transactions caught in Prepare* are finished; Ongoing
 ones keep their persisted start time and are aborted when their timeout passes.
 
+Orphans: a mirrored partition carries the source cluster's open transactions, whose
+markers arrive only through the mirror. Once the topic is no longer a mirror (failover
+promoted it), nobody would ever end them and the last stable offset would stay stuck, so
+the tick aborts every open transaction in a non-mirror partition that no transaction of
+this coordinator owns (`abort_orphans`, also callable directly by failover code).
+
 It is also the broker's `txns` hook object: Fetch asks it for the last stable offset and
 the aborted transactions, InitProducerId with a transactional id is answered here, and
 Produce asks it (through `producer_state.txn_guard`) whether a transactional batch belongs
@@ -63,7 +69,7 @@ class TransactionCoordinator:
         max_timeout_ms: int | None = None,
     ) -> None:
         self.broker = broker
-        self.store = GroupStore(Path(data_dir), fsync="always" if fsync == "always" else "never")
+        self.store = GroupStore(Path(data_dir), fsync=fsync)
         self.clock = clock
         self.tick_interval_s = tick_interval_s
         kwargs = {} if max_timeout_ms is None else {"max_timeout_ms": max_timeout_ms}
@@ -99,6 +105,32 @@ class TransactionCoordinator:
 
     def tick(self) -> None:
         self._apply(self.machine.expire(self.clock()))
+        self.abort_orphans()
+        if self.store.fsync == "interval":
+            self.store.sync()
+
+    def abort_orphans(self) -> int:
+        """ABORT open transactions in non-mirror partitions that no local transaction owns."""
+        from cluster.broker.k00_produce import MIRROR_SOURCE
+
+        aborted = 0
+        catalogue = self.broker.catalogue
+        for part, state in self.broker.producer_state.loaded():
+            if not state.txns.ongoing:
+                continue
+            meta = catalogue.topics.get(part.topic) if catalogue is not None else None
+            if meta is None or meta.configs.get(MIRROR_SOURCE):
+                continue
+            for pid in list(state.txns.ongoing):
+                if self.machine.owns(pid, (part.topic, part.index)):
+                    continue
+                entry = state.producers.get(pid)
+                epoch = entry.epoch if entry is not None else 0
+                log.warning("aborting orphaned transaction of producer %d in %s-%d (first offset %d)",
+                            pid, part.topic, part.index, state.txns.ongoing[pid])
+                self._write_markers(WriteMarkers(pid, epoch, False, ((part.topic, part.index),)))
+                aborted += 1
+        return aborted
 
     # ------------------------------------------------------------------ effects
     def _apply(self, effects: Iterable[Effect]) -> None:

@@ -275,5 +275,11 @@ class TxnMachine:
             return E.invalid_txn_state, f"{tp[0]}-{tp[1]} is not part of an ongoing transaction of {tid}"
         return None
 
+    def owns(self, pid: int, tp: TopicPartition) -> bool:
+        """Whether an open (or finishing) transaction of `pid` includes `tp`."""
+        tid = self.by_pid.get(pid)
+        md = self.txns.get(tid) if tid is not None else None
+        return md is not None and (md.state == S.ONGOING or md.state.prepared) and tp in md.partitions
+
     def describe(self, tid: str) -> TxnMetadata | None:
         return self.txns.get(tid)

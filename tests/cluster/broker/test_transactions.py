@@ -234,3 +234,36 @@ async def test_offsets_visible_only_after_commit(broker) -> None:
         assert await committed(b, "g", "in", 0) == 9
     finally:
         await b.stop()
+
+
+async def test_orphaned_mirrored_transaction_is_aborted_after_promotion(broker) -> None:
+    conn = await RawConn.open(broker.config.port)
+    await create(conn, "m", 1, {"dcmirror.mirror.source": "east"})
+    done = build_batch([(None, b"kept", [], 1)], producer_id=5, producer_epoch=0, base_sequence=0,
+                       transactional=True)
+    commit = control.build_control_batch(5, 0, True, 0, 2, base_offset=1)
+    open_ = build_batch([(None, b"orphan", [], 3)], base_offset=2, producer_id=6, producer_epoch=3,
+                        base_sequence=0, transactional=True)
+    assert (await mirror_append(conn, "m", 0, done + commit + open_)).error_code == E.none
+    assert broker.txns.abort_orphans() == 0          # still a mirror: the source will end it
+    assert (await fetch(conn, "m", 1)).last_stable_offset == 2
+    meta = broker.topic("m")
+    broker.set_topic_configs("m", {k: v for k, v in meta.configs.items() if k != "dcmirror.mirror.source"})
+    broker.txns.tick()                                # promoted: nobody else will end it
+    rc = await fetch(conn, "m", 1)
+    assert rc.last_stable_offset == rc.high_watermark == 4 and aborted(rc) == [(6, 2)]
+    marker = [h for h, _ in decode_batches(rc.records) if h.is_control][-1]
+    assert (marker.producer_id, marker.producer_epoch) == (6, 3)
+    assert broker.txns.abort_orphans() == 0
+    conn.close()
+
+
+async def test_local_transactions_are_not_orphans(broker) -> None:
+    conn = await RawConn.open(broker.config.port)
+    await create(conn, "t", 1)
+    _, pid, epoch = await init_pid(conn)
+    await add_partitions(conn, pid, epoch, "t", [0])
+    await produce(conn, "t", 0, txn_batch(pid, epoch, 0, [b"mine"]))
+    assert broker.txns.abort_orphans() == 0
+    assert await end_txn(conn, pid, epoch, True) == E.none
+    conn.close()
