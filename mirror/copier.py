@@ -143,6 +143,9 @@ class LinkCopier:
         )
         to_write: dict[TP, list[memoryview]] = {}
         for tp, res in results.items():
+            if res.error_code == ErrorCode.offset_out_of_range:
+                await self._out_of_range(tp, self._positions[tp])
+                continue
             batches = self._accept(tp, res)
             if batches:
                 to_write[tp] = batches
@@ -174,9 +177,6 @@ class LinkCopier:
     def _accept(self, tp: TP, res: FetchResult) -> list[memoryview]:
         pp = self.progress.partitions[tp]
         pos = self._positions[tp]
-        if res.error_code == ErrorCode.offset_out_of_range:
-            self._out_of_range(tp, pos)
-            return []
         if res.error_code:
             raise KafkaError(f"fetch {tp[0]}-{tp[1]}: {ErrorCode(res.error_code).name}")
         pp.source_end = res.high_watermark
@@ -219,7 +219,18 @@ class LinkCopier:
         log.error("link %s: ALARM %s", self.link, msg)
         self.progress.alarms.append(Alarm("records-lost", tp[0], tp[1], msg, count))
 
-    def _out_of_range(self, tp: TP, pos: int) -> None:
+    async def _out_of_range(self, tp: TP, pos: int) -> None:
+        """Below the source log start: retention won the race (skip ahead, alarm). Beyond
+        the source log end: the source was truncated or recreated (stop, alarm)."""
+        start = (await self.source.list_offsets(tp[0], [tp[1]], -2))[tp[1]][0]
+        end = (await self.source.list_offsets(tp[0], [tp[1]], -1))[tp[1]][0]
+        if pos < start:
+            self._lost(tp, pos, start)
+            self._positions[tp] = start
+            self.progress.partitions[tp].position = start
+            return
+        if pos <= end:
+            return  # raced with a retention or leader change: just fetch again
         msg = (f"{tp[0]}-{tp[1]}: mirrored position {pos} is beyond the source log; the source "
                f"partition was truncated or recreated. Copying stopped for this partition.")
         log.error("link %s: ALARM %s", self.link, msg)
