@@ -15,7 +15,8 @@ group offset commits, then `complete()`). Rules follow Kafka's TransactionCoordi
 - EndTxn: Ongoing -> Prepare* (durable) -> markers -> Complete* (durable). A retried EndTxn
   after completion with the same outcome succeeds; the other outcome is INVALID_TXN_STATE.
 - A transaction open longer than its timeout is aborted with a bumped epoch (the old
-  producer is fenced, as in Kafka).
+  producer is fenced, as in Kafka); a transactional id idle (no transaction) for longer
+  than transactional.id.expiration.ms (7 days) is forgotten.
 Fencing answers PRODUCER_FENCED from the request versions that know it (KIP-588) and
 INVALID_PRODUCER_EPOCH before.
 """
@@ -48,6 +49,7 @@ E = ErrorCode
 S = TxnState
 
 DEFAULT_MAX_TIMEOUT_MS = 900_000  # transaction.max.timeout.ms
+DEFAULT_ID_EXPIRATION_MS = 7 * 24 * 3600 * 1000  # transactional.id.expiration.ms
 # First request version whose clients understand PRODUCER_FENCED (KIP-588).
 FENCED_SINCE = {"init": 4, "add_partitions": 2, "add_offsets": 2, "end": 2, "offset_commit": 3}
 
@@ -66,9 +68,15 @@ class InitResult:
 class TxnMachine:
     """Every transactional id this coordinator owns."""
 
-    def __init__(self, allocate_pid: Callable[[], int], max_timeout_ms: int = DEFAULT_MAX_TIMEOUT_MS) -> None:
+    def __init__(
+        self,
+        allocate_pid: Callable[[], int],
+        max_timeout_ms: int = DEFAULT_MAX_TIMEOUT_MS,
+        id_expiration_ms: int = DEFAULT_ID_EXPIRATION_MS,
+    ) -> None:
         self.allocate_pid = allocate_pid
         self.max_timeout_ms = max_timeout_ms
+        self.id_expiration_ms = id_expiration_ms
         self.txns: dict[str, TxnMetadata] = {}
         self.by_pid: dict[int, str] = {}
 
@@ -257,6 +265,14 @@ class TxnMachine:
                          md.transactional_id, now_ms - md.start_ms)
                 self._fence_epoch(md)
                 effects += self._prepare(md, False, now_ms)
+        idle = (S.EMPTY, S.COMPLETE_COMMIT, S.COMPLETE_ABORT)
+        for tid, md in list(self.txns.items()):
+            if md.state in idle and now_ms - md.last_update_ms > self.id_expiration_ms:
+                log.info("transactional id %s expired after %d ms idle", tid, now_ms - md.last_update_ms)
+                del self.txns[tid]
+                if self.by_pid.get(md.producer_id) == tid:
+                    del self.by_pid[md.producer_id]
+                effects.append(Persist(tid, None))
         return effects
 
     def next_deadline_ms(self) -> int | None:

@@ -109,10 +109,10 @@ class TxnMetadata:
 # ---- effects the driver carries out, in order -------------------------------------
 @dataclass(frozen=True)
 class Persist:
-    """Write this snapshot of a transaction to the journal before going on."""
+    """Write this snapshot of a transaction to the journal before going on (None: forget it)."""
 
     transactional_id: str
-    value: bytes
+    value: bytes | None
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,10 @@ restart from the journal and the partition logs.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+
+import pytest
 
 from kio.schema.errors import ErrorCode as E
 
@@ -267,3 +270,37 @@ async def test_local_transactions_are_not_orphans(broker) -> None:
     assert broker.txns.abort_orphans() == 0
     assert await end_txn(conn, pid, epoch, True) == E.none
     conn.close()
+
+
+async def test_crash_between_prepare_and_markers_is_completed_on_restart(broker, monkeypatch) -> None:
+    """The coordinator dies after making PrepareCommit durable but before any marker."""
+    from cluster.txn.coordinator import TransactionCoordinator
+
+    conn = await RawConn.open(broker.config.port)
+    await create(conn, "t", 2)
+    _, pid, epoch = await init_pid(conn)
+    await add_partitions(conn, pid, epoch, "t", [0, 1])
+    await produce(conn, "t", 0, txn_batch(pid, epoch, 0, [b"p0"]))
+    await produce(conn, "t", 1, txn_batch(pid, epoch, 0, [b"p1"]))
+
+    def die(self, m) -> None:
+        raise RuntimeError("test: crash before markers")
+
+    monkeypatch.setattr(TransactionCoordinator, "_write_markers", die)
+    with pytest.raises(asyncio.IncompleteReadError):   # no answer: the connection is closed
+        await end_txn(conn, pid, epoch, True)
+    conn.close()
+    assert broker.txns.describe(TID).state.value == "PrepareCommit"
+    monkeypatch.undo()
+    b = await restarted(broker)
+    try:
+        conn = await RawConn.open(b.config.port)
+        for partition, value in [(0, b"p0"), (1, b"p1")]:
+            rc = await fetch(conn, "t", 1, partition=partition)
+            assert rc.last_stable_offset == rc.high_watermark == 2
+            assert values(rc.records) == [value] and aborted(rc) == []
+        assert b.txns.describe(TID).state.value == "CompleteCommit"
+        assert await end_txn(conn, pid, epoch, True) == E.none   # the client's retry succeeds
+        conn.close()
+    finally:
+        await b.stop()

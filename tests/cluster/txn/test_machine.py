@@ -180,3 +180,22 @@ def test_metadata_round_trips_through_journal_encoding() -> None:
     md = TxnMetadata(TID, 5, 3, 1000, 2, 4, TxnState.ONGOING, {("a", 1), ("b", 0)}, {"g"},
                      {"g": {("a", 1): PendingOffset(9, 2, "m")}}, 77, 78)
     assert TxnMetadata.decode(TID, md.encode()) == md
+
+
+def test_idle_transactional_ids_expire() -> None:
+    m = TxnMachine(itertools.count(1000).__next__, id_expiration_ms=1000)
+    r, effects = m.init_producer_id(TID, 60_000, -1, -1, 0, 4)
+    run(m, effects)
+    assert m.expire(1000) == []
+    assert m.expire(1001) == [Persist(TID, None)]
+    assert TID not in m.txns and r.producer_id not in m.by_pid
+    again, _ = m.init_producer_id(TID, 60_000, -1, -1, 2000, 4)
+    assert again.producer_id != r.producer_id and again.producer_epoch == 0
+
+
+def test_open_transactions_do_not_expire_as_idle() -> None:
+    m = TxnMachine(itertools.count(1000).__next__, id_expiration_ms=10)
+    r, effects = m.init_producer_id(TID, 60_000, -1, -1, 0, 4)
+    run(m, effects)
+    m.add_partitions(TID, r.producer_id, 0, [("t", 0)], 1, 3)
+    assert m.expire(100) == [] and m.txns[TID].state == TxnState.ONGOING
