@@ -113,3 +113,34 @@ def test_committed_offsets_survive_kill9(cluster) -> None:
     got = c.committed([TopicPartition(topic, p) for p in range(PARTITIONS)], timeout=20)
     assert [(tp.offset, tp.metadata) for tp in got] == [(10 * p + 1, f"meta-{p}") for p in range(PARTITIONS)]
     c.close()
+
+
+def test_static_member_restart_does_not_rebalance_the_others(cluster) -> None:
+    from confluent_kafka import Consumer
+
+    topic = "static"
+    create_topic(cluster.bootstrap, topic, PARTITIONS)
+    revoked: dict[str, int] = {"s1": 0, "s2": 0}
+
+    def member(name: str) -> Consumer:
+        c = Consumer({
+            "bootstrap.servers": cluster.bootstrap, "group.id": "statics", "group.instance.id": name,
+            "session.timeout.ms": 6000, "heartbeat.interval.ms": 300,
+            "partition.assignment.strategy": "range",
+        })
+        c.subscribe([topic], on_revoke=lambda _c, _p, n=name: revoked.__setitem__(n, revoked[n] + 1))
+        return c
+
+    s1, s2 = member("s1"), member("s2")
+    _poll_until([s1, s2], lambda: len(_parts(s1)) == 3 and len(_parts(s2)) == 3)
+    before = _parts(s2)
+    s1_revocations = revoked["s1"]
+    s2.close()  # a static member does not send LeaveGroup: its slot waits for it
+    s2 = member("s2")
+    _poll_until([s1, s2], lambda: len(_parts(s2)) == 3)
+    assert _parts(s2) == before
+    for _ in range(20):
+        s1.poll(0.05)
+    assert revoked["s1"] == s1_revocations and len(_parts(s1)) == 3
+    s1.close()
+    s2.close()
