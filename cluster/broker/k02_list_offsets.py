@@ -9,7 +9,7 @@ from __future__ import annotations
 from kio.schema.errors import ErrorCode
 
 from cluster.broker.registry import handler
-from cluster.wire.records import decode_batch
+from cluster.wire.records import decode_batch, decode_batches
 
 EARLIEST, LATEST, MAX_TIMESTAMP, EARLIEST_LOCAL, LATEST_TIERED = -2, -1, -3, -4, -5
 
@@ -26,7 +26,7 @@ def lookup(broker, part, timestamp: int, isolation: int) -> tuple[int, int]:
         return part.log.log_start_offset - 1, -1
     if timestamp == MAX_TIMESTAMP:
         found = part.log.max_timestamp()
-        return (found[0], found[1]) if found else (-1, -1)
+        return first_record_stamped(part.log, found[0], found[1]) if found else (-1, -1)
     found = part.log.offset_for_timestamp(timestamp, refine=first_record_at_or_after)
     return (found[0], found[1]) if found else (-1, -1)
 
@@ -39,6 +39,18 @@ def first_record_at_or_after(batch: bytes, ts_ms: int) -> tuple[int, int] | None
         if r.timestamp >= ts_ms:
             return r.offset, r.timestamp
     return None
+
+
+def first_record_stamped(log, offset: int, ts_ms: int) -> tuple[int, int]:
+    """Kafka answers MAX_TIMESTAMP with the FIRST record carrying the max timestamp in the
+    batch that holds it (RecordBatch.offsetOfMaxTimestamp), while the log tracks the
+    batch's last offset; decode that batch to find the record."""
+    batches = decode_batches(log.read(offset, 1))
+    if batches:
+        for r in batches[0][1]:
+            if r.timestamp == ts_ms and r.offset >= log.log_start_offset:
+                return r.offset, ts_ms
+    return offset, ts_ms
 
 
 @handler(2, 1, 9)
