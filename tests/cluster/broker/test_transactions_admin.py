@@ -1,5 +1,5 @@
-"""Transactions seen through other clients: kafka-python's transactional producer and
-its admin client's ListTransactions / DescribeTransactions."""
+"""Transactions seen through other clients: kafka-python's and aiokafka's transactional
+producers (with offsets) and kafka-python's ListTransactions / DescribeTransactions."""
 
 from __future__ import annotations
 
@@ -36,3 +36,37 @@ def test_kafka_python_transactions_and_admin_views(cluster) -> None:
         admin.close()
     assert consume_all(bs, "kp", 2, "read_committed") == [b"keep%d" % i for i in range(5)]
     assert len(consume_all(bs, "kp", 2, "read_uncommitted")) == 6
+
+
+def test_aiokafka_transactions_with_offsets(cluster) -> None:
+    """aiokafka speaks the oldest versions (InitProducerId/AddPartitions/EndTxn v0)."""
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.structs import TopicPartition as AioTP
+    from confluent_kafka import Consumer, TopicPartition
+
+    bs = cluster.bootstrap
+    create_topics(bs, "aio", partitions=1)
+
+    async def run() -> None:
+        p = AIOKafkaProducer(bootstrap_servers=bs, transactional_id="aio-writer")
+        await p.start()
+        try:
+            async with p.transaction():
+                await p.send_and_wait("aio", b"yes")
+                await p.send_offsets_to_transaction({AioTP("aio", 0): 7}, "aio-group")
+            await p.begin_transaction()
+            await p.send_and_wait("aio", b"no")
+            await p.send_offsets_to_transaction({AioTP("aio", 0): 9}, "aio-group")
+            await p.abort_transaction()
+        finally:
+            await p.stop()
+
+    asyncio.run(run())
+    assert consume_all(bs, "aio", 1, "read_committed") == [b"yes"]
+    c = Consumer({"bootstrap.servers": bs, "group.id": "aio-group"})
+    try:
+        assert c.committed([TopicPartition("aio", 0)], timeout=30)[0].offset == 7
+    finally:
+        c.close()
