@@ -1,8 +1,10 @@
 """Leader-epoch cache: which leader epoch started at which offset, for OffsetForLeaderEpoch.
 
 Persisted in Kafka's `leader-epoch-checkpoint` text format (version, count, "epoch offset"
-lines), rewritten atomically whenever it changes. Changes are rare (a new leader epoch,
-truncation, log start moving), so a full rewrite is cheap.
+lines), rewritten atomically by `save()`, which the log calls when a segment rolls, on
+flush and on close. Changes in between need no fsync of their own: every batch header
+carries its leader epoch, so after a crash the log replays the last segment's headers
+(the only part the checkpoint can be missing) and re-applies truncations on open.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class LeaderEpochCache:
 
     path: Path
     entries: list[EpochEntry] = field(default_factory=list)
+    dirty: bool = False
 
     @classmethod
     def load(cls, directory: Path) -> "LeaderEpochCache":
@@ -58,9 +61,13 @@ class LeaderEpochCache:
             cache.entries = []
         return cache
 
-    def _save(self) -> None:
+    def save(self) -> None:
+        """Write the checkpoint atomically if anything changed since the last save."""
+        if not self.dirty:
+            return
         lines = ["0", str(len(self.entries))] + [f"{e.epoch} {e.start_offset}" for e in self.entries]
         atomic_write(self.path, ("\n".join(lines) + "\n").encode())
+        self.dirty = False
 
     @property
     def latest_epoch(self) -> int:
@@ -78,7 +85,7 @@ class LeaderEpochCache:
             while self.entries and self.entries[-1].start_offset >= start_offset:
                 self.entries.pop()
         self.entries.append(EpochEntry(epoch, start_offset))
-        self._save()
+        self.dirty = True
 
     def end_offset_for(self, epoch: int, log_end_offset: int) -> tuple[int, int]:
         """Kafka's LeaderEpochFileCache.endOffsetFor: (largest epoch <= requested, its end)."""
@@ -100,7 +107,7 @@ class LeaderEpochCache:
         keep = [e for e in self.entries if e.start_offset < end_offset]
         if len(keep) != len(self.entries):
             self.entries = keep
-            self._save()
+            self.dirty = True
 
     def truncate_from_start(self, start_offset: int) -> None:
         """The log now starts at `start_offset`: drop epochs wholly below it, clamp the one across it."""
@@ -110,9 +117,10 @@ class LeaderEpochCache:
         last_below = below[-1]
         self.entries = self.entries[last_below:]
         self.entries[0] = EpochEntry(self.entries[0].epoch, start_offset)
-        self._save()
+        self.dirty = True
 
     def clear(self) -> None:
         if self.entries or self.path.exists():
             self.entries = []
-            self._save()
+            self.dirty = True
+            self.save()

@@ -90,6 +90,7 @@ class PartitionLog:
         self._log_start = log_start_offset
         self._epochs = epochs
         self._last_flush_ms = 0
+        self._dir_dirty = False  # a segment was created since the directory was last fsynced
         self._closed = False
 
     # -- open / recovery ---------------------------------------------------------
@@ -124,11 +125,13 @@ class PartitionLog:
             last.first_append_ms = _now_ms() if last.size else None
             segments.append(last)
         log_start = cls._read_log_start(directory)
-        if not segments:
+        if not segments:  # a lost empty segment is simply recreated: no dir fsync needed
             segments.append(Segment.create(directory, log_start or 0))
-            fsync_dir(directory)
-        log = cls(directory, config, segments, max(log_start or 0, segments[0].base_offset),
-                  LeaderEpochCache.load(directory))
+        epochs = LeaderEpochCache.load(directory)
+        if not clean:  # the checkpoint may miss epochs that began in the last segment
+            for _, h in segments[-1].iter_from(segments[-1].base_offset):
+                epochs.assign(h.partition_leader_epoch, h.base_offset)
+        log = cls(directory, config, segments, max(log_start or 0, segments[0].base_offset), epochs)
         if log._log_start > log.log_end_offset:
             logger.warning(
                 "%s: log start offset %d is past the recovered log end %d; restarting the log there",
@@ -137,6 +140,7 @@ class PartitionLog:
             log.truncate_fully_and_start_at(log._log_start)
         log._epochs.truncate_from_end(log.log_end_offset)
         log._epochs.truncate_from_start(log._log_start)
+        log._epochs.save()
         logger.debug("opened %s: [%d, %d) in %d segments, clean=%s", directory,
                      log._log_start, log.log_end_offset, len(segments), clean)
         return log
@@ -271,7 +275,7 @@ class PartitionLog:
             group_bytes += h.size
         self._write_group(mv, headers[group_start:], now_ms)
         if cfg.fsync == "always":
-            self._active.sync()
+            self._sync()
         best = max(headers, key=lambda ph: ph[1].max_timestamp)[1]  # first of equals wins
         return AppendResult(
             base_offset=headers[0][1].base_offset,
@@ -288,10 +292,19 @@ class PartitionLog:
         self._active.write(mv[start:end], rebased, self.config.index_interval_bytes, now_ms)
 
     def _roll(self, base_offset: int) -> None:
-        """Seal the active segment (fsync + indexes) and start a new one at base_offset."""
+        """Seal the active segment (fsync + indexes + epoch checkpoint), start one at base_offset.
+
+        After this the sealed segment and the epochs starting in it are durable, which is why
+        recovery only scans the last segment. The new file's directory entry is fsynced now
+        for fsync="always", else at the next flush.
+        """
         self._active.deactivate(sync=True)
+        self._epochs.save()
         seg = Segment.create(self.directory, base_offset)
-        fsync_dir(self.directory)
+        if self.config.fsync == "always":
+            fsync_dir(self.directory)
+        else:
+            self._dir_dirty = True
         self._segments.append(seg)
         self._bases.append(base_offset)
         logger.debug("%s: rolled a new segment at %d", self.directory, base_offset)
@@ -456,6 +469,7 @@ class PartitionLog:
         if self._log_start > self.log_end_offset:
             self._set_log_start(self.log_end_offset)
         self._epochs.truncate_from_end(self.log_end_offset)
+        self._epochs.save()
         logger.info("%s: truncated to %d (log end now %d)", self.directory, offset, self.log_end_offset)
 
     def truncate_fully_and_start_at(self, offset: int) -> None:
@@ -488,7 +502,14 @@ class PartitionLog:
     def flush(self) -> None:
         """fsync the active segment now (rolled segments already are)."""
         self._check_open()
+        self._sync()
+
+    def _sync(self) -> None:
         self._active.sync()
+        if self._dir_dirty:
+            fsync_dir(self.directory)
+            self._dir_dirty = False
+        self._epochs.save()
 
     def maybe_flush(self, now_ms: int) -> None:
         """For fsync="interval": fsync if fsync_interval_ms passed since the last flush."""
@@ -496,7 +517,7 @@ class PartitionLog:
         if self.config.fsync != "interval" or not self._active.dirty:
             return
         if now_ms - self._last_flush_ms >= self.config.fsync_interval_ms:
-            self._active.sync()
+            self._sync()
             self._last_flush_ms = now_ms
 
     def update_config(self, config: LogConfig) -> None:
@@ -509,7 +530,10 @@ class PartitionLog:
         if self._closed:
             return
         self._active.deactivate(sync=True)
-        atomic_write(self.directory / CLEAN_SHUTDOWN_FILE, b"")
+        self._epochs.save()
+        # An empty marker needs no tmp+rename; it must only become durable after the rest.
+        os.close(os.open(self.directory / CLEAN_SHUTDOWN_FILE, os.O_WRONLY | os.O_CREAT, 0o644))
+        fsync_dir(self.directory)
         READ_HANDLES.evict_under(str(self.directory))
         self._closed = True
 

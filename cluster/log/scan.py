@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 from cluster.wire.record_batch import (
     HEADER_SIZE,
@@ -26,14 +26,18 @@ logger = logging.getLogger(__name__)
 CHUNK = 1 << 20
 
 
-def iter_headers(fd: int, start: int, end: int) -> Iterator[tuple[int, BatchHeader]]:
+def iter_headers(fd: int | Callable[[], int], start: int, end: int,
+                 chunk_size: int = CHUNK) -> Iterator[tuple[int, BatchHeader]]:
     """(position, header) of each batch in [start, end) of a file already known to be valid.
 
+    `fd` may be a callable returning the descriptor: it is asked again for every chunk, so
+    a generator left suspended while the shared handle cache closes descriptors stays safe.
     Stops quietly at anything that does not parse (a tail that recovery will deal with).
     """
+    get_fd = fd if callable(fd) else (lambda: fd)
     pos = start
     while pos + HEADER_SIZE <= end:
-        chunk = pread_exact(fd, min(CHUNK, end - pos), pos)
+        chunk = pread_exact(get_fd(), min(chunk_size, end - pos), pos)
         off = 0
         while off + HEADER_SIZE <= len(chunk):
             try:

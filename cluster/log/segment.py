@@ -286,10 +286,9 @@ class Segment:
 
     def locate(self, offset: int) -> tuple[int, BatchHeader] | None:
         """The first batch whose last offset is >= `offset` (the batch containing it, or the next)."""
-        fd = self._log_fd()
         pos = self.lookup_position(offset)
         while pos + HEADER_SIZE <= self.size:
-            chunk = pread_exact(fd, min(LOCATE_CHUNK, self.size - pos), pos)
+            chunk = pread_exact(self._log_fd(), min(LOCATE_CHUNK, self.size - pos), pos)
             advanced = 0
             for p, h in iter_batches(chunk):
                 if h.last_offset >= offset:
@@ -324,7 +323,7 @@ class Segment:
     def iter_from(self, from_offset: int) -> Iterator[tuple[int, BatchHeader]]:
         """(position, header) of each batch whose last offset is >= from_offset."""
         start = self.lookup_position(from_offset)
-        for pos, h in iter_headers(self._log_fd(), start, self.size):
+        for pos, h in iter_headers(self._log_fd, start, self.size, LOCATE_CHUNK):
             if h.last_offset >= from_offset:
                 yield pos, h
 
@@ -342,8 +341,6 @@ class Segment:
             rel = None
         return self.base_offset + (rel or 0)
 
-    def iter_positions(self) -> Iterator[tuple[int, BatchHeader]]:
-        return iter_headers(self._log_fd(), 0, self.size)
 
     # -- truncation ------------------------------------------------------------------
     def truncate_to(self, offset: int, index_interval: int) -> None:

@@ -100,6 +100,7 @@ def test_leader_epoch_cache_follows_appends_truncation_and_reopen(tmp_path):
     assert log.end_offset_for_epoch(5) == (-1, -1)
     log.delete_records_before(4)
     assert log.end_offset_for_epoch(0) == (0, 10)
+    log.flush()
     assert LeaderEpochCache.load(tmp_path).entries[0].start_offset == 4
 
 
@@ -110,6 +111,18 @@ def test_epoch_cache_from_preserved_batches(tmp_path):
                            make_batch(2, base_offset=7, leader_epoch=4)], now_ms=0)
     assert log.end_offset_for_epoch(3) == (3, 7)
     assert log.end_offset_for_epoch(1) == (1, 0)  # older than any known epoch
+
+
+def test_epochs_missing_from_checkpoint_are_replayed_after_a_crash(tmp_path):
+    log = PartitionLog.open(tmp_path, cfg(segment_bytes=1 << 20))
+    log.append([make_batch(2)], leader_epoch=1, now_ms=0)
+    log.append([make_batch(2)], leader_epoch=3, now_ms=0)
+    log.abandon()  # the checkpoint was never written
+    assert not (tmp_path / "leader-epoch-checkpoint").exists()
+    log = PartitionLog.open(tmp_path, cfg(segment_bytes=1 << 20))
+    assert log.end_offset_for_epoch(1) == (1, 2)
+    assert log.end_offset_for_epoch(3) == (3, 4)
+    assert LeaderEpochCache.load(tmp_path).entries[-1].epoch == 3  # saved during open
 
 
 def test_damaged_epoch_checkpoint_is_ignored(tmp_path):
