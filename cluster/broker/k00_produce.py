@@ -36,6 +36,7 @@ def _error(index: int, code: int, message: str | None = None) -> dict:
 
 
 MIRROR_SOURCE = "dcmirror.mirror.source"
+FENCED = "dcmirror.fenced"
 
 
 def validated_batches(broker, topic: str, index: int, records: bytes | None):
@@ -75,6 +76,9 @@ def produce_partition(broker, topic: str, index: int, records: bytes | None) -> 
             f"topic {topic} is a read-only mirror of {meta.configs[MIRROR_SOURCE]};"
             " promote it with `dcmirror failover` before producing",
         )
+    if meta is not None and meta.configs.get(FENCED):
+        return _error(index, ErrorCode.invalid_request,
+                      f"topic {topic} is fenced: it fails over to {meta.configs[FENCED]}, produce there")
     checked = validated_batches(broker, topic, index, records)
     if isinstance(checked, dict):
         return checked

@@ -92,6 +92,7 @@ TOPIC_CONFIGS: dict[str, ConfigKey] = {
             "string",
             None,
         ),
+        ConfigKey("dcmirror.fenced", "", "string", None),  # failover: refuse producers
     ]
 }
 """Keys we accept. `dcmirror.mirror.source` marks a topic as a read-only mirror target."""

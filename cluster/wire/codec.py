@@ -30,6 +30,8 @@ Private keys borrow the schema of a public API: version 0 of DCMIRROR_APPEND is 
 exactly as Produce v9 (request and response). Kafka clients ignore API keys they do not
 know in ApiVersions, so advertising it is harmless to them."""
 PRIVATE_APIS: dict[int, dict[int, tuple[int, int]]] = {DCMIRROR_APPEND: {0: (0, 9)}}
+DCMIRROR_TRUNCATE = 10001  # failback: truncate partitions to offsets (DeleteRecords v2 shape)
+PRIVATE_APIS[DCMIRROR_TRUNCATE] = {0: (21, 2)}
 _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
 
