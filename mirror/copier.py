@@ -67,6 +67,14 @@ class LinkCopier:
         self._wait = wait_exponential_jitter(initial=0.2, max=10.0)
         self._failures = 0
         self._state = "starting"
+        self.hold: str | None = None  # a link state other than normal: copy nothing
+
+    def set_hold(self, hold: str | None) -> None:
+        """Stop copying while ``hold`` names a link state (failed-over, paused...); resume
+        from the sink's record of progress when it is None again."""
+        if hold != self.hold:
+            self.hold = hold
+            self._changed.set()
 
     # ---- assignment --------------------------------------------------------------
     def set_assignment(self, tps: Sequence[TP]) -> None:
@@ -113,6 +121,12 @@ class LinkCopier:
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            if self.hold is not None:
+                self._positions.clear()
+                self._set_state(self.hold)
+                self._changed.clear()
+                await _wait_any(stop, self._changed, 1.0)
+                continue
             try:
                 await self._resume()
                 if not self._positions:

@@ -21,6 +21,7 @@ from cluster.wire import codec
 from mirror.checkpoints import Checkpointer
 from mirror.config import LinkConfig, MirrorConfig
 from mirror.copier import LinkCopier, _RetryState, _wait_any
+from mirror.link_state import LinkStateWatcher
 from mirror.offsets import OffsetSyncIndex
 from mirror.progress import LinkProgress, TP
 from mirror.sinks import PreservingSink, TranslatingSink
@@ -60,6 +61,7 @@ class LinkRunner:
         self.all_partitions: list[TP] = []
         self.synced = asyncio.Event()
         self.latency = None  # set by the daemon: a latency histogram child
+        self.link_state = None  # mirror.link_state.LinkState the daemon obeys
 
     async def _connect(self, stop: asyncio.Event) -> bool:
         wait = wait_exponential_jitter(initial=0.5, max=10)
@@ -120,18 +122,43 @@ class LinkRunner:
 
             checkpointer = Checkpointer(self.link.name, self.policy, self.source, self.target,
                                         self.progress, preserve, syncs, mirrored_position)
+            watcher = LinkStateWatcher(self.link.name, self.source, self.target,
+                                       lambda: list(self.all_partitions), self._obey)
+            try:  # know the link state before copying or checkpointing anything
+                await watcher.poll_once()
+            except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+                log.warning("link %s: cannot read the link state yet: %s", self.link.name, exc)
             await asyncio.gather(
+                watcher.run(stop),
                 self.copier.run(stop),
                 self._every(stop, self.link.sync_interval_s, "topic sync",
                             lambda: self._sync_topics(topic_sync)),
                 self._every(stop, self.link.checkpoint_interval_s, "checkpoints",
-                            lambda: checkpointer.once(self.mirrored_topics)),
+                            lambda: self._checkpoint(checkpointer)),
             )
         finally:
             await self.source.close()
             await self.target.close()
 
+    def _obey(self, state) -> None:
+        """The link state changed (failover, failback, pause): copy only when normal."""
+        self.link_state = state
+        hold = None if state.copying else state.state
+        if self.copier is not None:
+            self.copier.set_hold(hold)
+        log.info("link %s: link state %s%s", self.link.name, state.state,
+                 "" if hold is None else ": not copying")
+
+    def _holding(self) -> bool:
+        return self.link_state is not None and not self.link_state.copying
+
+    async def _checkpoint(self, checkpointer: Checkpointer) -> None:
+        if not self._holding():
+            await checkpointer.once(self.mirrored_topics)
+
     async def _sync_topics(self, topic_sync: TopicSync) -> None:
+        if self._holding() and self.link_state.state != "paused":
+            return  # failed over: the target's topics are no longer ours to shape
         mirrored = await topic_sync.once()
         self.mirrored_topics = {m.source for m in mirrored}
         self.all_partitions = [(m.source, p) for m in mirrored for p in range(m.partitions)]
