@@ -88,7 +88,7 @@ class Checkpointer:
             return []
         target_states = {}
         try:
-            for d in await self.target.describe_groups(groups):
+            for d in (await self.target.describe_groups(groups)).values():
                 target_states[d.group_id] = (d.state or "").lower() if not d.members else "active"
         except KafkaProtocolError:
             target_states = {}
