@@ -1,0 +1,140 @@
+"""The mirrors under test, behind one interface: start one copying the given source topics
+into fresh target topics, tell its pid (for /proc CPU time), stop it.
+
+Every run gets a unique source alias, so each contender writes into topics that did not
+exist before (`<alias>.<topic>` for dcmirror with `rename: prefix` and for MM2's default
+policy; `<alias>.<topic>` pre-created for the per-record mirror) and never resumes from an
+earlier run's progress (dcmirror's offset syncs, MM2's Connect offsets, a consumer group).
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Protocol
+
+import yaml
+
+from peers.common import PeerProcess, free_port
+from peers.mirrormaker import MirrorMaker2
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    alias: str                  # unique per run: names target topics and mirror state
+    source: str                 # bootstrap
+    target: str
+    topics: list[str]           # source topics to mirror (backlog + latency topic)
+    workdir: Path
+
+    def target_topic(self, topic: str) -> str:
+        return f"{self.alias}.{topic}"
+
+
+class Handle(Protocol):
+    @property
+    def pid(self) -> int: ...
+    def alive(self) -> bool: ...
+    def log_tail(self) -> str: ...
+    def stop(self) -> None: ...
+
+
+@dataclass
+class ProcHandle:
+    proc: PeerProcess
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.alive()
+
+    def log_tail(self) -> str:
+        return self.proc.log_tail()
+
+    def stop(self) -> None:
+        self.proc.stop(grace=20)
+
+
+@dataclass
+class MM2Handle:
+    mm2: MirrorMaker2
+
+    @property
+    def pid(self) -> int:
+        return self.mm2.pid
+
+    def alive(self) -> bool:
+        return self.mm2.alive()
+
+    def log_tail(self) -> str:
+        return self.mm2.log_tail()
+
+    def stop(self) -> None:
+        self.mm2.stop()
+
+
+def _dcmirror(spec: RunSpec, mode: str) -> Handle:
+    cfg = {
+        "clusters": {spec.alias: {"bootstrap": spec.source}, "bench-target": {"bootstrap": spec.target}},
+        "links": [{
+            "name": f"{spec.alias}-link", "source": spec.alias, "target": "bench-target",
+            "topics": [t.replace(".", r"\.") for t in spec.topics], "rename": "prefix",
+            "groups": ["no-groups-in-this-benchmark"], "mode": mode,
+            "sync_interval_s": 1, "checkpoint_interval_s": 5,
+        }],
+    }
+    path = spec.workdir / f"{spec.alias}.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    argv = [sys.executable, "-m", "dcmirror_cli", "mirror", str(path),
+            "--metrics-port", str(free_port())]
+    proc = PeerProcess(argv, spec.workdir / f"{spec.alias}.log", cwd=REPO)
+    proc.start()
+    return ProcHandle(proc)
+
+
+def _naive(spec: RunSpec) -> Handle:
+    argv = [sys.executable, "-m", "bench.mirror.naive_mirror", "--source", spec.source,
+            "--target", spec.target, "--group", f"{spec.alias}-naive",
+            *[a for t in spec.topics for a in ("--map", f"{t}={spec.target_topic(t)}")]]
+    proc = PeerProcess(argv, spec.workdir / f"{spec.alias}.log", cwd=REPO)
+    proc.start()
+    return ProcHandle(proc)
+
+
+def _mm2(spec: RunSpec) -> Handle:
+    mm2 = MirrorMaker2(spec.source, spec.target,
+                       topics="|".join(t.replace(".", r"\.") for t in spec.topics),
+                       source_alias=spec.alias, target_alias="benchtarget",
+                       groups="no-groups-in-this-benchmark",
+                       # the backlog is lz4; without this MM2 would write it uncompressed
+                       extra_config={"benchtarget.producer.compression.type": "lz4"},
+                       heap="1g")
+    try:
+        mm2.start()
+    except BaseException:
+        mm2.stop()
+        raise
+    return MM2Handle(mm2)
+
+
+@dataclass(frozen=True)
+class Contender:
+    name: str
+    label: str
+    clusters: str           # "dcmirror" (our clusters) or "kafka" (Apache Kafka brokers)
+    precreate_target: bool  # the mirror does not create target topics itself
+    start: Callable[[RunSpec], Handle]
+
+
+CONTENDERS: dict[str, Contender] = {c.name: c for c in [
+    Contender("dcmirror", "dcmirror (preserve offsets)", "dcmirror", False,
+              lambda s: _dcmirror(s, "preserve-offsets")),
+    Contender("naive", "per-record confluent-kafka", "dcmirror", True, _naive),
+    Contender("mm2", "MirrorMaker 2 (Kafka->Kafka)", "kafka", False, _mm2),
+    Contender("dcmirror-kafka", "dcmirror (translate, Kafka->Kafka)", "kafka", False,
+              lambda s: _dcmirror(s, "translate")),
+]}
