@@ -85,7 +85,6 @@ TOPIC_CONFIGS: dict[str, ConfigKey] = {
         ConfigKey("flush.ms", str(2**63 - 1), "long", _long_at_least(0)),
         ConfigKey("file.delete.delay.ms", "60000", "long", _long_at_least(0)),
         ConfigKey("unclean.leader.election.enable", "false", "boolean", _one_of("true", "false")),
-        ConfigKey("message.downconversion.enable", "true", "boolean", _one_of("true", "false")),
         ConfigKey(
             "dcmirror.mirror.source",
             "",
