@@ -1,0 +1,149 @@
+"""GroupMember against a real group coordinator: our in-process broker (and Apache Kafka in
+tests/interop). Members here are bare memberships with a fixed view of the link's
+partitions; a shared ledger checks that no partition is ever held by two members."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import pytest
+
+from cluster.client.client import KafkaClient
+from mirror.membership import GroupMember, MembershipConfig
+
+TP = tuple[str, int]
+FAST = MembershipConfig(session_timeout_ms=6_000, rebalance_timeout_ms=10_000, heartbeat_interval_s=0.3)
+
+
+def parts(**topics: int) -> list[TP]:
+    return [(t, p) for t, n in topics.items() for p in range(n)]
+
+
+@dataclass
+class Ledger:
+    """Every member's current share; asserts exclusivity at every change."""
+
+    shares: dict[str, frozenset[TP]] = field(default_factory=dict)
+    violations: list[str] = field(default_factory=list)
+
+    def hook(self, name: str):
+        async def on_assignment(share: frozenset[TP]) -> None:
+            self.shares[name] = share
+            for other, theirs in self.shares.items():
+                if other != name and share & theirs:
+                    self.violations.append(f"{name} and {other} both hold {sorted(share & theirs)}")
+        return on_assignment
+
+
+@dataclass
+class Running:
+    member: GroupMember
+    stop: asyncio.Event
+    task: asyncio.Task
+
+
+async def start(bootstrap: str, name: str, view: list[TP], ledger: Ledger, group: str = "dcmirror.test",
+                config: MembershipConfig = FAST) -> Running:
+    m = GroupMember(KafkaClient(bootstrap, client_id=name), group, config)
+    m.filter(view)  # what LinkRunner does after its first topic sync
+    stop = asyncio.Event()
+    return Running(m, stop, asyncio.create_task(m.run(stop, ledger.hook(name))))
+
+
+async def eventually(pred, timeout: float = 30.0, what: str = "condition") -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not pred():
+        if loop.time() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout}s")
+        await asyncio.sleep(0.05)
+
+
+def settled(ledger: Ledger, members: list[Running], view: list[TP]) -> bool:
+    shares = [ledger.shares.get(n, frozenset()) for n in ledger.shares]
+    sizes = [len(r.member.assigned) for r in members]
+    return (frozenset().union(*shares) == frozenset(view) and sum(len(s) for s in shares) == len(view)
+            and max(sizes) - min(sizes) <= 1 and all(not r.member._rejoin.is_set() for r in members))
+
+
+async def stop_all(*rs: Running) -> None:
+    for r in rs:
+        r.stop.set()
+    await asyncio.gather(*(r.task for r in rs))
+
+
+async def scenario_split_and_take_over(bootstrap: str) -> None:
+    view = parts(orders=6)
+    ledger = Ledger()
+    a = await start(bootstrap, "a", view, ledger)
+    await eventually(lambda: len(a.member.assigned) == 6, what="a alone owns all")
+    assert a.member.is_leader
+    b = await start(bootstrap, "b", view, ledger)
+    b.member.filter(view)
+    await eventually(lambda: settled(ledger, [a, b], view), what="a and b split the partitions")
+    assert len(a.member.assigned) == len(b.member.assigned) == 3
+    # b stops cleanly (LeaveGroup): a takes everything back without waiting for a timeout
+    await stop_all(b)
+    assert ledger.shares["b"] == frozenset()
+    await eventually(lambda: len(a.member.assigned) == 6, timeout=5, what="a took over b's share")
+    assert not ledger.violations, ledger.violations
+    await stop_all(a)
+
+
+async def test_two_members_split_then_one_leaves(broker) -> None:
+    await scenario_split_and_take_over(f"127.0.0.1:{broker.advertised_port}")
+
+
+async def test_a_crashed_member_is_replaced_after_the_session_timeout(broker) -> None:
+    bootstrap = f"127.0.0.1:{broker.advertised_port}"
+    view = parts(t=4)
+    ledger = Ledger()
+    a = await start(bootstrap, "a", view, ledger)
+    await eventually(lambda: len(a.member.assigned) == 4, what="a owns all")
+    b = await start(bootstrap, "b", view, ledger)
+    await eventually(lambda: settled(ledger, [a, b], view), what="split")
+
+    async def no_leave() -> None:  # a crash: no LeaveGroup, the socket just goes away
+        b.member._joined = False
+
+    b.member._leave = no_leave
+    b.task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await b.task
+    ledger.shares["b"] = frozenset()  # the process is gone with its share
+    await eventually(lambda: len(a.member.assigned) == 4, timeout=FAST.session_timeout_ms / 1000 + 10,
+                     what="a took over after b's session expired")
+    assert not ledger.violations, ledger.violations
+    await stop_all(a)
+
+
+async def test_new_partitions_trigger_a_rebalance(broker) -> None:
+    bootstrap = f"127.0.0.1:{broker.advertised_port}"
+    view = parts(t=2)
+    ledger = Ledger()
+    a = await start(bootstrap, "a", view, ledger)
+    b = await start(bootstrap, "b", view, ledger)
+    await eventually(lambda: settled(ledger, [a, b], view), what="split")
+    grown = view + parts(u=4)
+    leader, other = (a, b) if a.member.is_leader else (b, a)
+    other.member.filter(grown)  # a follower's view changing alone does not rebalance...
+    leader.member.filter(grown)  # ...the leader's does
+    await eventually(lambda: settled(ledger, [a, b], grown), what="new partitions dealt")
+    assert not ledger.violations, ledger.violations
+    await stop_all(a, b)
+
+
+async def test_three_members_join_and_leave_without_double_ownership(broker) -> None:
+    bootstrap = f"127.0.0.1:{broker.advertised_port}"
+    view = parts(x=7, y=3)
+    ledger = Ledger()
+    rs = [await start(bootstrap, n, view, ledger) for n in "abc"]
+    await eventually(lambda: settled(ledger, rs, view), what="three-way split")
+    assert sorted(len(r.member.assigned) for r in rs) == [3, 3, 4]
+    await stop_all(rs[0])
+    await eventually(lambda: settled(ledger, rs[1:], view), what="two-way split")
+    d = await start(bootstrap, "d", view, ledger)
+    await eventually(lambda: settled(ledger, rs[1:] + [d], view), what="three-way split again")
+    assert not ledger.violations, ledger.violations
+    await stop_all(*rs[1:], d)
