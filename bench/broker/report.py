@@ -3,6 +3,7 @@ peer" (>1 = dcmirror better) for throughput and latency alike."""
 from __future__ import annotations
 
 import statistics
+import sys
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -25,7 +26,8 @@ def _ratio(base: float | None, other: float | None, higher_better: bool) -> str:
 
 def print_report(targets: list[str], results: dict[str, "TargetResult"], baseline: str,
                  console: Console | None = None) -> None:
-    console = console or Console()
+    if console is None:  # piped output: wide enough that cells do not wrap
+        console = Console() if sys.stdout.isatty() else Console(width=150)
     med = {t: medians(results[t]) for t in targets}
     workloads: list[str] = []
     for t in targets:

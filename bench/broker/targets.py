@@ -45,7 +45,8 @@ class DcmirrorBroker:
         return self._proc.pid
 
     def start(self) -> "DcmirrorBroker":
-        exe = shutil.which("dcmirror")
+        beside = Path(sys.executable).with_name("dcmirror")  # skip pyenv/venv shims
+        exe = str(beside) if beside.exists() else shutil.which("dcmirror")
         prefix = [exe] if exe else [sys.executable, "-c",
                                     "import sys; from dcmirror_cli import main; sys.exit(main())"]
         argv = [*prefix, "-q", "cluster", "start", "--name", "bench", "--port", str(self.port),
