@@ -45,6 +45,33 @@ async def target_preserves_offsets(target: KafkaClient) -> bool:
     return conn.versions.supports(codec.DCMIRROR_APPEND)
 
 
+class _FencedCopier(LinkCopier):
+    """A copier whose in-flight step can be awaited (`drain`): scale-out hands a revoked
+    partition to another process only after this one's last write to it has landed
+    (mirror/membership.py). Positions of partitions no longer assigned (re-added by a
+    resume or write that raced with the revocation) are dropped around every step."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._step_lock = asyncio.Lock()
+
+    def _prune(self) -> None:
+        for tp in [tp for tp in self._positions if tp not in self._assigned]:
+            del self._positions[tp]
+
+    async def step(self) -> int:
+        async with self._step_lock:
+            self._prune()
+            try:
+                return await super().step()
+            finally:
+                self._prune()
+
+    async def drain(self) -> None:
+        async with self._step_lock:
+            self._prune()
+
+
 class LinkRunner:
     def __init__(self, cfg: MirrorConfig, link: LinkConfig, *, dial: Dialer = default_dial,
                  assignor=None) -> None:
@@ -110,9 +137,9 @@ class LinkRunner:
                     for w in written.values():
                         syncs.add_all(w.syncs)
 
-            self.copier = LinkCopier(self.link.name, self.source, sink, self.progress, rename,
-                                     start_from=self.link.start_from, on_written=on_written,
-                                     latency=self.latency)
+            self.copier = _FencedCopier(self.link.name, self.source, sink, self.progress, rename,
+                                        start_from=self.link.start_from, on_written=on_written,
+                                        latency=self.latency)
             topic_sync = TopicSync(self.link, self.policy, self.source, self.target, self.progress,
                                    preserve, self.link.source)
 
@@ -135,6 +162,8 @@ class LinkRunner:
                             lambda: self._sync_topics(topic_sync)),
                 self._every(stop, self.link.checkpoint_interval_s, "checkpoints",
                             lambda: self._checkpoint(checkpointer)),
+                *([self.assignor.run(stop, self._apply_assignment)]
+                  if hasattr(self.assignor, "run") else []),
             )
         finally:
             await self.source.close()
@@ -168,6 +197,19 @@ class LinkRunner:
         assert self.copier is not None
         self.copier.set_assignment(mine)
         self.synced.set()
+
+    async def _apply_assignment(self, share: frozenset[TP]) -> None:
+        """Scale-out: the group changed this process's share. When this returns, revoked
+        partitions are no longer copied here, nor shown in this process's progress."""
+        if self.copier is None or self.assignor is None:
+            return
+        before = self.copier.assignment
+        self.copier.set_assignment(self.assignor.filter(self.all_partitions))
+        lost = before - self.copier.assignment
+        if lost:
+            await self.copier.drain()
+            for tp in lost:
+                self.progress.partitions.pop(tp, None)
 
     async def _every(self, stop: asyncio.Event, interval: float, what: str, fn) -> None:
         failing = False
