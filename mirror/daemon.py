@@ -12,6 +12,7 @@ from cluster.client.dial import Dialer, default_dial
 from mirror.config import MirrorConfig
 from mirror.http_endpoint import json_route, serve
 from mirror.link import LinkRunner
+from mirror.membership import member_for_link
 from mirror.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -34,17 +35,22 @@ def progress_snapshot(runners: list[LinkRunner]) -> dict:
             })
         links.append({"name": p.name, "mode": p.mode, "state": p.state, "retries": p.retries,
                       "partitions": parts, "alarms": [asdict(a) for a in p.alarms],
-                      "checkpoints": dict(p.last_checkpoint_ms)})
+                      "checkpoints": dict(p.last_checkpoint_ms),
+                      "membership": r.assignor.describe() if hasattr(r.assignor, "describe") else None})
     return {"links": links}
 
 
 class Daemon:
     def __init__(self, cfg: MirrorConfig, *, links: list[str] | None = None,
                  dial: Dialer = default_dial, metrics_port: int | None = None,
-                 metrics_host: str = "127.0.0.1") -> None:
+                 metrics_host: str = "127.0.0.1", scale_out: bool = True) -> None:
         self.cfg = cfg
         chosen = [l for l in cfg.links if not links or l.name in links]
-        self.runners = [LinkRunner(cfg, l, dial=dial) for l in chosen]
+        # scale_out: the processes of one link share its partitions through a group on the
+        # link's target cluster (mirror/membership.py); alone, a process gets all of them.
+        self.runners = [LinkRunner(cfg, l, dial=dial,
+                                   assignor=member_for_link(cfg, l, dial=dial) if scale_out else None)
+                        for l in chosen]
         self.metrics = Metrics([r.progress for r in self.runners])
         for r in self.runners:
             r.latency = self.metrics.latency.labels(r.link.name)
