@@ -54,7 +54,10 @@ def _partition_result(broker, part, p, isolation: int, budget: int, first: bool)
     try:
         data = part.log.read(p.fetch_offset, max_bytes, max_offset=limit)
     except OffsetOutOfRange:
-        entry["error_code"] = ErrorCode.offset_out_of_range
+        # Kafka answers an out-of-range fetch with unknown (-1) watermarks and log start:
+        # the client must ask ListOffsets, it gets no hint here.
+        entry.update(error_code=ErrorCode.offset_out_of_range, high_watermark=-1,
+                     last_stable_offset=-1, log_start_offset=-1)
         return entry, 0
     if isolation == _READ_COMMITTED and broker.txns is not None:
         entry["aborted_transactions"] = broker.txns.aborted_between(part, p.fetch_offset, limit)

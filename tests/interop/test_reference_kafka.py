@@ -111,3 +111,138 @@ async def test_list_offsets_earliest_latest_by_time_max_time(cluster: ClusterPro
     answer = same(await on_both(cluster, kafka_broker, topic_name, probe))
     assert answer["full"]["at+25"][0] == (1, NOW + 50)
     assert answer["full"]["max"][0] == (3, NOW + 100)
+
+
+async def test_create_topics_errors(cluster: ClusterProcess, kafka_broker: KafkaBroker, topic_name: str) -> None:
+    async def probe(client: KafkaClient, topic: str) -> dict[str, int]:
+        cases = {
+            "new": NewTopic(topic, 3),
+            "exists": NewTopic(topic, 3),
+            "rf-too-large": NewTopic(f"{topic}-rf", 1, replication_factor=3),
+            "rf-zero": NewTopic(f"{topic}-rf0", 1, replication_factor=0),
+            "zero-partitions": NewTopic(f"{topic}-p0", 0),
+            "bad-value": NewTopic(f"{topic}-cfg", 1, configs={"retention.ms": "soon"}),
+            "unknown-key": NewTopic(f"{topic}-key", 1, configs={"no.such.config": "1"}),
+            "bad-policy": NewTopic(f"{topic}-pol", 1, configs={"cleanup.policy": "sometimes"}),
+            "removed-in-4.0": NewTopic(f"{topic}-down", 1, configs={"message.downconversion.enable": "true"}),
+            "bad-name": NewTopic("bad/name", 1),
+            "too-long": NewTopic("y" * 250, 1),
+        }
+        out = {}
+        for case, t in cases.items():
+            out[case] = code((await client.create_topics([t], raise_errors=False))[t.name])
+        validated = NewTopic(f"{topic}-validate", 2)
+        out["validate-only"] = code((await client.create_topics([validated], validate_only=True,
+                                                               raise_errors=False))[validated.name])
+        out["validate-only-created-it"] = int(validated.name in await client.list_topics())
+        out["validate-only-exists"] = code((await client.create_topics([NewTopic(topic, 3)], validate_only=True,
+                                                                      raise_errors=False))[topic])
+        return out
+
+    answer = same(await on_both(cluster, kafka_broker, topic_name, probe))
+    assert answer["exists"] == ErrorCode.topic_already_exists
+    assert answer["rf-too-large"] == ErrorCode.invalid_replication_factor
+    assert answer["bad-value"] == ErrorCode.invalid_config
+    assert answer["validate-only"] == 0 and answer["validate-only-created-it"] == 0
+
+
+async def test_create_partitions_errors(cluster: ClusterProcess, kafka_broker: KafkaBroker,
+                                        topic_name: str) -> None:
+    async def probe(client: KafkaClient, topic: str) -> dict[str, Any]:
+        await client.create_topics([NewTopic(topic, 3)])
+        out: dict[str, Any] = {}
+        for case, (name, count, validate) in {
+            "shrink": (topic, 2, False), "same": (topic, 3, False), "unknown": (f"{topic}-absent", 4, False),
+            "grow-validate-only": (topic, 5, True), "grow": (topic, 4, False),
+        }.items():
+            out[case] = code((await client.create_partitions({name: count}, validate_only=validate,
+                                                             raise_errors=False))[name])
+        out["partitions"] = (await client.metadata([topic])).topics[topic].num_partitions
+        return out
+
+    answer = same(await on_both(cluster, kafka_broker, topic_name, probe))
+    assert answer["shrink"] == ErrorCode.invalid_partitions and answer["partitions"] == 4
+
+
+async def test_delete_records_then_earliest(cluster: ClusterProcess, kafka_broker: KafkaBroker,
+                                            topic_name: str) -> None:
+    async def probe(client: KafkaClient, topic: str) -> dict[str, Any]:
+        await client.create_topics([NewTopic(topic, 2)])
+        await produce_timed(client, topic, 0, list(range(5)))
+        await produce_timed(client, topic, 0, list(range(5, 10)), "lz4")
+        out: dict[str, Any] = {}
+        for case, before in (("mid-batch", 7), ("backwards", 2), ("beyond-end", 11), ("to-end", -1)):
+            try:
+                out[case] = (await client.delete_records({(topic, 0): before}))[(topic, 0)]
+            except KafkaProtocolError as e:
+                out[case] = f"error {e.error_code}"
+            out[f"{case}:earliest"] = (await client.list_offsets(topic, [0], EARLIEST))[0]
+            if case == "mid-batch":
+                fetched = await client.fetch({(topic, 0): FetchPosition(7)}, max_wait_ms=0)
+                out["fetch-after-delete"] = fetched[(topic, 0)].log_start_offset
+                below = await client.fetch({(topic, 0): FetchPosition(3)}, max_wait_ms=0)
+                out["fetch-below-start"] = below[(topic, 0)].error_code
+        try:
+            await client.delete_records({(f"{topic}", 5): 1})
+        except KafkaProtocolError as e:
+            out["unknown-partition"] = e.error_code
+        return out
+
+    answer = same(await on_both(cluster, kafka_broker, topic_name, probe))
+    assert answer["mid-batch"] == 7 and answer["mid-batch:earliest"] == (7, -1)
+    assert answer["fetch-below-start"] == ErrorCode.offset_out_of_range
+
+
+async def test_describe_configs_of_a_topic(cluster: ClusterProcess, kafka_broker: KafkaBroker,
+                                           topic_name: str) -> None:
+    async def probe(client: KafkaClient, topic: str) -> dict[str, Any]:
+        await client.create_topics([NewTopic(topic, 1, configs={"retention.ms": "3600000"})])
+        return (await client.describe_configs([topic]))[topic]
+
+    answers = await on_both(cluster, kafka_broker, topic_name, probe)
+    ours, ref = answers["dcmirror"], answers["kafka"]
+    important = ["retention.ms", "cleanup.policy", "max.message.bytes", "retention.bytes", "segment.bytes",
+                 "segment.ms", "message.timestamp.type", "compression.type", "min.insync.replicas"]
+    for key in important:
+        assert key in ours, f"we do not describe {key}"
+        assert (ours[key].value, ours[key].is_default) == (ref[key].value, ref[key].is_default), key
+    assert ours["retention.ms"].source == ref["retention.ms"].source == 1  # DYNAMIC_TOPIC_CONFIG
+    differing = {k: (ours[k].value, ref[k].value) for k in set(ours) & set(ref)
+                 if (ours[k].value, ours[k].is_default, ours[k].sensitive) !=
+                 (ref[k].value, ref[k].is_default, ref[k].sensitive)}
+    assert differing == {}
+    # keys Kafka no longer has must not be advertised by us
+    assert sorted(set(ours) - set(ref)) == []
+
+    async def unknown(client: KafkaClient, topic: str) -> int:
+        try:
+            await client.describe_configs([f"{topic}-absent"])
+        except KafkaProtocolError as e:
+            return e.error_code
+        return 0
+
+    assert same(await on_both(cluster, kafka_broker, topic_name, unknown)) == ErrorCode.unknown_topic_or_partition
+
+
+async def test_produce_to_missing_partition_and_fetch_out_of_range(cluster: ClusterProcess,
+                                                                   kafka_broker: KafkaBroker,
+                                                                   topic_name: str) -> None:
+    async def probe(client: KafkaClient, topic: str) -> dict[str, Any]:
+        await client.create_topics([NewTopic(topic, 2)])
+        await produce_timed(client, topic, 0, list(range(10)))
+        conn = await client.connection(await client.leader(topic, 0))
+        out: dict[str, Any] = {}
+        for case, (name, part) in {"missing-partition": (topic, 7), "missing-topic": (f"{topic}-absent", 0)}.items():
+            resp = await conn.send(conn.build(PRODUCE, {
+                "acks": -1, "timeout": 5000, "transactional_id": None,
+                "topic_data": [{"name": name, "partition_data": [
+                    {"index": part, "records": build_batch([(b"k", b"v", [], NOW)])}]}]}, 12))
+            out[case] = [int(p.error_code) for t in resp.responses for p in t.partition_responses]
+        for case, offset in (("at-end", 10), ("past-end", 11), ("far", 1000), ("negative", -5)):
+            res = (await client.fetch({(topic, 0): FetchPosition(offset)}, max_wait_ms=0))[(topic, 0)]
+            out[case] = (res.error_code, res.high_watermark, res.log_start_offset, len(res.records))
+        return out
+
+    answer = same(await on_both(cluster, kafka_broker, topic_name, probe))
+    assert answer["missing-partition"] == [ErrorCode.unknown_topic_or_partition]
+    assert answer["far"][0] == ErrorCode.offset_out_of_range
