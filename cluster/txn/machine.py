@@ -118,10 +118,14 @@ class TxnMachine:
         return [self._persist(md, now_ms), *self._finish(md)]
 
     def _fence_epoch(self, md: TxnMetadata) -> None:
-        """Bump the epoch so the current producer instance is fenced (if epochs remain)."""
+        """Bump the epoch so the current producer instance is fenced (if epochs remain).
+
+        As in Kafka the previous epoch is forgotten, so the fenced instance cannot pass an
+        InitProducerId off as a retry: it is PRODUCER_FENCED for good.
+        """
         if md.producer_epoch < MAX_EPOCH - 1:
-            md.last_producer_epoch = md.producer_epoch
             md.producer_epoch += 1
+        md.last_producer_epoch = NO_EPOCH
 
     def _check(self, md: TxnMetadata | None, pid: int, epoch: int, api: str, version: int) -> ErrorCode | None:
         if md is None or md.producer_id != pid:
@@ -146,6 +150,8 @@ class TxnMachine:
     ) -> tuple[InitResult, list[Effect]]:
         if timeout_ms <= 0 or timeout_ms > self.max_timeout_ms:
             return InitResult(E.invalid_transaction_timeout), []
+        if (pid >= 0) != (epoch >= 0):
+            return InitResult(E.invalid_request), []
         expected = (pid, epoch) if pid >= 0 or epoch >= 0 else None
         md = self.txns.get(tid)
         if md is None:

@@ -199,3 +199,20 @@ def test_open_transactions_do_not_expire_as_idle() -> None:
     run(m, effects)
     m.add_partitions(TID, r.producer_id, 0, [("t", 0)], 1, 3)
     assert m.expire(100) == [] and m.txns[TID].state == TxnState.ONGOING
+
+
+def test_timed_out_producer_cannot_reinit_as_a_retry() -> None:
+    """Kafka forgets the previous epoch when fencing: the old instance stays fenced."""
+    m = machine()
+    r = init(m, timeout=10)
+    m.add_partitions(TID, r.producer_id, 0, [("t", 0)], 0, 3)
+    run(m, m.expire(100))
+    assert init(m, r.producer_id, 0).error == E.producer_fenced
+    fresh = init(m)                       # a new instance (no expected epoch) is fine
+    assert (fresh.error, fresh.producer_epoch) == (E.none, 2)
+
+
+def test_expected_id_and_epoch_must_come_together() -> None:
+    m = machine()
+    init(m)
+    assert init(m, 1000, -1).error == E.invalid_request
