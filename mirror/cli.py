@@ -114,3 +114,8 @@ def status_cmd(config: Path, links: tuple[str, ...], as_json: bool, max_lag: int
 
 
 commands = click.Group(commands=[mirror_cmd, up_cmd, status_cmd])
+
+from mirror.cli_failover import commands as _failover_commands  # noqa: E402  (failover, failback, offsets, link)
+
+for _command in _failover_commands:
+    commands.add_command(_command)

@@ -1,0 +1,195 @@
+"""Cluster operations failover and failback are made of, each one request-shaped and idempotent.
+
+Kept apart from the procedures (mirror/failover.py, mirror/failback.py) so those read as
+a sequence of steps, and so each step can be re-run safely: fencing a fenced topic,
+promoting a promoted one, truncating at or beyond the log end, or appending batches the
+target already holds all change nothing. Everything goes through `cluster.client`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+
+from kio.schema.errors import ErrorCode
+
+from cluster.client.admin import NewTopic
+from cluster.client.client import KafkaClient
+from cluster.client.data import FetchPosition
+from cluster.client.errors import KafkaError, KafkaProtocolError, check
+from cluster.wire import codec
+from cluster.wire import record_batch as rb
+from cluster.wire.build import build
+from cluster.wire.records import decode_batches
+from mirror.config import MirrorConfig
+from mirror.offsets import Checkpoint, checkpoints_topic, decode_checkpoint
+from mirror.sinks import _raise_for, _send_by_leader
+
+log = logging.getLogger(__name__)
+
+MIRROR_SOURCE = "dcmirror.mirror.source"
+FENCED = "dcmirror.fenced"
+TP = tuple[str, int]
+
+
+def client_for(cfg: MirrorConfig, alias: str, *, timeout_s: float | None = None) -> KafkaClient:
+    c = cfg.clusters[alias]
+    t = timeout_s if timeout_s is not None else c.client.request_timeout_s
+    return KafkaClient(c.bootstrap, client_id="dcmirror-failover", request_timeout_s=t,
+                       retry_deadline_s=min(t, 10.0))
+
+
+async def reachable(cfg: MirrorConfig, alias: str, timeout_s: float = 3.0) -> bool:
+    """Can we talk to the cluster at all (metadata within a few seconds)?"""
+    probe = client_for(cfg, alias, timeout_s=timeout_s)
+    try:
+        await asyncio.wait_for(probe.start(), timeout_s + 1)
+        return True
+    except (KafkaError, OSError, asyncio.TimeoutError):
+        return False
+    finally:
+        await probe.close()
+
+
+async def is_dcmirror(client: KafkaClient) -> bool:
+    conn = await client.any_connection()
+    return conn.versions.supports(codec.DCMIRROR_APPEND)
+
+
+async def topic_overrides(client: KafkaClient, topics: list[str]) -> dict[str, dict[str, str]]:
+    if not topics:
+        return {}
+    described = await client.describe_configs(topics)
+    return {t: {k: e.value for k, e in entries.items() if not e.is_default and e.value is not None}
+            for t, entries in described.items()}
+
+
+async def set_configs(client: KafkaClient, changes: dict[str, dict[str, str | None]]) -> None:
+    """Set (value) or delete (None) dcmirror's topic configs, in one request."""
+    if changes:
+        await client.incremental_alter_configs(changes)
+
+
+async def end_offsets(client: KafkaClient, tps: Iterable[TP], which: int = -1) -> dict[TP, int]:
+    by_topic: dict[str, list[int]] = {}
+    for t, p in tps:
+        by_topic.setdefault(t, []).append(p)
+    out: dict[TP, int] = {}
+    for topic, parts in by_topic.items():
+        res = await client.list_offsets(topic, sorted(parts), which)
+        for p in parts:
+            out[(topic, p)] = res[p][0]
+    return out
+
+
+async def truncate(client: KafkaClient, offsets: dict[TP, int]) -> dict[TP, int]:
+    """DcMirrorTruncate: cut mirror partitions back to ``offsets``; returns new log ends."""
+    if not offsets:
+        return {}
+
+    async def per_broker(conn, tps: list[TP]) -> dict[TP, int]:
+        by_topic: dict[str, list[dict]] = {}
+        for t, p in tps:
+            by_topic.setdefault(t, []).append({"partition_index": p, "offset": offsets[(t, p)]})
+        body = build(codec.request_schema(codec.DCMIRROR_TRUNCATE, 0),
+                     {"topics": [{"name": t, "partitions": ps} for t, ps in by_topic.items()],
+                      "timeout": 30000})
+        resp = await conn.send(body, api_key=codec.DCMIRROR_TRUNCATE, api_version=0)
+        out = {}
+        for t in resp.topics:
+            for p in t.partitions:
+                check(p.error_code, context=f"DcMirrorTruncate {t.name}-{p.partition_index}")
+                out[(t.name, int(p.partition_index))] = int(p.low_watermark)
+        return out
+
+    return await client.retrying(lambda: client.by_leader(list(offsets), per_broker), "DcMirrorTruncate")
+
+
+async def fetch_batches(client: KafkaClient, topic: str, p: int, start: int, end: int,
+                        max_bytes: int = 8 << 20) -> list[memoryview]:
+    """Whole batches covering [start, end) (the first may begin before ``start``)."""
+    out: list[memoryview] = []
+    pos = start
+    while pos < end:
+        res = (await client.fetch({(topic, p): FetchPosition(pos, max_bytes)}, max_wait_ms=0,
+                                  min_bytes=0))[(topic, p)]
+        if res.error_code:
+            raise KafkaProtocolError(ErrorCode(res.error_code), None, context=f"fetch {topic}-{p}")
+        if not res.records:
+            break
+        mv = memoryview(res.records)
+        advanced = False
+        for at, h in rb.iter_batches(mv):
+            if h.next_offset <= pos or h.base_offset >= end:
+                continue
+            out.append(mv[at : at + h.size])
+            pos = h.next_offset
+            advanced = True
+        if not advanced:
+            break
+    return out
+
+
+async def copy_preserving(src: KafkaClient, src_topic: str, dst: KafkaClient, dst_topic: str, p: int,
+                          start: int, end: int) -> int:
+    """Copy batches [start, end) keeping their offsets (DcMirrorAppend); returns the
+    destination's new end. The destination must be a mirror topic."""
+    pos = start
+    new_end = start
+    while pos < end:
+        batches = await fetch_batches(src, src_topic, p, pos, end, max_bytes=4 << 20)
+        if not batches:
+            break
+        chunk = b"".join(batches)
+        res = await _send_by_leader(dst, {(dst_topic, p): chunk}, codec.DCMIRROR_APPEND)
+        code, _, msg = res[(dst_topic, p)]
+        _raise_for((dst_topic, p), code, msg)
+        pos = rb.read_header(batches[-1]).next_offset
+        new_end = pos
+    return new_end
+
+
+async def ensure_mirror_topic(client: KafkaClient, name: str, partitions: int, configs: dict[str, str]) -> bool:
+    """Create ``name`` unless it exists; True if created."""
+    if name in await client.list_topics(include_internal=True):
+        return False
+    try:
+        await client.create_topics([NewTopic(name, partitions, -1, configs)])
+        return True
+    except KafkaProtocolError as exc:
+        if exc.error_code != ErrorCode.topic_already_exists:
+            raise
+        return False
+
+
+async def read_checkpoints(target: KafkaClient, link: str) -> list[Checkpoint]:
+    """Every checkpoint record of the link, oldest first."""
+    topic = checkpoints_topic(link)
+    if topic not in await target.list_topics(include_internal=True):
+        return []
+    start = (await target.list_offsets(topic, [0], -2))[0][0]
+    end = (await target.list_offsets(topic, [0], -1))[0][0]
+    out: list[Checkpoint] = []
+    pos = start
+    while pos < end:
+        res = (await target.fetch({(topic, 0): FetchPosition(pos, 8 << 20)}, max_wait_ms=0))[(topic, 0)]
+        if res.error_code or not res.records:
+            break
+        for h, records in decode_batches(res.records):
+            for r in records:
+                if r.offset >= pos and r.key is not None and r.value is not None:
+                    out.append(decode_checkpoint(r.key, r.value))
+            pos = max(pos, h.next_offset)
+    return out
+
+
+async def active_groups(client: KafkaClient, groups: list[str]) -> set[str]:
+    """Groups with members on ``client``'s cluster (their offsets are not ours to move)."""
+    if not groups:
+        return set()
+    try:
+        described = await client.describe_groups(groups)
+    except KafkaProtocolError:
+        return set()
+    return {g for g, d in described.items() if d.members}
