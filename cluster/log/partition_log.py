@@ -23,7 +23,6 @@ from __future__ import annotations
 import bisect
 import logging
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -41,22 +40,13 @@ from cluster.wire.record_batch import (
 from .config import LogConfig
 from .epoch_cache import LeaderEpochCache
 from .errors import LogClosed, LogError, OffsetOutOfOrder, OffsetOutOfRange
-from .files import (
-    INDEX_SUFFIX,
-    LOG_SUFFIX,
-    TIMEINDEX_SUFFIX,
-    atomic_write,
-    fsync_dir,
-    parse_segment_name,
-    unlink_quietly,
-)
+from .files import atomic_write, fsync_dir
 from .handles import READ_HANDLES
+from .recovery import CLEAN_SHUTDOWN_FILE, LOG_START_FILE, recover
 from .segment import MAX_RELATIVE_OFFSET, Segment
 
 logger = logging.getLogger(__name__)
 
-LOG_START_FILE = "log-start-offset"
-CLEAN_SHUTDOWN_FILE = ".clean-shutdown"
 
 # refine(batch_bytes, target_ts) -> (offset, timestamp) of the first record with
 # timestamp >= target_ts, for callers that can decode records (the broker's ListOffsets).
@@ -72,10 +62,6 @@ class AppendResult:
     log_append_time_ms: int  # -1 unless the topic uses LogAppendTime
     max_timestamp: int
     offset_of_max_timestamp: int
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class PartitionLog:
@@ -98,40 +84,8 @@ class PartitionLog:
     def open(cls, directory: Path, config: LogConfig) -> "PartitionLog":
         """Create the directory's log, or reopen it, recovering after an unclean shutdown."""
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        marker = directory / CLEAN_SHUTDOWN_FILE
-        clean = marker.exists()
-        if clean:
-            os.unlink(marker)
-            fsync_dir(directory)  # a crash from now on must not look clean
-        bases = sorted(b for b in (parse_segment_name(n) for n in os.listdir(directory)) if b is not None)
-        cls._remove_strays(directory, set(bases))
-        interval = config.index_interval_bytes
-        segments: list[Segment] = []
-        for i, base in enumerate(bases[:-1]):
-            seg, ok = Segment.load_inactive(directory, base)
-            if not ok:
-                if seg.rebuild_inactive_indexes(interval, sync=True):
-                    segments.append(seg)
-                    for later in reversed(bases[i + 1 :]):
-                        logger.warning("recovery: deleting %s after a corrupt earlier segment", later)
-                        Segment(directory, later).delete()
-                    bases = bases[: i + 1]
-                    break
-            segments.append(seg)
-        if bases:
-            last = segments.pop() if len(segments) == len(bases) else Segment(directory, bases[-1])
-            last.activate(trust_indexes=clean, index_interval=interval)
-            last.first_append_ms = _now_ms() if last.size else None
-            segments.append(last)
-        log_start = cls._read_log_start(directory)
-        if not segments:  # a lost empty segment is simply recreated: no dir fsync needed
-            segments.append(Segment.create(directory, log_start or 0))
-        epochs = LeaderEpochCache.load(directory)
-        if not clean:  # the checkpoint may miss epochs that began in the last segment
-            for _, h in segments[-1].iter_from(segments[-1].base_offset):
-                epochs.assign(h.partition_leader_epoch, h.base_offset)
-        log = cls(directory, config, segments, max(log_start or 0, segments[0].base_offset), epochs)
+        found = recover(directory, config)
+        log = cls(directory, config, found.segments, found.log_start, found.epochs)
         if log._log_start > log.log_end_offset:
             logger.warning(
                 "%s: log start offset %d is past the recovered log end %d; restarting the log there",
@@ -142,28 +96,8 @@ class PartitionLog:
         log._epochs.truncate_from_start(log._log_start)
         log._epochs.save()
         logger.debug("opened %s: [%d, %d) in %d segments, clean=%s", directory,
-                     log._log_start, log.log_end_offset, len(segments), clean)
+                     log._log_start, log.log_end_offset, len(log._segments), found.clean)
         return log
-
-    @staticmethod
-    def _remove_strays(directory: Path, bases: set[int]) -> None:
-        """Leftover temp files and indexes whose .log is gone (a crash mid-delete)."""
-        for name in os.listdir(directory):
-            if name.endswith(".tmp"):
-                unlink_quietly(directory / name)
-            for suffix in (INDEX_SUFFIX, TIMEINDEX_SUFFIX):
-                if name.endswith(suffix) and parse_segment_name(name[: -len(suffix)] + LOG_SUFFIX) not in bases:
-                    unlink_quietly(directory / name)
-
-    @staticmethod
-    def _read_log_start(directory: Path) -> int | None:
-        try:
-            return int((directory / LOG_START_FILE).read_text().strip())
-        except FileNotFoundError:
-            return None
-        except ValueError:
-            logger.warning("%s: unreadable %s, using the first segment", directory, LOG_START_FILE)
-            return None
 
     def _set_log_start(self, offset: int) -> None:
         if offset != self._log_start:
