@@ -15,6 +15,7 @@ topic, which is also where a restarted daemon finds its resume position.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import struct
 from dataclasses import dataclass
@@ -58,36 +59,58 @@ def target_supports_preserving(versions) -> bool:
 
 
 async def _send_by_leader(
-    client: KafkaClient, requests: dict[TP, bytes], api_key: int | None
-) -> dict[TP, tuple[int, int, str | None]]:
-    """Produce-shaped request per target leader; {tp: (error_code, base_offset, message)}."""
-    by_node: dict[int, dict[TP, bytes]] = {}
-    for (topic, p), payload in requests.items():
-        node = await client.leader(topic, p)
-        by_node.setdefault(node, {})[(topic, p)] = payload
-    out: dict[TP, tuple[int, int, str | None]] = {}
-    for node, parts in by_node.items():
-        conn = await client.connection(node)
-        if api_key is None:
-            version = conn.version_for(PRODUCE, 9)
-            schema, send_key, send_version = codec.request_schema(PRODUCE, version), None, None
-        else:
-            schema, send_key, send_version = codec.request_schema(api_key, 0), api_key, 0
-        topics: dict[str, list[dict]] = {}
-        for (topic, p), payload in parts.items():
-            topics.setdefault(topic, []).append({"index": p, "records": payload})
-        from cluster.wire.build import build
+    client: KafkaClient, rounds: list[dict[TP, bytes]], api_key: int | None
+) -> list[dict[TP, tuple[int, int, str | None]]]:
+    """Send Produce-shaped requests, one per round and target leader, pipelined in round
+    order on each connection (a broker serves one connection's requests in order).
 
-        body = build(schema, {
-            "transactional_id": None, "acks": -1, "timeout": 30000,
-            "topic_data": [{"name": t, "partition_data": ps} for t, ps in topics.items()],
-        })
-        resp = await conn.send(body, api_key=send_key, api_version=send_version)
-        for t in resp.responses:
-            for pr in t.partition_responses:
-                out[(t.name, pr.index)] = (
-                    int(pr.error_code), int(pr.base_offset), getattr(pr, "error_message", None)
-                )
+    Returns, per round, {tp: (error_code, base_offset, message)}. Rounds exist because
+    Kafka accepts only one compressed batch per partition in a Produce request."""
+    from cluster.wire.build import build
+
+    leaders: dict[TP, int] = {}
+    for requests in rounds:
+        for topic, p in requests:
+            if (topic, p) not in leaders:
+                leaders[(topic, p)] = await client.leader(topic, p)
+    conns = {node: await client.connection(node) for node in set(leaders.values())}
+    tasks = []
+    for requests in rounds:
+        by_node: dict[int, dict[str, list[dict]]] = {}
+        for (topic, p), payload in requests.items():
+            by_node.setdefault(leaders[(topic, p)], {}).setdefault(topic, []).append(
+                {"index": p, "records": payload})
+        round_tasks = []
+        for node, topics in by_node.items():
+            conn = conns[node]
+            if api_key is None:
+                schema = codec.request_schema(PRODUCE, conn.version_for(PRODUCE, 9))
+                send_key = send_version = None
+            else:
+                schema, send_key, send_version = codec.request_schema(api_key, 0), api_key, 0
+            body = build(schema, {
+                "transactional_id": None, "acks": -1, "timeout": 30000,
+                "topic_data": [{"name": t, "partition_data": ps} for t, ps in topics.items()],
+            })
+            # Created in order, each task writes its request before its first await.
+            round_tasks.append(asyncio.ensure_future(
+                conn.send(body, api_key=send_key, api_version=send_version)))
+        tasks.append(round_tasks)
+    out: list[dict[TP, tuple[int, int, str | None]]] = []
+    try:
+        for round_tasks in tasks:
+            results: dict[TP, tuple[int, int, str | None]] = {}
+            for resp in await asyncio.gather(*round_tasks):
+                for t in resp.responses:
+                    for pr in t.partition_responses:
+                        results[(t.name, pr.index)] = (
+                            int(pr.error_code), int(pr.base_offset), getattr(pr, "error_message", None))
+            out.append(results)
+    finally:
+        for round_tasks in tasks:
+            for t in round_tasks:
+                if not t.done():
+                    t.cancel()
     return out
 
 
@@ -119,7 +142,7 @@ class PreservingSink:
 
     async def write(self, data: dict[TP, list[memoryview]]) -> dict[TP, Written]:
         requests = {(self.rename(t), p): b"".join(bs) for (t, p), bs in data.items()}
-        results = await _send_by_leader(self.target, requests, codec.DCMIRROR_APPEND)
+        (results,) = await _send_by_leader(self.target, [requests], codec.DCMIRROR_APPEND)
         out = {}
         for (t, p), bs in data.items():
             code, _, msg = results[(self.rename(t), p)]
@@ -129,10 +152,15 @@ class PreservingSink:
         return out
 
 
-def strip_producer(batch: memoryview) -> bytes:
-    """A copy of `batch` without producer id/epoch/sequence and transactional bit, CRC
-    recomputed; compressed records are untouched."""
+def for_produce(batch: memoryview) -> bytes:
+    """A copy of `batch` as a producer would send it: base offset 0 (Kafka 4 refuses
+    anything else from clients) and, for idempotent/transactional batches, no producer
+    id/epoch/sequence and no transactional bit, with the CRC recomputed. The records —
+    compressed or not — are untouched."""
     b = bytearray(batch)
+    rb.set_base_offset(b, 0)
+    if rb.read_header(b).producer_id < 0:
+        return bytes(b)
     (attrs,) = _ATTR.unpack_from(b, rb.ATTRIBUTES_OFFSET)
     _ATTR.pack_into(b, rb.ATTRIBUTES_OFFSET, attrs & ~rb.TRANSACTIONAL_BIT)
     struct.pack_into(">qhi", b, 43, -1, -1, -1)
@@ -194,31 +222,41 @@ class TranslatingSink:
         return {tp: latest.get(tp) for tp in tps}
 
     async def write(self, data: dict[TP, list[memoryview]]) -> dict[TP, Written]:
+        """Produce each partition's batches (one per request: Kafka's rule for compressed
+        batches), then record offset syncs for the batches that were acknowledged in order.
+        A failure after a later batch succeeded re-sends that later batch on resume: at most
+        one request's batches per partition are duplicated, never any lost."""
         await self._ensure_sync_topic()
-        stripped = {tp: [strip_producer(b) if rb.read_header(b).producer_id >= 0 else bytes(b)
-                         for b in bs] for tp, bs in data.items()}
-        requests = {(self.rename(t), p): b"".join(bs) for (t, p), bs in stripped.items()}
-        results = await _send_by_leader(self.target, requests, None)
+        stripped = {tp: [for_produce(b) for b in bs] for tp, bs in data.items()}
+        depth = max(len(bs) for bs in stripped.values())
+        rounds = [{(self.rename(t), p): bs[k] for (t, p), bs in stripped.items() if k < len(bs)}
+                  for k in range(depth)]
+        results = await _send_by_leader(self.target, rounds, None)
         out: dict[TP, Written] = {}
         sync_records = []
+        failure: KafkaProtocolError | None = None
         for (t, p), bs in data.items():
-            code, base, msg = results[(self.rename(t), p)]
-            _raise_for((t, p), code, msg)
             syncs = []
-            down = base
-            for b in bs:
+            for k, b in enumerate(bs):
+                code, base, msg = results[k][(self.rename(t), p)]
+                if code:
+                    failure = failure or KafkaProtocolError(
+                        ErrorCode(code), msg, context=f"produce to {self.rename(t)}-{p}")
+                    break
                 h = rb.read_header(b)
                 span = h.last_offset_delta + 1
-                syncs.append(OffsetSync(t, p, h.base_offset, down, h.next_offset, down + span))
-                down += span
-            out[(t, p)] = Written(rb.read_header(bs[-1]).next_offset, syncs)
-            for s in syncs:
-                k, v = encode_sync(s)
-                sync_records.append((k, v, [], 0))
+                syncs.append(OffsetSync(t, p, h.base_offset, base, h.next_offset, base + span))
+            if syncs:
+                out[(t, p)] = Written(syncs[-1].upstream_next or 0, syncs)
+                for s in syncs:
+                    k, v = encode_sync(s)
+                    sync_records.append((k, v))
         if sync_records:
             import time as _t
 
             now = int(_t.time() * 1000)
-            batch = build_batch([(k, v, h, now) for k, v, h, _ in sync_records])
+            batch = build_batch([(k, v, [], now) for k, v in sync_records])
             await self.target.produce(self.sync_topic, 0, batch, acks=-1)
+        if failure is not None:
+            raise failure
         return out
