@@ -177,6 +177,11 @@ class TransactionCoordinator:
             for a in self.broker.producer_state.aborted_between(part, start, end)
         ]
 
+    def has_pending_offsets(self, group_id: str, topic: str, partition: int) -> bool:
+        """For OffsetFetch with require_stable (KIP-447): answer UNSTABLE_OFFSET_COMMIT
+        while a transaction still holds an offset for this group and partition."""
+        return (topic, partition) in self.machine.pending_offset_partitions(group_id)
+
     def _guard(self, part: Any, h: rb.BatchHeader) -> tuple[int, str] | None:
         return self.machine.check_produce(h.producer_id, h.producer_epoch, (part.topic, part.index))
 

@@ -297,6 +297,14 @@ class TxnMachine:
             return E.invalid_txn_state, f"{tp[0]}-{tp[1]} is not part of an ongoing transaction of {tid}"
         return None
 
+    def pending_offset_partitions(self, group_id: str) -> set[TopicPartition]:
+        """Partitions of `group_id` with offsets waiting in an unfinished transaction."""
+        out: set[TopicPartition] = set()
+        for md in self.txns.values():
+            if md.state == S.ONGOING or md.state.prepared:
+                out |= md.pending_offsets.get(group_id, {}).keys()
+        return out
+
     def owns(self, pid: int, tp: TopicPartition) -> bool:
         """Whether an open (or finishing) transaction of `pid` includes `tp`."""
         tid = self.by_pid.get(pid)

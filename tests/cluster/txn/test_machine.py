@@ -216,3 +216,14 @@ def test_expected_id_and_epoch_must_come_together() -> None:
     m = machine()
     init(m)
     assert init(m, 1000, -1).error == E.invalid_request
+
+
+def test_pending_offsets_are_reported_until_the_transaction_ends() -> None:
+    m = machine()
+    r = init(m)
+    m.add_offsets(TID, r.producer_id, 0, "g", 0, 3)
+    m.txn_offset_commit(TID, r.producer_id, 0, "g", [("in", 0, PendingOffset(3))], 0, 3)
+    assert m.pending_offset_partitions("g") == {("in", 0)}
+    assert m.pending_offset_partitions("other") == set()
+    run(m, m.end_txn(TID, r.producer_id, 0, True, 1, 3)[1])
+    assert m.pending_offset_partitions("g") == set()
