@@ -156,8 +156,8 @@ class TxnMachine:
         md = self.txns.get(tid)
         if md is None:
             if expected is not None:
-                # Kafka answers an expected id for an unknown transactional id with fencing
-                # unless it is a fresh producer; treat it as a fresh start.
+                # As in Kafka: the id may have expired while the producer was idle; the
+                # freshly created metadata has no epoch to fence against, so it starts over.
                 log.info("init of unknown transactional id %s with expected %s", tid, expected)
             md = TxnMetadata(tid, self.allocate_pid(), 0, timeout_ms)
             self.txns[tid] = md
@@ -172,8 +172,7 @@ class TxnMachine:
             log.info("aborting ongoing transaction of %s before re-initialising it", tid)
             return InitResult(E.concurrent_transactions), self._prepare(md, False, now_ms)
         md.timeout_ms = timeout_ms
-        if expected is not None and expected[1] == md.last_producer_epoch and expected[0] == md.producer_id \
-                and md.last_producer_epoch != md.producer_epoch:
+        if expected is not None and self._is_retry(md, *expected):
             return InitResult(E.none, md.producer_id, md.producer_epoch), [self._persist(md, now_ms)]
         if md.producer_epoch >= MAX_EPOCH - 1:
             self.by_pid.pop(md.producer_id, None)
@@ -188,6 +187,13 @@ class TxnMachine:
         md.state = S.EMPTY
         md.partitions, md.groups, md.pending_offsets = set(), set(), {}
         return InitResult(E.none, md.producer_id, md.producer_epoch), [self._persist(md, now_ms)]
+
+    @staticmethod
+    def _is_retry(md: TxnMetadata, pid: int, epoch: int) -> bool:
+        """The previous InitProducerId already bumped (or rotated) for this producer."""
+        if pid == md.producer_id:
+            return epoch == md.last_producer_epoch and epoch != NO_EPOCH
+        return pid == md.previous_producer_id and md.state == S.EMPTY
 
     @staticmethod
     def _valid_expected(md: TxnMetadata, pid: int, epoch: int) -> bool:

@@ -227,3 +227,13 @@ def test_pending_offsets_are_reported_until_the_transaction_ends() -> None:
     assert m.pending_offset_partitions("other") == set()
     run(m, m.end_txn(TID, r.producer_id, 0, True, 1, 3)[1])
     assert m.pending_offset_partitions("g") == set()
+
+
+def test_retry_after_producer_id_rotation_returns_the_new_id() -> None:
+    m = machine()
+    r = init(m)
+    m.txns[TID].producer_epoch = 32766
+    rotated = init(m, r.producer_id, 32766)
+    assert rotated.producer_id != r.producer_id and rotated.producer_epoch == 0
+    again = init(m, r.producer_id, 32766)   # the response was lost: same answer
+    assert (again.producer_id, again.producer_epoch) == (rotated.producer_id, 0)
