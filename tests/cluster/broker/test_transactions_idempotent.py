@@ -74,3 +74,26 @@ async def test_without_idempotence_the_same_loss_duplicates(broker, lose_produce
     rc = await fetch(conn, "dup", 0)
     assert rc.high_watermark > 50
     conn.close()
+
+
+def produce_confluent_idempotent(bootstrap: str, topic: str, n: int) -> None:
+    from confluent_kafka import Producer
+
+    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 20,
+                  "retry.backoff.ms": 50})
+    errors: list = []
+    for i in range(n):
+        p.produce(topic, key=b"k%d" % i, value=b"v%d" % i, on_delivery=lambda e, m: e and errors.append(e))
+    assert p.flush(60) == 0
+    assert not errors, errors
+
+
+async def test_librdkafka_idempotent_retry_does_not_duplicate(broker, lose_produce_replies) -> None:
+    conn = await RawConn.open(broker.config.port)
+    await create(conn, "idem-rd", 1)
+    await asyncio.to_thread(produce_confluent_idempotent, f"127.0.0.1:{broker.config.port}", "idem-rd", 50)
+    assert lose_produce_replies
+    rc = await fetch(conn, "idem-rd", 0)
+    values = [r.value for _, rs in decode_batches(rc.records) for r in rs]
+    assert values == [b"v%d" % i for i in range(50)] and rc.high_watermark == 50
+    conn.close()
