@@ -60,10 +60,12 @@ def cluster_group() -> None:
 @click.option("--partitions", "default_partitions", type=click.IntRange(1), default=1,
               show_default=True, help="Partitions of auto-created topics.")
 @click.option("--no-auto-create", is_flag=True, help="Refuse to auto-create topics.")
+@click.option("--retention-check-interval-ms", type=click.IntRange(10), default=30_000,
+              show_default=True, help="How often retention deletes old segments.")
 def start(
     name: str, port: int, data_dir: Path, host: str, advertised_host: str | None, brokers: int,
     node_id: int, fsync: str, fsync_interval_ms: int, default_partitions: int,
-    no_auto_create: bool,
+    no_auto_create: bool, retention_check_interval_ms: int,
 ) -> None:
     """Run one cluster in the foreground until Ctrl-C or SIGTERM."""
     if brokers > 1:
@@ -75,6 +77,7 @@ def start(
         name=name, data_dir=data_dir, port=port, host=host, advertised_host=advertised_host,
         node_id=node_id, fsync=fsync, fsync_interval_ms=fsync_interval_ms,
         default_partitions=default_partitions, auto_create_topics=not no_auto_create,
+        retention_check_interval_ms=retention_check_interval_ms,
     )
     try:
         asyncio.run(run_broker(config))

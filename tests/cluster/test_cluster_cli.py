@@ -1,0 +1,64 @@
+"""`dcmirror cluster start` as users run it: one ready line, clean stop, clear refusals."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+from tests import clients
+from tests.processes import ClusterProcess, free_port, wait_until
+
+
+def test_ready_line_and_clean_stop_on_sigterm_and_sigint(tmp_path) -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        c = ClusterProcess(f"c{int(sig)}", tmp_path / f"d{int(sig)}").start()
+        marker = f"cluster c{int(sig)} ready"
+        wait_until(lambda: marker in c.log_text(), what="ready line")
+        ready = [l for l in c.log_text().splitlines() if marker in l]
+        assert len(ready) == 1 and f"127.0.0.1:{c.port}" in ready[0]
+        c.proc.send_signal(sig)
+        assert c.proc.wait(timeout=15) == 0
+        assert "Traceback" not in c.log_text()
+
+
+def test_more_than_one_broker_is_refused_clearly(tmp_path) -> None:
+    res = subprocess.run([sys.executable, "-m", "dcmirror_cli", "cluster", "start", "--name", "x",
+                          "--port", str(free_port()), "--data-dir", str(tmp_path), "--brokers", "3"],
+                         capture_output=True, text=True, timeout=30)
+    assert res.returncode == 2
+    assert "not yet supported" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_port_in_use_is_one_sentence(tmp_path) -> None:
+    c = ClusterProcess("a", tmp_path / "a").start()
+    try:
+        res = subprocess.run([sys.executable, "-m", "dcmirror_cli", "cluster", "start", "--name", "b",
+                              "--port", str(c.port), "--data-dir", str(tmp_path / "b")],
+                             capture_output=True, text=True, timeout=30)
+        assert res.returncode != 0 and "cannot start cluster b" in res.stderr
+        assert "Traceback" not in res.stderr
+    finally:
+        c.stop()
+
+
+def test_retention_deletes_old_segments_in_the_background(tmp_path) -> None:
+    c = ClusterProcess("r", tmp_path / "r", extra_args=["--retention-check-interval-ms", "200"]).start()
+    try:
+        clients.create_topic(c.bootstrap, "short", 1, {"retention.ms": "1000", "segment.bytes": "1024"})
+        clients.produce_confluent(c.bootstrap, "short", clients.make_records("old", 200), "none")
+        time.sleep(1.5)  # let the records age past retention.ms (not a timing assertion)
+        clients.produce_confluent(c.bootstrap, "short", clients.make_records("new", 5), "none")
+        from confluent_kafka import Consumer, TopicPartition
+
+        def log_start() -> int:
+            cons = Consumer({"bootstrap.servers": c.bootstrap, "group.id": "x"})
+            try:
+                return cons.get_watermark_offsets(TopicPartition("short", 0), timeout=5)[0]
+            finally:
+                cons.close()
+
+        wait_until(lambda: log_start() > 0, what="old segments removed by retention")
+    finally:
+        c.stop()
