@@ -24,7 +24,6 @@ from cluster.wire.build import build
 from cluster.wire.records import decode_batches
 from mirror.config import MirrorConfig
 from mirror.offsets import Checkpoint, checkpoints_topic, decode_checkpoint
-from mirror.sinks import _raise_for, _send_by_leader
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +130,22 @@ async def fetch_batches(client: KafkaClient, topic: str, p: int, start: int, end
     return out
 
 
+async def append_preserving(client: KafkaClient, topic: str, p: int, batches: bytes) -> None:
+    """DcMirrorAppend of whole batches at their own offsets (already-held ones are skipped)."""
+
+    async def once() -> None:
+        conn = await client.connection(await client.leader(topic, p))
+        body = build(codec.request_schema(codec.DCMIRROR_APPEND, 0), {
+            "transactional_id": None, "acks": -1, "timeout": 30000,
+            "topic_data": [{"name": topic, "partition_data": [{"index": p, "records": batches}]}]})
+        resp = await conn.send(body, api_key=codec.DCMIRROR_APPEND, api_version=0)
+        for t in resp.responses:
+            for pr in t.partition_responses:
+                check(pr.error_code, getattr(pr, "error_message", None), context=f"DcMirrorAppend {topic}-{p}")
+
+    await client.retrying(once, "DcMirrorAppend")
+
+
 async def copy_preserving(src: KafkaClient, src_topic: str, dst: KafkaClient, dst_topic: str, p: int,
                           start: int, end: int) -> int:
     """Copy batches [start, end) keeping their offsets (DcMirrorAppend); returns the
@@ -141,10 +156,7 @@ async def copy_preserving(src: KafkaClient, src_topic: str, dst: KafkaClient, ds
         batches = await fetch_batches(src, src_topic, p, pos, end, max_bytes=4 << 20)
         if not batches:
             break
-        chunk = b"".join(batches)
-        res = await _send_by_leader(dst, {(dst_topic, p): chunk}, codec.DCMIRROR_APPEND)
-        code, _, msg = res[(dst_topic, p)]
-        _raise_for((dst_topic, p), code, msg)
+        await append_preserving(dst, dst_topic, p, b"".join(batches))
         pos = rb.read_header(batches[-1]).next_offset
         new_end = pos
     return new_end
