@@ -121,6 +121,24 @@ def _mm2(spec: RunSpec) -> Handle:
     return MM2Handle(mm2)
 
 
+@dataclass
+class NoMirror:
+    """The reference row: no mirror at all, the latency consumer reads the source topic."""
+
+    @property
+    def pid(self) -> int:
+        raise RuntimeError("no mirror process")
+
+    def alive(self) -> bool:
+        return True
+
+    def log_tail(self) -> str:
+        return ""
+
+    def stop(self) -> None:
+        pass
+
+
 @dataclass(frozen=True)
 class Contender:
     name: str
@@ -135,6 +153,8 @@ CONTENDERS: dict[str, Contender] = {c.name: c for c in [
               lambda s: _dcmirror(s, "preserve-offsets")),
     Contender("naive", "per-record confluent-kafka", "dcmirror", True, _naive),
     Contender("mm2", "MirrorMaker 2 (Kafka->Kafka)", "kafka", False, _mm2),
+    Contender("none", "no mirror: producer -> source -> consumer", "dcmirror", False,
+              lambda s: NoMirror()),
     Contender("dcmirror-kafka", "dcmirror (translate, Kafka->Kafka)", "kafka", False,
               lambda s: _dcmirror(s, "translate")),
 ]}

@@ -78,7 +78,7 @@ def _paced_producer(bootstrap: str, topic: str, pool: list[bytes], rate: float,
                     duration: float, batch_kb: int, go: "mp.synchronize.Event",
                     out: "mp.Queue") -> None:
     from bench.mirror.data import producer_config
-    p = Producer(producer_config(bootstrap, batch_kb, linger_ms=1))
+    p = Producer(producer_config(bootstrap, batch_kb, linger_ms=5))
     p.list_topics(topic, timeout=30)
     go.wait(60)
     n, sent = len(pool), 0

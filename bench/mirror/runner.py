@@ -6,6 +6,7 @@ for the latency measurement. One contender failing is recorded and the run goes 
 from __future__ import annotations
 
 import logging
+import os
 import statistics
 import tempfile
 import time
@@ -17,7 +18,7 @@ from confluent_kafka.admin import AdminClient
 
 from bench.broker.targets import DcmirrorBroker
 from bench.broker.workloads import create_topics
-from bench.mirror.contenders import CONTENDERS, Contender, RunSpec
+from bench.mirror.contenders import CONTENDERS, Contender, NoMirror, RunSpec
 from bench.mirror.data import Backlog, lz4_ratio, make_pool, produce_backlog
 from bench.mirror.measure import copy_backlog, replication_latency
 from peers.kafka_broker import KafkaBroker
@@ -36,8 +37,9 @@ class Params:
     batch_kb: int = 64
     latency_s: float = 20.0
     latency_warmup_s: float = 3.0
-    latency_rate_mb_s: float | None = None  # None: half of dcmirror's first copy rate
-    latency_fallback_mb_s: float = 20.0     # when dcmirror is not among the contenders
+    latency_rate_mb_s: float | None = None  # None: half of dcmirror's first copy rate, capped
+    latency_cap_mb_s: float = 10.0          # what the paced pipeline sustains here (README)
+    latency_fallback_mb_s: float = 10.0     # when dcmirror is not among the contenders
     drain_timeout_s: float = 30.0
     copy_timeout_s: float = 1200.0
 
@@ -109,6 +111,12 @@ def measure_one(c: Contender, r: int, side: Side, p: Params, pool: list[bytes],
         create_topics(tgt, [spec.target_topic(t) for t in spec.topics], p.partitions)
     launched = time.monotonic()
     handle = c.start(spec)
+    if isinstance(handle, NoMirror):  # the latency floor of this setup, nothing to copy
+        try:
+            return _latency(c, r, p, pool, src, lat_topic, src, lat_topic,
+                            rate_mb_s if rate_mb_s is not None else p.latency_fallback_mb_s)
+        finally:
+            _delete_topics(src, [lat_topic])
     try:
         cp = copy_backlog(handle, launched, tgt, spec.target_topic(DATA_TOPIC), p.partitions,
                           side.backlog.records, [side.source.pid, side.target.pid],
@@ -122,18 +130,11 @@ def measure_one(c: Contender, r: int, side: Side, p: Params, pool: list[bytes],
         log.info("%s round %d: %.1f MB/s, %.2f CPU-s/GB (brokers %.2f), %.1fs from launch",
                  c.name, r, out["mb_s"], out["cpu_s_per_gb"], out["broker_cpu_s_per_gb"],
                  cp.from_launch_s)
-        rate = rate_mb_s if rate_mb_s is not None else out["mb_s"] / 2
+        rate = rate_mb_s if rate_mb_s is not None else min(out["mb_s"] / 2, p.latency_cap_mb_s)
         _wait_topic(tgt, spec.target_topic(lat_topic), p.partitions)
         time.sleep(2)  # let the mirror settle into its steady state (fetch sessions, idle)
-        lat = replication_latency(src, lat_topic, tgt, spec.target_topic(lat_topic),
-                                  p.partitions, pool, rate, p.latency_s, p.latency_warmup_s,
-                                  p.batch_kb, p.drain_timeout_s)
-        out.update({"lat_rate_mb_s": lat.rate_mb_s, "lat_p50_ms": lat.p50_ms,
-                    "lat_p99_ms": lat.p99_ms, "lat_max_ms": lat.max_ms,
-                    "lat_received_frac": lat.received / max(1, lat.produced)})
-        log.info("%s round %d: latency at %.1f MB/s p50 %.1f ms p99 %.1f ms max %.0f ms "
-                 "(%d/%d arrived)", c.name, r, lat.rate_mb_s, lat.p50_ms, lat.p99_ms,
-                 lat.max_ms, lat.received, lat.produced)
+        out.update(_latency(c, r, p, pool, src, lat_topic, tgt, spec.target_topic(lat_topic),
+                            rate))
         return out
     finally:
         handle.stop()
@@ -141,10 +142,22 @@ def measure_one(c: Contender, r: int, side: Side, p: Params, pool: list[bytes],
         _delete_topics(src, [lat_topic])
 
 
+def _latency(c: Contender, r: int, p: Params, pool: list[bytes], src: str, src_topic: str,
+             tgt: str, tgt_topic: str, rate: float) -> dict[str, float]:
+    lat = replication_latency(src, src_topic, tgt, tgt_topic, p.partitions, pool, rate,
+                              p.latency_s, p.latency_warmup_s, p.batch_kb, p.drain_timeout_s)
+    log.info("%s round %d: latency at %.1f MB/s p50 %.1f ms p99 %.1f ms max %.0f ms "
+             "(%d/%d arrived)", c.name, r, lat.rate_mb_s, lat.p50_ms, lat.p99_ms,
+             lat.max_ms, lat.received, lat.produced)
+    return {"lat_rate_mb_s": lat.rate_mb_s, "lat_p50_ms": lat.p50_ms, "lat_p99_ms": lat.p99_ms,
+            "lat_max_ms": lat.max_ms, "lat_received_frac": lat.received / max(1, lat.produced)}
+
+
 def run(names: list[str], p: Params) -> tuple[dict[str, Result], dict[str, Any]]:
     results = {n: Result() for n in names}
     pool = make_pool(p.value_size)
-    info: dict[str, Any] = {"lz4_ratio": round(lz4_ratio(pool, p.batch_kb * 1024), 2)}
+    info: dict[str, Any] = {"lz4_ratio": round(lz4_ratio(pool, p.batch_kb * 1024), 2),
+                            "loadavg_start": os.getloadavg()}
     workdir = Path(tempfile.mkdtemp(prefix="dcmirror-benchmirror-"))
     sides: dict[str, Side] = {}
     try:
@@ -169,12 +182,14 @@ def run(names: list[str], p: Params) -> tuple[dict[str, Result], dict[str, Any]]
                     res = measure_one(c, r, sides[c.clusters], p, pool, rate, workdir)
                     results[n].runs.append(res)
                     if rate is None and n == "dcmirror":
-                        rate = res["mb_s"] / 2  # fixed for every contender from here on
+                        # fixed for every contender from here on
+                        rate = min(res["mb_s"] / 2, p.latency_cap_mb_s)
                         info["latency_rate_mb_s"] = round(rate, 1)
                 except Exception as e:  # record and go on with the others
                     log.exception("%s failed in round %d", n, r)
                     results[n].errors.append(f"round {r}: {type(e).__name__}: {e}"[:800])
         info.setdefault("latency_rate_mb_s", rate)
+        info["loadavg_end"] = os.getloadavg()
     finally:
         for side in sides.values():
             side.source.stop()
