@@ -64,6 +64,25 @@ def admin_ready(bootstrap: str, timeout: float = 2.0) -> bool:
         return False
 
 
+def end_offsets(bootstrap: str, topic: str, timeout: float = 10.0) -> dict[int, int] | None:
+    """High watermark of every partition of `topic`, or None while the topic is unknown."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "dcmirror-peers-probe",
+                  "enable.auto.commit": False, "log_level": 0})
+    try:
+        md = c.list_topics(topic, timeout=timeout).topics.get(topic)
+        if md is None or md.error is not None or not md.partitions:
+            return None
+        out = {}
+        for p in md.partitions:
+            _low, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
+            out[p] = high
+        return out
+    finally:
+        c.close()
+
+
 def rss_bytes(pid: int, include_children: bool = True) -> int:
     """VmRSS of `pid` (plus its descendants) from /proc, in bytes."""
     pids = [pid]

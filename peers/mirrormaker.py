@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import Mapping
 
-from peers.common import PeerProcess
+from peers.common import PeerProcess, PeerStartError, end_offsets
 from peers.kafka_broker import MIRROR_MAKER, java_cmd
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,23 @@ class MirrorMaker2:
         log.info("MirrorMaker 2 %s -> %s started (pid %d)", self.source_bootstrap,
                  self.target_bootstrap, self.pid)
         return self
+
+    def wait_replicated(self, topic: str, records: int, timeout: float = 240.0) -> float:
+        """Block until the target copy of source `topic` holds at least `records` records
+        (sum of high watermarks); return the seconds waited. Raises PeerStartError with
+        MM2's log tail if it dies or the deadline passes."""
+        mirrored = self.target_topic(topic)
+        t0 = time.monotonic()
+        while True:
+            if not self.alive():
+                raise PeerStartError(f"MirrorMaker 2 exited\n{self.log_tail()}")
+            ends = end_offsets(self.target_bootstrap, mirrored)
+            if ends is not None and sum(ends.values()) >= records:
+                return time.monotonic() - t0
+            if time.monotonic() - t0 > timeout:
+                raise PeerStartError(f"{mirrored} has {ends} records after {timeout:.0f}s, "
+                                     f"wanted {records}\n{self.log_tail()}")
+            time.sleep(0.5)
 
     def alive(self) -> bool:
         return self._proc is not None and self._proc.alive()

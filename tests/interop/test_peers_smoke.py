@@ -69,20 +69,13 @@ def test_kafka_topics_cli_lists_created_topic(kafka_broker: KafkaBroker,
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(600)
 def test_mirrormaker2_replicates_a_topic(kafka_broker: KafkaBroker, topic_name: str) -> None:
     values = [f"mm2-{i}".encode() for i in range(20)]
     create_topic(kafka_broker.bootstrap, topic_name)
     produce(kafka_broker.bootstrap, topic_name, values)
     with KafkaBroker() as target, \
             MirrorMaker2(kafka_broker.bootstrap, target.bootstrap, topics=topic_name) as mm2:
-        mirrored = mm2.target_topic(topic_name)
-        admin = AdminClient({"bootstrap.servers": target.bootstrap})
-        deadline = time.monotonic() + 240
-        while mirrored not in admin.list_topics(timeout=10).topics:
-            assert mm2.alive(), f"MirrorMaker 2 died:\n{mm2.log_tail()}"
-            assert time.monotonic() < deadline, \
-                f"{mirrored} never appeared on target:\n{mm2.log_tail()}"
-            time.sleep(1)
-        got = consume_all(target.bootstrap, mirrored, len(values), timeout=120)
+        mm2.wait_replicated(topic_name, len(values), timeout=360)
+        got = consume_all(target.bootstrap, mm2.target_topic(topic_name), len(values))
         assert got == values, mm2.log_tail()
