@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import logging
 import os
+import ctypes
 import signal
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,6 +121,18 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    """Have the kernel SIGTERM the child when its parent dies (Linux), so a killed test
+    run or benchmark never leaves a broker behind."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+    except (OSError, AttributeError):
+        pass
+
+
 @dataclass
 class PeerProcess:
     """One child process with its output in `log_path`. Not restartable by itself."""
@@ -133,12 +147,16 @@ class PeerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         logf = open(self.log_path, "ab")
         log.debug("starting %s", " ".join(self.argv))
+        # PDEATHSIG fires when the *thread* that forked exits: only tie the child to the
+        # main thread, never to a short-lived worker thread (asyncio.to_thread etc.).
+        on_main = threading.current_thread() is threading.main_thread()
         try:
             self.proc = subprocess.Popen(
                 list(self.argv), stdout=logf, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, cwd=self.cwd,
                 env=dict(self.env) if self.env is not None else None,
                 start_new_session=True,  # our signals reach it, the terminal's do not
+                preexec_fn=_die_with_parent if on_main else None,
             )
         finally:
             logf.close()
