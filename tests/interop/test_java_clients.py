@@ -217,3 +217,33 @@ def clients_produce_to(bootstrap: str, topic: str, partition: int, n: int) -> No
                   timestamp=BASE_TS + i, on_delivery=lambda e, m: e and errors.append(e))
     assert p.flush(30) == 0
     assert not errors, errors
+
+
+def test_broker_api_versions_and_cluster_id(cluster: ClusterProcess, java) -> None:
+    """kafka-broker-api-versions parses our ApiVersions; kafka-cluster reads our cluster id
+    (DescribeCluster) and it is the one our own client sees."""
+    out = ok(java("org.apache.kafka.tools.BrokerApiVersionsCommand"))
+    for api in ("Produce(0)", "Fetch(1)", "ListOffsets(2)", "Metadata(3)", "ApiVersions(18)",
+                "CreateTopics(19)", "InitProducerId(22)"):
+        line = next((ln for ln in out.splitlines() if api in ln), "")
+        assert "[usable:" in line, f"{api} not usable by the Java client:\n{out}"
+    got = ok(kafka_tool("org.apache.kafka.tools.ClusterTool", "cluster-id", "--bootstrap-server", cluster.bootstrap))
+    from cluster.client import KafkaClient
+
+    async def ours() -> str | None:
+        async with KafkaClient(cluster.bootstrap) as client:
+            return (await client.describe_cluster()).cluster_id
+
+    assert got.strip() == f"Cluster ID: {asyncio.run(ours())}"
+
+
+def test_producer_perf_test_idempotent_pipelined(cluster: ClusterProcess, java) -> None:
+    """kafka-producer-perf-test: the default idempotent producer with 5 requests in flight
+    per connection and large lz4 batches; exactly the records sent are stored, no dups."""
+    ok(java(TOPICS, "--create", "--topic", "perf", "--partitions", "3"))
+    res = kafka_tool("org.apache.kafka.tools.ProducerPerformance", "--topic", "perf", "--num-records", "30000",
+                     "--record-size", "200", "--throughput", "-1", "--command-property",
+                     f"bootstrap.servers={cluster.bootstrap}", "compression.type=lz4", "acks=all")
+    assert "30000 records sent" in ok(res), res.stdout
+    assert "ERROR" not in res.stderr, res.stderr[-3000:]
+    assert sum(clients.end_offsets(cluster.bootstrap, "perf", 3).values()) == 30000
