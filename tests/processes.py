@@ -50,6 +50,7 @@ class ClusterProcess:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> "ClusterProcess":
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         self.log_path = self.data_dir.parent / f"{self.name}-{self.port}.log"
         cmd = [
             sys.executable, "-m", "dcmirror_cli", "cluster", "start",

@@ -232,3 +232,55 @@ def test_status_command_reports_lag_in_json(dc) -> None:
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     assert all(p["lag"] == 0 and p["state"] == "in-sync" for p in report["links"][0]["partitions"])
+
+
+def test_consumer_group_offsets_follow_and_resume_exactly(dc) -> None:
+    from confluent_kafka import Consumer, TopicPartition
+
+    clients.create_topic(dc.east.bootstrap, "orders.g", PARTITIONS)
+    clients.produce_confluent(dc.east.bootstrap, "orders.g", clients.make_records("g", 300), "lz4")
+    dc.mirror(dc.config([link("east-to-west", "east", "west", ["orders.*"], groups=["billing"])]))
+    wait_until(lambda: caught_up(dc, "orders.g"), what="copied")
+    # a group reads part of the topic on east and commits
+    c = Consumer({"bootstrap.servers": dc.east.bootstrap, "group.id": "billing",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.subscribe(["orders.g"])
+    seen = []
+    deadline = time.monotonic() + 60
+    while len(seen) < 120 and time.monotonic() < deadline:
+        for m in c.consume(20, timeout=1):
+            if not m.error():
+                seen.append((m.partition(), m.offset()))
+    c.commit(asynchronous=False)
+    committed = {tp.partition: tp.offset for tp in c.committed(
+        [TopicPartition("orders.g", p) for p in range(PARTITIONS)], timeout=10)}
+    c.close()
+
+    def west_committed() -> dict[int, int]:
+        w = Consumer({"bootstrap.servers": dc.west.bootstrap, "group.id": "billing"})
+        try:
+            return {tp.partition: tp.offset for tp in w.committed(
+                [TopicPartition("orders.g", p) for p in range(PARTITIONS)], timeout=10)}
+        finally:
+            w.close()
+
+    wait_until(lambda: west_committed() == committed, what="group offsets on west")
+    # the group resumes on west: exactly the records it had not read, none twice
+    w = Consumer({"bootstrap.servers": dc.west.bootstrap, "group.id": "billing",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    w.subscribe(["orders.g"])
+    rest = []
+    deadline = time.monotonic() + 60
+    while len(rest) < 300 - len(seen) and time.monotonic() < deadline:
+        for m in w.consume(50, timeout=1):
+            if not m.error():
+                rest.append((m.partition(), m.offset()))
+    w.close()
+    assert not set(rest) & set(seen)
+    assert len(set(rest) | set(seen)) == 300
+    # the mirror's own scale-out group is not mirrored
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": dc.west.bootstrap})
+    groups = {g.group_id for g in admin.list_consumer_groups().result().valid}
+    assert "billing" in groups and not any(g.startswith("dcmirror") for g in groups)
