@@ -254,6 +254,13 @@ class GroupMember:
 
     async def _join_and_sync(self, stop: asyncio.Event) -> None:
         self._rejoin.clear()
+        try:
+            await self._join_and_sync_once()
+        except BaseException:
+            self._rejoin.set()  # a half-done rebalance is redone from JoinGroup
+            raise
+
+    async def _join_and_sync_once(self) -> None:
         meta = self._metadata()
         if meta.owned is None:
             await self._set_assigned(frozenset())  # eager fallback: metadata cannot say what we own

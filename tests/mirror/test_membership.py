@@ -147,3 +147,35 @@ async def test_three_members_join_and_leave_without_double_ownership(broker) -> 
     await eventually(lambda: settled(ledger, rs[1:] + [d], view), what="three-way split again")
     assert not ledger.violations, ledger.violations
     await stop_all(*rs[1:], d)
+
+
+# ---- the same membership against Apache Kafka's group coordinator ---------------------------
+from tests.interop.conftest import kafka_broker  # noqa: E402,F401  (session fixture)
+
+
+@pytest.mark.interop
+async def test_membership_against_apache_kafka(kafka_broker) -> None:  # noqa: F811
+    import uuid
+
+    bootstrap = kafka_broker.bootstrap
+    view = parts(orders=6)
+    ledger = Ledger()
+    group = f"dcmirror.interop-{uuid.uuid4().hex[:8]}"
+    a = await start(bootstrap, "a", view, ledger, group)
+    await eventually(lambda: len(a.member.assigned) == 6, what="a alone owns all")
+    b = await start(bootstrap, "b", view, ledger, group)
+    await eventually(lambda: settled(ledger, [a, b], view), what="a and b split the partitions")
+    assert len(a.member.assigned) == len(b.member.assigned) == 3
+    # Kafka sees a classic group of protocol type dcmirror with our protocol
+    async with KafkaClient(bootstrap) as admin:
+        desc = (await admin.describe_groups([group]))[group]
+    assert (desc.state, desc.protocol_type, desc.protocol) == ("Stable", "dcmirror", "dcmirror-sticky-v1")
+    assert len(desc.members) == 2
+    grown = view + parts(payments=2)
+    for r in (a, b):
+        r.member.filter(grown)
+    await eventually(lambda: settled(ledger, [a, b], grown), what="new partitions dealt")
+    await stop_all(b)
+    await eventually(lambda: len(a.member.assigned) == 8, timeout=10, what="a took over after b left")
+    assert not ledger.violations, ledger.violations
+    await stop_all(a)
