@@ -226,7 +226,10 @@ class ClientCore:
         def before_sleep(state: RetryCallState) -> None:
             self._stale = True
             exc = state.outcome.exception() if state.outcome else None
-            log.info("retrying %s after %s (attempt %d)", what, exc, state.attempt_number)
+            # One line per state change: the first retry is worth a line, later ones are
+            # noise (callers such as the mirror log their own state changes).
+            level = logging.INFO if state.attempt_number == 1 else logging.DEBUG
+            log.log(level, "retrying %s after %s (attempt %d)", what, exc, state.attempt_number)
 
         return before_sleep
 
