@@ -23,6 +23,7 @@ from __future__ import annotations
 import bisect
 import logging
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -470,6 +471,11 @@ class PartitionLog:
         fsync_dir(self.directory)
         READ_HANDLES.evict_under(str(self.directory))
         self._closed = True
+
+    def delete(self) -> None:
+        """DeleteTopics: close without ceremony and remove the partition directory."""
+        self.abandon()
+        shutil.rmtree(self.directory, ignore_errors=True)
 
     def abandon(self) -> None:
         """Drop descriptors without the clean-shutdown steps, as a crash would.

@@ -222,3 +222,13 @@ def test_fsync_policies_append_and_flush(tmp_path, policy):
         log.maybe_flush(i * 5)
     log.flush()
     assert len(read_all(log)) == 20
+
+
+def test_delete_removes_the_directory(tmp_path):
+    log = PartitionLog.open(tmp_path / "t-3", small())
+    for i in range(20):
+        log.append([make_batch(tag=i, value_size=60)], leader_epoch=0, now_ms=0)
+    log.delete()
+    assert not (tmp_path / "t-3").exists()
+    with pytest.raises(LogClosed):
+        log.append([make_batch()], leader_epoch=0, now_ms=0)
