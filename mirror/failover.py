@@ -66,7 +66,7 @@ class GroupRow:
     group: str
     offsets: dict[str, int]  # "topic-partition" on the target -> committed offset
     skipped: str | None = None
-    max_duplicates: int = 0  # translation mode: records a resumed consumer may see twice
+    max_duplicates: int = 0  # translation mode: records a resumed consumer re-reads (all partitions)
 
 
 @dataclass
@@ -463,7 +463,7 @@ async def _unplanned(link: LinkConfig, policy: ReplicationPolicy, source: KafkaC
         if not scope.preserve and scope.syncs is not None:
             for (topic, p), cp in latest[g].items():
                 store = scope.syncs.store(topic, p)
-                dup = max(dup, duplicate_bound(cp.upstream_offset, store.points() if store else []))
+                dup += duplicate_bound(cp.upstream_offset, store.points() if store else [])
         report.groups.append(GroupRow(g, {f"{t}-{p}": o for (t, p), o in sorted(offsets.items())},
                                       None if offsets else "target already at or past its checkpoint",
                                       dup))
