@@ -189,6 +189,8 @@ class Segment:
             os.close(fd)
         self._rebuild_from(result.batches, index_interval)
         self._write_indexes(sync=sync)
+        self.offset_index = self.time_index = None  # inactive: lookups go to the files
+        self.dirty = False
         logger.info("recovery: rebuilt indexes of %s", self.log_path)
         return cut
 

@@ -232,3 +232,20 @@ def test_delete_removes_the_directory(tmp_path):
     assert not (tmp_path / "t-3").exists()
     with pytest.raises(LogClosed):
         log.append([make_batch()], leader_epoch=0, now_ms=0)
+
+
+def test_iter_batch_headers_survives_handle_cache_churn(tmp_path, monkeypatch):
+    from cluster.log.handles import READ_HANDLES
+
+    monkeypatch.setattr(READ_HANDLES, "capacity", 2)
+    a = PartitionLog.open(tmp_path / "a", small(segment_bytes=300))
+    b = PartitionLog.open(tmp_path / "b", small(segment_bytes=300))
+    for i in range(30):
+        a.append([make_batch(2, value_size=40, tag=i)], leader_epoch=0, now_ms=0)
+        b.append([make_batch(1, value_size=40, tag=i)], leader_epoch=0, now_ms=0)
+    it = a.iter_batch_headers(from_offset=7)
+    first = next(it)
+    assert (first.base_offset, first.last_offset) == (6, 7)
+    assert len(read_all(b)) == 30  # cycles many other files through the 2-slot cache
+    rest = [h.base_offset for h in it]
+    assert rest == list(range(8, 60, 2))
