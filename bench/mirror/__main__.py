@@ -19,17 +19,19 @@ from bench.mirror.runner import Params, run, to_json
 @click.command()
 @click.option("--quick", is_flag=True, help="~100 MB backlog, one round, short latency runs.")
 @click.option("--gb", type=float, default=None, help="Backlog size in GB of record values.")
-@click.option("--contenders", default=",".join(CONTENDERS), show_default=True,
+@click.option("--contenders", default="dcmirror,naive,none,mm2,dcmirror-kafka,none-kafka", show_default=True,
               help="Comma-separated, in run order: " + ",".join(CONTENDERS))
 @click.option("--rounds", type=click.IntRange(1), default=None)
 @click.option("--latency-s", type=float, default=None, help="Seconds of paced load per run.")
 @click.option("--latency-rate", type=float, default=None,
               help="MB/s of the paced load (default: half of dcmirror's copy rate).")
+@click.option("--latency-cap", type=float, default=None,
+              help="Upper bound of the default paced rate, MB/s (default 10).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write all runs and medians as JSON here.")
 @click.option("-v", "--verbose", is_flag=True)
 def main(quick: bool, gb: float | None, contenders: str, rounds: int | None,
-         latency_s: float | None, latency_rate: float | None, json_path: Path | None,
+         latency_s: float | None, latency_rate: float | None, latency_cap: float | None, json_path: Path | None,
          verbose: bool) -> None:
     """Backlog copy throughput, CPU per GB and replication latency of dcmirror's mirror
     next to a per-record confluent-kafka mirror and MirrorMaker 2, in one run."""
@@ -48,6 +50,8 @@ def main(quick: bool, gb: float | None, contenders: str, rounds: int | None,
         p = replace(p, latency_s=latency_s)
     if latency_rate is not None:
         p = replace(p, latency_rate_mb_s=latency_rate)
+    if latency_cap is not None:
+        p = replace(p, latency_cap_mb_s=latency_cap)
     results, info = run(names, p)
     print_report(names, results, info)
     if json_path:

@@ -1,9 +1,9 @@
 """The two measurements of a running mirror.
 
 `copy_backlog`: polls the target topic's end offsets every 50 ms from this process; the
-clock and the /proc CPU counters are read when the first record shows up on the target
-and again when the last one does, so JVM/Python start-up and MM2's Connect rebalance are
-not counted (the wall time from launch is reported separately).
+clock and the /proc CPU counters are read when 10% of the backlog is on the target and
+again at 90%, so JVM/Python start-up, MM2's Connect rebalances and the tail are not
+counted (the wall time from launch to the last record is reported separately).
 
 `replication_latency`: a paced producer (CreateTime set at `produce()`) and a consumer on
 the target run as two separate processes (no GIL shared with each other or with the
@@ -39,34 +39,42 @@ def _end_offsets(c: Consumer, topic: str, partitions: int) -> int:
 
 @dataclass(frozen=True)
 class CopyResult:
-    seconds: float          # first record on target -> last record on target
+    records: int            # copied inside the measured window
+    seconds: float          # window: 10% -> 90% of the backlog on the target
     from_launch_s: float    # mirror launch -> last record on target
-    mirror_cpu_s: float     # mirror process tree, over `seconds`
-    broker_cpu_s: float     # source + target broker processes, over `seconds`
-
-    def per_gb(self, cpu: float, value_bytes: int) -> float:
-        return cpu / (value_bytes / 1e9)
+    mirror_cpu_s: float     # mirror process tree, over the window
+    broker_cpu_s: float     # source + target broker processes, over the window
 
 
 def copy_backlog(handle: Handle, launched: float, target: str, topic: str, partitions: int,
-                 expected: int, broker_pids: list[int], timeout: float) -> CopyResult:
+                 expected: int, broker_pids: list[int], timeout: float,
+                 window: tuple[float, float] = (0.1, 0.9)) -> CopyResult:
+    """Wait until `expected` records are on the target; rate and CPU are taken between the
+    samples where 10% and 90% had arrived, which leaves out start-up transients of every
+    contender alike (MM2's Connect rebalances, first fetch sessions, topic creation)."""
     c = Consumer({"bootstrap.servers": target, "group.id": "bench-poller", "log_level": 0})
     try:
-        first: tuple[float, float, float] | None = None
+        lo: tuple[int, float, float, float] | None = None
+        hi: tuple[int, float, float, float] | None = None
         deadline = launched + timeout
         while True:
             if not handle.alive():
                 raise MirrorFailed(f"mirror exited during the copy:\n{handle.log_tail()}")
-            now_total = _end_offsets(c, topic, partitions)
+            total = _end_offsets(c, topic, partitions)
             t = time.monotonic()
-            cpu = cpu_seconds(handle.pid)
-            bcpu = sum(cpu_seconds(p) for p in broker_pids)
-            if first is None and now_total > 0:
-                first = (t, cpu, bcpu)
-            if now_total >= expected and first is not None:
-                return CopyResult(t - first[0], t - launched, cpu - first[1], bcpu - first[2])
+            sample = (total, t, cpu_seconds(handle.pid), sum(cpu_seconds(p) for p in broker_pids))
+            if lo is None and total >= window[0] * expected:
+                lo = sample
+            if hi is None and total >= window[1] * expected:
+                hi = sample
+            if total >= expected:
+                assert lo is not None and hi is not None
+                if hi[0] <= lo[0]:  # all of it in one poll interval: fall back to the end
+                    hi = sample
+                return CopyResult(hi[0] - lo[0], max(hi[1] - lo[1], 1e-3), t - launched,
+                                  hi[2] - lo[2], hi[3] - lo[3])
             if t > deadline:
-                raise MirrorFailed(f"copied {now_total}/{expected} records in {timeout:.0f}s")
+                raise MirrorFailed(f"copied {total}/{expected} records in {timeout:.0f}s")
             time.sleep(0.05)
     finally:
         c.close()

@@ -121,11 +121,11 @@ def measure_one(c: Contender, r: int, side: Side, p: Params, pool: list[bytes],
         cp = copy_backlog(handle, launched, tgt, spec.target_topic(DATA_TOPIC), p.partitions,
                           side.backlog.records, [side.source.pid, side.target.pid],
                           p.copy_timeout_s)
-        vb = side.backlog.value_bytes
+        gb = cp.records * p.value_size / 1e9
         out: dict[str, float] = {
-            "mb_s": vb / cp.seconds / 1e6, "copy_s": cp.seconds, "from_launch_s": cp.from_launch_s,
-            "cpu_s_per_gb": cp.per_gb(cp.mirror_cpu_s, vb),
-            "broker_cpu_s_per_gb": cp.per_gb(cp.broker_cpu_s, vb),
+            "mb_s": gb * 1e3 / cp.seconds, "window_s": cp.seconds, "window_gb": gb,
+            "from_launch_s": cp.from_launch_s, "cpu_s_per_gb": cp.mirror_cpu_s / gb,
+            "broker_cpu_s_per_gb": cp.broker_cpu_s / gb,
         }
         log.info("%s round %d: %.1f MB/s, %.2f CPU-s/GB (brokers %.2f), %.1fs from launch",
                  c.name, r, out["mb_s"], out["cpu_s_per_gb"], out["broker_cpu_s_per_gb"],
@@ -159,6 +159,8 @@ def run(names: list[str], p: Params) -> tuple[dict[str, Result], dict[str, Any]]
     info: dict[str, Any] = {"lz4_ratio": round(lz4_ratio(pool, p.batch_kb * 1024), 2),
                             "loadavg_start": os.getloadavg()}
     workdir = Path(tempfile.mkdtemp(prefix="dcmirror-benchmirror-"))
+    info["workdir"] = str(workdir)  # mirror configs and logs stay here for inspection
+    log.info("configs and mirror logs in %s", workdir)
     sides: dict[str, Side] = {}
     try:
         for kind in dict.fromkeys(CONTENDERS[n].clusters for n in names):
