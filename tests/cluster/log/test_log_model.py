@@ -36,6 +36,7 @@ class LogModel(RuleBasedStateMachine):
         self.leo = 0
         self.epoch = 0
         self.tag = 0
+        self.stamps: dict[int, tuple[int, int]] = {}  # base offset -> (base ts, max ts)
 
     def teardown(self) -> None:
         self.log.abandon()
@@ -43,6 +44,7 @@ class LogModel(RuleBasedStateMachine):
 
     def _new_batch(self, count: int, size: int, base: int, epoch: int) -> bytes:
         self.tag += 1
+        self.stamps[base] = (self.tag * 10, self.tag * 10 + count - 1)
         return make_batch(count, value_size=size, base_offset=base, leader_epoch=epoch,
                           tag=self.tag, ts=self.tag * 10)
 
@@ -71,7 +73,7 @@ class LogModel(RuleBasedStateMachine):
     @rule()
     def append_preserving_backwards_fails(self):
         with pytest.raises(OffsetOutOfOrder):
-            self.log.append_preserving([self._new_batch(1, 1, self.leo - 1, 0)], now_ms=0)
+            self.log.append_preserving([make_batch(1, base_offset=self.leo - 1)], now_ms=0)
 
     @rule(data=st.data(), max_bytes=st.integers(0, 1500), limit=st.booleans())
     def read(self, data, max_bytes, limit):
@@ -144,6 +146,27 @@ class LogModel(RuleBasedStateMachine):
         with open(last, "ab") as f:
             f.write(garbage)
         self.log = PartitionLog.open(self.dir, CONFIG)
+
+    @rule(probe=st.integers(0, 2000))
+    def time_lookup(self, probe):
+        expected = None
+        for base, last, _ in self.batches:
+            if last < self.log_start:
+                continue
+            base_ts, max_ts = self.stamps[base]
+            if max_ts >= probe:
+                expected = (max(base, self.log_start), base_ts if base_ts >= probe else max_ts)
+                break
+        assert self.log.offset_for_timestamp(probe) == expected
+
+    @invariant()
+    def max_timestamp_is_the_newest_batch(self):
+        # model timestamps only grow, so the newest batch holds the maximum
+        if self.log_start >= self.leo:
+            assert self.log.max_timestamp() is None
+        else:
+            base, last, _ = self.batches[-1]
+            assert self.log.max_timestamp() == (max(last, self.log_start), self.stamps[base][1])
 
     @invariant()
     def offsets_agree(self):
