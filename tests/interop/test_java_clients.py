@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from cluster.client.partitioner import partition_for_key
-from peers.kafka_broker import CONSOLE_CONSUMER, TOPICS, kafka_tool
+from peers.kafka_broker import CONSOLE_CONSUMER, CONSUMER_GROUPS as GROUPS, TOPICS, kafka_tool
 from tests import clients
 from tests.interop.conftest import require_kafka
 from tests.processes import ClusterProcess
@@ -154,6 +154,45 @@ def test_console_consumer_in_a_group_from_beginning(cluster: ClusterProcess, jav
     clients.produce_java_console(cluster.bootstrap, "grp", recs, "lz4")
     res = java(CONSOLE_CONSUMER, "--topic", "grp", "--from-beginning", "--max-messages", "30",
                "--timeout-ms", "60000", *clients.CONSOLE_PRINT)
+    got = [clients.parse_console_line(line) for line in ok(res).splitlines() if line]
+    assert Counter((m.key, m.value, m.headers) for m in got) == Counter((k, v, tuple(h)) for k, v, h in recs)
+
+
+def test_consumer_groups_list_describe_reset_delete(cluster: ClusterProcess, java) -> None:
+    """kafka-consumer-groups over a group the console consumer committed (classic protocol)."""
+    if 10 not in _api_keys(cluster.bootstrap):
+        pytest.xfail("our broker does not serve FindCoordinator (key 10) yet")
+    ok(java(TOPICS, "--create", "--topic", "cg", "--partitions", "3"))
+    recs = clients.make_records("cg", 12)
+    clients.produce_java_console(cluster.bootstrap, "cg", recs, "none")
+    end = clients.end_offsets(cluster.bootstrap, "cg", 3)
+    ok(java(CONSOLE_CONSUMER, "--topic", "cg", "--group", "cg1", "--from-beginning", "--max-messages", "12",
+            "--timeout-ms", "60000"))
+    assert "cg1" in ok(java(GROUPS, "--list")).split()
+
+    def committed() -> dict[int, tuple[int, int]]:
+        out = ok(java(GROUPS, "--describe", "--group", "cg1", "--offsets"))
+        rows = re.findall(r"^cg1\s+cg\s+(\d+)\s+(\S+)\s+(\d+)\s+", out, re.M)
+        return {int(p): (int(cur) if cur != "-" else -1, int(leo)) for p, cur, leo in rows}
+
+    assert committed() == {p: (end[p], end[p]) for p in range(3)}
+    ok(java(GROUPS, "--reset-offsets", "--group", "cg1", "--topic", "cg", "--to-earliest", "--execute"))
+    assert committed() == {p: (0, end[p]) for p in range(3)}
+    ok(java(GROUPS, "--reset-offsets", "--group", "cg1", "--topic", "cg:1", "--to-offset", "1", "--execute"))
+    assert committed()[1] == (1, end[1])
+    assert "successful" in ok(java(GROUPS, "--delete", "--group", "cg1"))
+    assert "cg1" not in ok(java(GROUPS, "--list")).split()
+
+
+def test_console_consumer_with_the_kip848_consumer_protocol(cluster: ClusterProcess, java) -> None:
+    """`group.protocol=consumer` (KIP-848) needs ConsumerGroupHeartbeat (key 68)."""
+    if 68 not in _api_keys(cluster.bootstrap):
+        pytest.xfail("our broker does not serve ConsumerGroupHeartbeat (key 68, KIP-848) yet")
+    ok(java(TOPICS, "--create", "--topic", "kip848", "--partitions", "3"))
+    recs = clients.make_records("kip848", 9)
+    clients.produce_java_console(cluster.bootstrap, "kip848", recs, "zstd")
+    res = java(CONSOLE_CONSUMER, "--topic", "kip848", "--group", "g848", "--from-beginning", "--max-messages", "9",
+               "--consumer-property", "group.protocol=consumer", "--timeout-ms", "60000", *clients.CONSOLE_PRINT)
     got = [clients.parse_console_line(line) for line in ok(res).splitlines() if line]
     assert Counter((m.key, m.value, m.headers) for m in got) == Counter((k, v, tuple(h)) for k, v, h in recs)
 
