@@ -127,5 +127,7 @@ class Checkpointer:
             results.append(result)
         if records:
             topic = await self._ensure_topic()
-            await self.target.produce(topic, 0, build_batch([(k, v, [], now) for k, v in records]))
+            for i in range(0, len(records), 2000):  # stay well under max.message.bytes (1 MiB)
+                chunk = records[i : i + 2000]
+                await self.target.produce(topic, 0, build_batch([(k, v, [], now) for k, v in chunk]))
         return results
