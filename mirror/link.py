@@ -24,6 +24,7 @@ from mirror.copier import LinkCopier, _RetryState, _wait_any
 from mirror.link_state import LinkStateWatcher
 from mirror.offsets import OffsetSyncIndex
 from mirror.progress import LinkProgress, TP
+from mirror.reversal import Reversal
 from mirror.sinks import PreservingSink, TranslatingSink
 from mirror.topic_sync import TopicSync
 
@@ -105,6 +106,7 @@ class LinkRunner:
         self.synced = asyncio.Event()
         self.latency = None  # set by the daemon: a latency histogram child
         self.link_state = None  # mirror.link_state.LinkState the daemon obeys
+        self.reversal = Reversal(cfg, link, dial)  # failback --stay: copy backwards while reversed
 
     async def _connect(self, stop: asyncio.Event) -> bool:
         wait = wait_exponential_jitter(initial=0.5, max=10)
@@ -182,6 +184,7 @@ class LinkRunner:
                   if hasattr(self.assignor, "run") else []),
             )
         finally:
+            await self.reversal.close()
             await self.source.close()
             await self.target.close()
 
@@ -191,6 +194,7 @@ class LinkRunner:
         hold = None if state.copying else state.state
         if self.copier is not None:
             self.copier.set_hold(hold)
+        self.reversal.follow(state)
         log.info("link %s: link state %s%s", self.link.name, state.state,
                  "" if hold is None else ": not copying")
 
