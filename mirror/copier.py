@@ -63,6 +63,7 @@ class LinkCopier:
         self._positions: dict[TP, int] = {}
         self._stopped: set[TP] = set()
         self._aborted: dict[TP, set[int]] = {}
+        self._topic_ids: dict[str, object] = {}
         self._changed = asyncio.Event()
         self._wait = wait_exponential_jitter(initial=0.2, max=10.0)
         self._failures = 0
@@ -107,6 +108,9 @@ class LinkCopier:
                 which = -2 if self.start_from == "earliest" else -1
                 pos = (await self.source.list_offsets(tp[0], [tp[1]], which))[tp[1]][0]
             self._positions[tp] = pos
+            tid = self.source.cached_topic_id(tp[0])
+            if tid is not None:
+                self._topic_ids.setdefault(tp[0], tid)
             pp = self.progress.partition(tp[0], tp[1], self.rename(tp[0]))
             pp.position, pp.state = pos, "running"
             log.info("link %s: %s-%d resumes at offset %d", self.link, tp[0], tp[1], pos)
@@ -155,8 +159,11 @@ class LinkCopier:
             req, max_wait_ms=self.max_wait_ms, min_bytes=1, max_bytes=self.fetch_max_bytes,
             isolation="read_committed" if self.translate else "read_uncommitted",
         )
+        self._check_topic_ids(results)
         to_write: dict[TP, list[memoryview]] = {}
         for tp, res in results.items():
+            if tp not in self._positions:
+                continue
             if res.error_code == ErrorCode.offset_out_of_range:
                 await self._out_of_range(tp, self._positions[tp])
                 continue
@@ -225,6 +232,23 @@ class LinkCopier:
             if last is not None and last.next_offset > pos:
                 self._positions[tp] = pp.position = last.next_offset
         return out
+
+    def _check_topic_ids(self, results: dict) -> None:
+        """A source topic deleted and recreated under the same name gets a new topic id:
+        its records must never be mixed into the old copy. The fetch was built from the
+        metadata cache, which only ever moves from the old id to the new one, so an
+        unchanged cache after the fetch means the data came from the remembered topic."""
+        for topic in {t for t, _ in results}:
+            known = self._topic_ids.get(topic)
+            now = self.source.cached_topic_id(topic)
+            if known is None or now is None or now == known:
+                continue
+            msg = (f"source topic {topic} was deleted and recreated (topic id {known} -> {now}); "
+                   f"copying stopped so the new topic is never mixed into the old copy")
+            log.error("link %s: ALARM %s", self.link, msg)
+            self.progress.alarms.append(Alarm("topic-recreated", topic, -1, msg))
+            for tp in [tp for tp in self._assigned if tp[0] == topic]:
+                self.stop_partition(tp, "error", msg)
 
     def _lost(self, tp: TP, pos: int, log_start: int) -> None:
         count = log_start - pos

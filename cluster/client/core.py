@@ -216,6 +216,10 @@ class ClientCore:
             return await self.any_connection()
         return await self.connection(self._meta.controller_id)
 
+    def cached_topic_id(self, topic: str):
+        """The topic id from the metadata cache (None if unknown or the broker has none)."""
+        return self._meta.topic_id(topic)
+
     def invalidate(self) -> None:
         """Mark the metadata stale so the next routed call refreshes it first."""
         self._stale = True
