@@ -31,4 +31,4 @@ def unsupported_version_reply(correlation_id: int) -> bytes:
         codec.response_schema(18, 0),
         {"error_code": ErrorCode.unsupported_version, "api_keys": _api_keys()},
     )
-    return codec.encode_response(correlation_id, body)
+    return codec.encode_response(correlation_id, body, framed=True)

@@ -255,7 +255,7 @@ class Broker:
                 if reply is False:
                     return
                 if reply is not None:
-                    writer.write(len(reply).to_bytes(4, "big") + reply)
+                    writer.write(reply)  # already framed
                     await writer.drain()
         except asyncio.CancelledError:
             raise
@@ -293,7 +293,7 @@ class Broker:
             if result is None:
                 return None
             body = build(codec.response_schema(hdr.api_key, hdr.api_version), result)
-            return codec.encode_response(hdr.correlation_id, body)
+            return codec.encode_response(hdr.correlation_id, body, framed=True)
         except asyncio.CancelledError:
             raise
         except Exception:

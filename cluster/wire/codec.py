@@ -160,15 +160,24 @@ def decode_request(frame: bytes) -> Request:
     return Request(RequestHeader(api_key, api_version, correlation_id, client_id), body)
 
 
-def encode_response(correlation_id: int, body: Any) -> bytes:
-    """Encode a response body with its header (v0 or v1 as the schema says), unframed."""
+def encode_response(correlation_id: int, body: Any, *, framed: bool = False) -> bytes:
+    """Encode a response body with its header (v0 or v1 as the schema says).
+
+    With `framed` the int32 size prefix is included, patched in place at the end: that saves
+    copying a (possibly multi-megabyte) Fetch response once more to prepend it."""
     buf = io.BytesIO()
+    if framed:
+        buf.write(b"\0\0\0\0")
     buf.write(_I32.pack(correlation_id))
     # kio's per-message __header_schema__ encodes Kafka's rule, including ApiVersions'
     # exception of always using response header v0.
     if body.__header_schema__.__flexible__:
         buf.write(b"\x00")
     _writer(type(body))(buf, body)
+    if framed:
+        view = buf.getbuffer()
+        _I32.pack_into(view, 0, len(view) - 4)
+        del view
     return buf.getvalue()
 
 
