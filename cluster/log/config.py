@@ -37,6 +37,14 @@ class LogConfig:
     fsync: str = "never"
     fsync_interval_ms: int = 1000
     message_timestamp_type: str = "CreateTime"
+    # cleanup.policy: "delete" deletes old segments by retention; "compact" keeps the latest
+    # record per key (cluster/log/cleaner.py); both may be on ("delete,compact").
+    delete: bool = True
+    compact: bool = False
+    min_cleanable_dirty_ratio: float = 0.5
+    min_compaction_lag_ms: int = 0
+    max_compaction_lag_ms: int = (1 << 63) - 1
+    delete_retention_ms: int = 24 * 3600 * 1000
 
     def __post_init__(self) -> None:
         self.validate()
@@ -61,6 +69,15 @@ class LogConfig:
             raise ValueError(
                 f"message_timestamp_type must be one of {TIMESTAMP_TYPES}, got {self.message_timestamp_type!r}"
             )
+        if not 0.0 <= self.min_cleanable_dirty_ratio <= 1.0:
+            raise ValueError(
+                f"min_cleanable_dirty_ratio must be in [0, 1], got {self.min_cleanable_dirty_ratio}"
+            )
+        for name in ("min_compaction_lag_ms", "delete_retention_ms"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.max_compaction_lag_ms < 1:
+            raise ValueError(f"max_compaction_lag_ms must be >= 1, got {self.max_compaction_lag_ms}")
 
     @property
     def log_append_time(self) -> bool:
