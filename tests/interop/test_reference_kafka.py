@@ -493,4 +493,5 @@ async def test_offset_commit_for_unknown_topic(cluster: ClusterProcess, kafka_br
     async def probe(client: KafkaClient, topic: str) -> Any:
         return await catch(client.offset_commit(f"{topic}-g", {(f"{topic}-absent", 0): 1}))
 
-    assert same(await on_both(cluster, kafka_broker, topic_name, probe)) == f"error {ErrorCode.unknown_topic_or_partition}"
+    answer = same(await on_both(cluster, kafka_broker, topic_name, probe))
+    assert answer == f"error {int(ErrorCode.unknown_topic_or_partition)}"
