@@ -9,6 +9,7 @@ Directory layout (`<data_dir>/<topic>-<partition>/`):
     log-start-offset                                 persisted DeleteRecords position
     leader-epoch-checkpoint                          epoch -> start offset (Kafka format)
     .clean-shutdown                                  present only between close() and open()
+    cleaner-checkpoint                               compacted topics: first dirty offset, delete horizons
 
 Durability: every append is in the page cache (os.pwrite) before it returns, so kill -9
 loses nothing acknowledged; what a power cut loses depends on LogConfig.fsync (see
@@ -43,6 +44,7 @@ from .epoch_cache import LeaderEpochCache
 from .errors import LogClosed, LogError, OffsetOutOfOrder, OffsetOutOfRange
 from .files import atomic_write, fsync_dir
 from .handles import READ_HANDLES
+from .cleaner import CleanStats, clean, recover_cleaner_files
 from .recovery import CLEAN_SHUTDOWN_FILE, LOG_START_FILE, recover
 from .segment import MAX_RELATIVE_OFFSET, Segment
 
@@ -85,6 +87,7 @@ class PartitionLog:
     def open(cls, directory: Path, config: LogConfig) -> "PartitionLog":
         """Create the directory's log, or reopen it, recovering after an unclean shutdown."""
         directory = Path(directory)
+        recover_cleaner_files(directory)  # finish or undo a compaction swap cut by a crash
         found = recover(directory, config)
         log = cls(directory, config, found.segments, found.log_start, found.epochs)
         if log._log_start > log.log_end_offset:
@@ -121,6 +124,15 @@ class PartitionLog:
     @property
     def segment_count(self) -> int:
         return len(self._segments)
+
+    @property
+    def segments(self) -> tuple[Segment, ...]:
+        """The segments in offset order; the last is active (the cleaner plans on these)."""
+        return tuple(self._segments)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     @property
     def latest_epoch(self) -> int:
@@ -356,11 +368,11 @@ class PartitionLog:
         self._check_open()
         cfg = self.config
         removed = self._delete_below_log_start()
-        if cfg.retention_ms >= 0:
+        if cfg.delete and cfg.retention_ms >= 0:  # cleanup.policy=compact alone keeps old segments
             while len(self._segments) > 1 and now_ms - self._segments[0].max_timestamp > cfg.retention_ms:
                 self._delete_first()
                 removed += 1
-        if cfg.retention_bytes >= 0:
+        if cfg.delete and cfg.retention_bytes >= 0:
             total = self.size_bytes()
             while len(self._segments) > 1 and total - self._segments[0].size >= cfg.retention_bytes:
                 total -= self._segments[0].size
@@ -374,6 +386,25 @@ class PartitionLog:
             logger.info("%s: retention removed %d segment(s); log start now %d",
                         self.directory, removed, self._log_start)
         return removed
+
+    # -- compaction ----------------------------------------------------------------------
+    def compact(self, now_ms: int) -> CleanStats | None:
+        """Run one whole cleaning pass now if one is due (see cleaner.py); None if not."""
+        self._check_open()
+        return clean(self, now_ms)
+
+    def replace_segments(self, old: Sequence[Segment], new: Segment) -> None:
+        """Cleaner: `new` (already swapped in on disk) takes the place of the contiguous,
+        inactive segments `old`, and starts at the same base offset."""
+        self._check_open()
+        old = list(old)
+        i = next((k for k, s in enumerate(self._segments) if s is old[0]), -1)
+        if (i < 0 or any(a is not b for a, b in zip(self._segments[i : i + len(old)], old))
+                or i + len(old) >= len(self._segments) or any(s.active for s in old)
+                or new.base_offset != old[0].base_offset):
+            raise LogError(f"{self.directory}: replace_segments got segments that are not in the log")
+        self._segments[i : i + len(old)] = [new]
+        self._bases[i : i + len(old)] = [new.base_offset]
 
     def truncate_to(self, offset: int) -> None:
         """Drop every batch whose last offset is >= `offset` (a batch straddling it goes entirely).
