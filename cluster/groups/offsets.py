@@ -46,7 +46,7 @@ def commit(
 
     if group.state == S.DEAD:
         return all_(E.coordinator_not_available)
-    if group._fenced(member_id, instance_id):
+    if group.is_fenced(member_id, instance_id):
         return all_(E.fenced_instance_id)
     simple = generation_id < 0 and group.state == S.EMPTY
     if not simple:

@@ -37,6 +37,8 @@ from cluster.groups.model import (
     SyncResult,
     Token,
 )
+from cluster.groups.protocols import select_protocol, supports_any
+from cluster.groups.subscription import subscribed_topics
 
 logger = logging.getLogger(__name__)
 
@@ -79,17 +81,9 @@ class Group:
 
     def subscribed_topics(self) -> set[str] | None:
         """Topics the members consume, or None if unknown (not the consumer protocol)."""
-        from cluster.groups.subscription import topics_of
-
         if self.protocol_type != "consumer" or self.protocol_name is None:
             return None if self.members else set()
-        topics: set[str] = set()
-        for m in self.members.values():
-            parsed = topics_of(m.metadata(self.protocol_name))
-            if parsed is None:
-                return None
-            topics |= parsed
-        return topics
+        return subscribed_topics([m.metadata(self.protocol_name) for m in self.members.values()])
 
     def join_members(self) -> tuple[JoinMember, ...]:
         return tuple(
@@ -99,38 +93,20 @@ class Group:
 
     def select_protocol(self) -> str | None:
         """The protocol every member supports with the most first-preference votes."""
-        members = list(self.members.values())
-        if not members:
-            return None
-        candidates = set(members[0].protocol_names())
-        for m in members[1:]:
-            candidates &= set(m.protocol_names())
-        if not candidates:
-            return None
-        votes: dict[str, int] = {c: 0 for c in candidates}
-        for m in members:
-            vote = next(p for p in m.protocol_names() if p in candidates)
-            votes[vote] += 1
-        # Ties go to the leader's (else first member's) preference order: deterministic.
-        first = self.members.get(self.leader_id or "") or members[0]
-        order = {p: i for i, p in enumerate(first.protocol_names())}
-        return max(candidates, key=lambda c: (votes[c], -order[c]))
+        return select_protocol(list(self.members.values()), self.members.get(self.leader_id or ""))
 
     def _supports(self, protocol_type: str, protocols: tuple[tuple[str, bytes], ...]) -> bool:
         if self.state == S.EMPTY and not self.members:
             return bool(protocol_type) and bool(protocols)
         if protocol_type != self.protocol_type:
             return False
-        if not self.members:
-            return bool(protocols)
-        names = {p for p, _ in protocols}
-        return any(all(p in m.protocol_names() for m in self.members.values()) for p in names)
+        return supports_any(list(self.members.values()), protocols)
 
-    def _fenced(self, member_id: str, instance_id: str | None) -> bool:
+    def is_fenced(self, member_id: str, instance_id: str | None) -> bool:
         return instance_id is not None and instance_id in self.static and self.static[instance_id] != member_id
 
     def _member_error(self, member_id: str, instance_id: str | None) -> ErrorCode | None:
-        if self._fenced(member_id, instance_id):
+        if self.is_fenced(member_id, instance_id):
             return E.fenced_instance_id
         if member_id not in self.members:
             return E.unknown_member_id

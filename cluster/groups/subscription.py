@@ -36,6 +36,17 @@ def topics_of(metadata: bytes) -> set[str] | None:
         return None
 
 
+def subscribed_topics(metadatas: list[bytes]) -> set[str] | None:
+    """The union of the members' subscriptions, or None if any is unreadable."""
+    topics: set[str] = set()
+    for meta in metadatas:
+        parsed = topics_of(meta)
+        if parsed is None:
+            return None
+        topics |= parsed
+    return topics
+
+
 def encode_subscription(topics: list[str], version: int = 0) -> bytes:
     """A minimal ConsumerProtocolSubscription (for tests and our own client)."""
     out = bytearray(_I16.pack(version))
