@@ -51,9 +51,22 @@ def _cleanup_policy(value: str) -> str | None:
     parts = [p.strip() for p in value.split(",") if p.strip()]
     if not parts or any(p not in ("delete", "compact") for p in parts):
         return f"must be delete and/or compact, got {value!r}"
-    if "compact" in parts:
-        return "cleanup.policy=compact is not supported yet by dcmirror clusters"
     return None
+
+
+def _ratio(value: str) -> str | None:
+    try:
+        x = float(value)
+    except ValueError:
+        return f"must be a number, got {value!r}"
+    if not 0.0 <= x <= 1.0:
+        return f"must be between 0 and 1, got {value}"
+    return None
+
+
+def policies(value: str) -> set[str]:
+    """The parts of a cleanup.policy value: {"delete"}, {"compact"} or both."""
+    return {p.strip() for p in value.split(",") if p.strip()}
 
 
 DEFAULT_MAX_MESSAGE_BYTES = 1048588
@@ -80,6 +93,9 @@ TOPIC_CONFIGS: dict[str, ConfigKey] = {
         ),
         ConfigKey("delete.retention.ms", str(24 * 3600 * 1000), "long", _long_at_least(0)),
         ConfigKey("min.compaction.lag.ms", "0", "long", _long_at_least(0)),
+        ConfigKey("max.compaction.lag.ms", str(2**63 - 1), "long", _long_at_least(1)),
+        # Kafka's type is DOUBLE; described as a string until configs.py knows doubles.
+        ConfigKey("min.cleanable.dirty.ratio", "0.5", "string", _ratio),
         ConfigKey("min.insync.replicas", "1", "int", _long_at_least(1)),
         ConfigKey("flush.messages", str(2**63 - 1), "long", _long_at_least(1)),
         ConfigKey("flush.ms", str(2**63 - 1), "long", _long_at_least(0)),
@@ -122,6 +138,7 @@ def effective(overrides: dict[str, str]) -> dict[str, str]:
 def log_config(overrides: dict[str, str], fsync: str, fsync_interval_ms: int) -> LogConfig:
     """Translate topic configs to the log's own settings."""
     eff = effective(overrides)
+    policy = policies(eff["cleanup.policy"])
     return LogConfig(
         segment_bytes=int(eff["segment.bytes"]),
         segment_ms=int(eff["segment.ms"]),
@@ -131,4 +148,10 @@ def log_config(overrides: dict[str, str], fsync: str, fsync_interval_ms: int) ->
         fsync=fsync,
         fsync_interval_ms=fsync_interval_ms,
         message_timestamp_type=eff["message.timestamp.type"],
+        delete="delete" in policy,
+        compact="compact" in policy,
+        min_cleanable_dirty_ratio=float(eff["min.cleanable.dirty.ratio"]),
+        min_compaction_lag_ms=int(eff["min.compaction.lag.ms"]),
+        max_compaction_lag_ms=int(eff["max.compaction.lag.ms"]),
+        delete_retention_ms=int(eff["delete.retention.ms"]),
     )
