@@ -495,3 +495,35 @@ async def test_offset_commit_for_unknown_topic(cluster: ClusterProcess, kafka_br
 
     answer = same(await on_both(cluster, kafka_broker, topic_name, probe))
     assert answer == f"error {int(ErrorCode.unknown_topic_or_partition)}"
+
+
+async def stored_batches(client: KafkaClient, topic: str) -> list[tuple[int, bool, int]]:
+    """(codec, log_append_time, records) of each stored batch of partition 0."""
+    from cluster.wire.records import decode_batches
+
+    res = (await client.fetch({(topic, 0): FetchPosition(0)}, max_wait_ms=0))[(topic, 0)]
+    return [(h.compression, bool(h.log_append_time), h.records_count) for h, _ in decode_batches(res.records)]
+
+
+async def test_log_append_time_topic(cluster: ClusterProcess, kafka_broker: KafkaBroker, topic_name: str) -> None:
+    async def probe(client: KafkaClient, topic: str) -> dict[str, Any]:
+        await client.create_topics([NewTopic(topic, 1, configs={"message.timestamp.type": "LogAppendTime"})])
+        before = int(time.time() * 1000)
+        res = await client.produce(topic, 0, build_batch([(b"k", b"v", [], NOW), (b"k", b"w", [], NOW)]))
+        return {"stamped-by-broker": res.log_append_time >= before, "batches": await stored_batches(client, topic)}
+
+    answer = same(await on_both(cluster, kafka_broker, topic_name, probe))
+    assert answer == {"stamped-by-broker": True, "batches": [(0, True, 2)]}
+
+
+@pytest.mark.xfail(strict=True, reason="compression.type=gzip on a topic: Apache Kafka recompresses an "
+                                       "uncompressed batch to gzip; our broker (k00_produce.py, owned by "
+                                       "others) stores it as sent")
+async def test_topic_compression_type_recompresses(cluster: ClusterProcess, kafka_broker: KafkaBroker,
+                                                   topic_name: str) -> None:
+    async def probe(client: KafkaClient, topic: str) -> list[tuple[int, bool, int]]:
+        await client.create_topics([NewTopic(topic, 1, configs={"compression.type": "gzip"})])
+        await client.produce(topic, 0, build_batch([(b"k", b"v", [], NOW), (b"k", b"w", [], NOW)]))
+        return await stored_batches(client, topic)
+
+    assert same(await on_both(cluster, kafka_broker, topic_name, probe)) == [(CODECS_BY_NAME["gzip"], False, 2)]
