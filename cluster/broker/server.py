@@ -128,9 +128,15 @@ class Broker:
             await self._server.serve_forever()
 
     async def _housekeeping(self) -> None:
-        """Retention and interval fsyncs, off the request path."""
+        """Retention, compaction and interval fsyncs, off the request path."""
+        from cluster.log.cleaner import Cleaner
+
         interval = 0.2 if self.config.fsync == "interval" else 1.0
         last_retention = 0.0
+        # Compaction runs here in small steps (a few segments per partition per tick) so the
+        # event loop, the log's only owner, is never blocked for long.
+        cleaners: dict[tuple[str, int], Cleaner] = {}
+        cleaner_check_ms = min(self.config.retention_check_interval_ms, 15_000)
         while True:
             await asyncio.sleep(interval)
             now_ms = int(time.time() * 1000)
@@ -151,6 +157,19 @@ class Broker:
                             )
                     except Exception:
                         log.exception("retention of %s-%d failed", part.topic, part.index)
+            for key in [k for k, c in cleaners.items() if k not in self.partitions or not c.log.config.compact]:
+                cleaners.pop(key).stop()
+            for key, part in list(self.partitions.items()):
+                if not part.log.config.compact:
+                    continue
+                cleaner = cleaners.get(key)
+                if cleaner is None or cleaner.log is not part.log:
+                    cleaner = cleaners[key] = Cleaner(part.log, check_interval_ms=cleaner_check_ms)
+                try:
+                    cleaner.step(now_ms)
+                except Exception:
+                    cleaner.stop()
+                    log.exception("compaction of %s-%d failed", part.topic, part.index)
 
     # ---- topics -----------------------------------------------------------------
     def _partition_dir(self, topic: str, index: int) -> Path:
