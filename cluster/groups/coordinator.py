@@ -160,22 +160,48 @@ class GroupCoordinator:
 
     # ------------------------------------------------------------------ effects
     def _apply(self, effects: Iterable[Effect]) -> None:
+        """Carry out effects in order; a failed write turns every later answer into an error.
+
+        Nothing may be acknowledged that is not durable, so after a journal write fails the
+        remaining replies become COORDINATOR_NOT_AVAILABLE (clients retry) and the error is
+        re-raised for the caller's request.
+        """
+        failure: OSError | None = None
         for effect in effects:
             if isinstance(effect, Reply):
+                result = effect.result
+                if failure is not None:
+                    result = (
+                        JoinResult(E.coordinator_not_available)
+                        if isinstance(result, JoinResult)
+                        else SyncResult(E.coordinator_not_available)
+                    )
                 fut = self._waiting.pop(effect.token, None)
                 if fut is not None and not fut.done():
-                    fut.set_result(effect.result)
-            elif isinstance(effect, PersistGroup):
-                group = self.groups.get(effect.group_id)
-                if group is not None:
-                    self.store.append([(group_key(group.group_id), encode_group(group))])
-            elif isinstance(effect, PersistOffsets):
-                self.store.append(
-                    (offset_key(effect.group_id, t, p), None if v is None else encode_offset(v))
-                    for t, p, v in effect.offsets
-                )
-            elif isinstance(effect, DeleteGroup):
-                self.store.append([(group_key(effect.group_id), None)])
+                    fut.set_result(result)
+                continue
+            if failure is not None:
+                continue
+            try:
+                self._persist(effect)
+            except OSError as exc:
+                logger.error("group journal write failed: %s", exc)
+                failure = exc
+        if failure is not None:
+            raise failure
+
+    def _persist(self, effect: Effect) -> None:
+        if isinstance(effect, PersistGroup):
+            group = self.groups.get(effect.group_id)
+            if group is not None:
+                self.store.append([(group_key(group.group_id), encode_group(group))])
+        elif isinstance(effect, PersistOffsets):
+            self.store.append(
+                (offset_key(effect.group_id, t, p), None if v is None else encode_offset(v))
+                for t, p, v in effect.offsets
+            )
+        elif isinstance(effect, DeleteGroup):
+            self.store.append([(group_key(effect.group_id), None)])
 
     async def _deferred(self, run: Callable[[int], list[Effect]]) -> Any:
         token = next(self._tokens)

@@ -190,3 +190,36 @@ async def test_cleanup_drops_only_empty_groups_without_offsets(coord: GroupCoord
     assert set(coord.groups) == {"kept"}
     [d] = await coord.describe_groups(["g"])
     assert d["group_state"] == "Dead"
+
+
+async def test_failed_journal_write_acknowledges_nothing(coord: GroupCoordinator, monkeypatch):
+    ra = await join(coord, "a")
+    a = ra["member_id"]
+
+    def disk_full(records):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(coord.store, "append", disk_full)
+    # the leader's SyncGroup must persist the assignment before anyone is answered
+    with pytest.raises(OSError):
+        await coord.sync_group("g", ra["generation_id"], a, None, {a: b"x"})
+    with pytest.raises(OSError):
+        await coord.offset_commit("g", ra["generation_id"], a, None,
+                                  [{"name": "t", "partitions": [{"partition_index": 0, "committed_offset": 1}]}])
+
+
+async def test_failed_journal_write_fails_waiting_followers(coord: GroupCoordinator, monkeypatch):
+    ra, rb = await two_members(coord)
+    leader, follower = (ra, rb) if ra["members"] else (rb, ra)
+    gen = leader["generation_id"]
+    waiting = asyncio.create_task(coord.sync_group("g", gen, follower["member_id"], None, {}))
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+
+    def disk_full(records):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(coord.store, "append", disk_full)
+    with pytest.raises(OSError):
+        await coord.sync_group("g", gen, leader["member_id"], None, {follower["member_id"]: b"x"})
+    assert (await waiting)["error_code"] == E.coordinator_not_available
