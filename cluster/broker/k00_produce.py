@@ -18,6 +18,7 @@ from kio.schema.errors import ErrorCode
 
 from cluster.broker import topic_config
 from cluster.broker.registry import handler
+from cluster.log.compaction import has_keyless_record
 from cluster.wire import record_batch as rb
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,17 @@ def validated_batches(broker, topic: str, index: int, records: bytes | None):
     return part, batches
 
 
+def _refuse_keyless(index: int, batches) -> dict | None:
+    """Kafka refuses records without a key in a compacted topic (INVALID_RECORD)."""
+    try:
+        if any(has_keyless_record(b) for b in batches):
+            return _error(index, ErrorCode.invalid_record,
+                          "Compacted topic cannot accept message without key")
+    except rb.InvalidBatch as exc:
+        return _error(index, ErrorCode.corrupt_message, str(exc))
+    return None
+
+
 def produce_partition(broker, topic: str, index: int, records: bytes | None) -> dict:
     """Validate and append one partition's payload; returns its response entry."""
     meta = broker.catalogue.topics.get(topic)
@@ -83,6 +95,8 @@ def produce_partition(broker, topic: str, index: int, records: bytes | None) -> 
     if isinstance(checked, dict):
         return checked
     part, batches = checked
+    if part.log.config.compact and (refused := _refuse_keyless(index, batches)) is not None:
+        return refused
     producer_state = getattr(broker, "producer_state", None)
     if producer_state is not None:
         dup = producer_state.check(part, batches)
