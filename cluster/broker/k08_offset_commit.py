@@ -3,8 +3,8 @@
 Generation and member are checked when generation_id >= 0; "simple" commits (generation
 -1, no member id, as mirrors and tools send) are accepted while the group has no members.
 v2-v4's retention_time is ignored (offsets are kept until the group is deleted). Versions
-9+ (KIP-848 member epochs, topic ids) are not served. Not checked: whether the topic
-exists (Kafka answers UNKNOWN_TOPIC_OR_PARTITION).
+9+ (KIP-848 member epochs, topic ids) are not served. As in Kafka, partitions of topics
+this cluster does not have are answered UNKNOWN_TOPIC_OR_PARTITION and not stored.
 """
 
 from __future__ import annotations
@@ -31,6 +31,18 @@ async def offset_commit(broker, hdr, req) -> dict:
         }
         for t in req.topics
     ]
+    unknown: list[dict] = []
+    known: list[dict] = []
+    for t in topics:
+        meta = broker.topic(t["name"])
+        ok = [p for p in t["partitions"] if meta is not None and 0 <= p["partition_index"] < meta.partitions]
+        bad = [p for p in t["partitions"] if p not in ok]
+        if ok:
+            known.append({"name": t["name"], "partitions": ok})
+        if bad:
+            unknown.append({"name": t["name"], "partitions": [
+                {"partition_index": p["partition_index"], "error_code": ErrorCode.unknown_topic_or_partition}
+                for p in bad]})
     if broker.groups is None:
         return {
             "throttle_time": 0,
@@ -46,6 +58,6 @@ async def offset_commit(broker, hdr, req) -> dict:
         req.generation_id_or_member_epoch,
         req.member_id,
         getattr(req, "group_instance_id", None),
-        topics,
+        known,
     )
-    return {"throttle_time": 0, **result}
+    return {"throttle_time": 0, "topics": result["topics"] + unknown}

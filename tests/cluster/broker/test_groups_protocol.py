@@ -89,6 +89,12 @@ async def test_static_member_join_and_batch_leave_by_instance_id(broker) -> None
 async def test_offsets_old_and_batched_versions(broker) -> None:
     conn = await RawConn.open(broker.advertised_port)
     try:
+        await conn.call(3, 4, {"topics": [{"name": "t"}], "allow_auto_topic_creation": True})  # creates t
+        c = await conn.call(8, 8, {"group_id": "tool", "generation_id_or_member_epoch": -1, "member_id": "",
+                                   "topics": [{"name": "nope", "partitions": [{"partition_index": 0}]},
+                                              {"name": "t", "partitions": [{"partition_index": 9999}]}]})
+        assert [(t.name, t.partitions[0].error_code) for t in c.topics] == [
+            ("nope", E.unknown_topic_or_partition), ("t", E.unknown_topic_or_partition)]
         c = await conn.call(8, 2, {"group_id": "tool", "generation_id_or_member_epoch": -1, "member_id": "",
                                    "retention_time": -1, "topics": [
                                        {"name": "t", "partitions": [{"partition_index": 0, "committed_offset": 5,
@@ -97,7 +103,7 @@ async def test_offsets_old_and_batched_versions(broker) -> None:
         big = "x" * 5000
         c = await conn.call(8, 8, {"group_id": "tool", "generation_id_or_member_epoch": -1, "member_id": "",
                                    "topics": [{"name": "t", "partitions": [
-                                       {"partition_index": 1, "committed_offset": 6, "committed_leader_epoch": 3,
+                                       {"partition_index": 0, "committed_offset": 6, "committed_leader_epoch": 3,
                                         "committed_metadata": big}]}]})
         assert c.topics[0].partitions[0].error_code == E.offset_metadata_too_large
         f = await conn.call(9, 1, {"group_id": "tool", "topics": [{"name": "t", "partition_indexes": [0, 1]}]})
