@@ -86,7 +86,13 @@ class Report:
     fenced: list[str] = field(default_factory=list)
     promoted: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    steps: dict[str, float] = field(default_factory=dict)  # seconds per step, in order
     elapsed_s: float = 0.0
+
+    def step(self, name: str, since: float) -> float:
+        now = time.monotonic()
+        self.steps[name] = round(now - since, 3)
+        return now
 
     @property
     def total_loss(self) -> int | None:
@@ -266,10 +272,10 @@ async def run_failover(cfg: MirrorConfig, link: LinkConfig, *, force: bool = Fal
         raise FailoverError(f"cannot reach the target cluster {link.target!r}: {exc}") from None
     source: KafkaClient | None = None
     try:
-        state_log = await ls.read_state(target, link.name)
+        state_log, contact, source_up = await asyncio.gather(
+            ls.read_state(target, link.name), ls.read_last_contact(target, link.name),
+            ops.reachable(cfg, link.source))
         state = state_log.state
-        contact = await ls.read_last_contact(target, link.name)
-        source_up = await ops.reachable(cfg, link.source)
         kind = "unplanned" if force else "planned"
         scope = await gather_scope(link, policy, target, state, contact)
         report = Report(link.name, link.source, link.target, kind,
@@ -304,9 +310,11 @@ async def run_failover(cfg: MirrorConfig, link: LinkConfig, *, force: bool = Fal
         if dry_run:
             report.notes.append("dry run: nothing was changed")
             return report
+        checkpoints = await ops.read_checkpoints(target, link.name) if kind == "unplanned" else []
+        latest = latest_checkpoints(checkpoints)
         snapshot = {"link": link.name, "taken_ms": int(time.time() * 1000), "state": asdict(state),
                     "last_contact": asdict(contact) if contact else None, "plan": report.to_json(),
-                    "checkpoints": [asdict(c) for c in await ops.read_checkpoints(target, link.name)]}
+                    "checkpoints": [asdict(c) for cps in latest.values() for c in cps.values()]}
         report.snapshot = str(save_snapshot(snapshot_dir, link.name, "failover", snapshot))
         if not confirm(report):
             raise FailoverError("not confirmed; nothing was changed")
@@ -314,11 +322,13 @@ async def run_failover(cfg: MirrorConfig, link: LinkConfig, *, force: bool = Fal
         await ls.write_state(target, link.name, ls.LinkState(
             "failing-over", since, by="dcmirror failover", reason=kind,
             details={"topics": sorted(scope.source_topics())}))
+        t = report.step("plan", started)
         if kind == "planned":
             scope = await _planned(cfg, link, policy, source, target, scope, report, since, contact,
                                    quiet_s, drain_timeout_s)
         else:
-            await _unplanned(link, policy, source, target, scope, report)
+            await _unplanned(link, policy, source, target, scope, report, latest)
+        t = report.step("failover", t)
         mirrored = await mirrored_positions(scope, target)
         if source is not None:
             report.partitions = recovery_rows(mirrored, await ops.end_offsets(source, list(mirrored)))
@@ -330,6 +340,7 @@ async def run_failover(cfg: MirrorConfig, link: LinkConfig, *, force: bool = Fal
             details={"topics": sorted(scope.source_topics()), "total_loss": report.total_loss,
                      "last_contact_ms": report.last_contact_ms}))
         report.state = "failed-over"
+        report.step("record", t)
         return report
     finally:
         report_time = time.monotonic() - started
@@ -409,23 +420,76 @@ async def _planned(cfg: MirrorConfig, link: LinkConfig, policy: ReplicationPolic
     from mirror.checkpoints import Checkpointer
     from mirror.progress import LinkProgress
 
+    t = time.monotonic()
     fenced = await _fence(source, scope, link.target, report)
+    t = report.step("fence", t)
     if not fenced:
         report.notes.append(f"{link.source} is not a dcmirror cluster and cannot be fenced: waited until "
                             f"its end offsets stayed still for {quiet_s:.0f}s; stop its producers first")
-    await _wait_for_daemon(target, link.name, since, contact, report)
-    await _drain(link, policy, source, target, scope, quiet_s, fenced, drain_timeout_s)
+    # The daemon acknowledges within a second; meanwhile drain (offset-preserving appends it
+    # might still make are skipped by the target). Its checkpoints stop before our last one.
+    ack = asyncio.create_task(_wait_for_daemon(target, link.name, since, contact, report))
+    try:
+        if not scope.preserve:  # a racing daemon's Produce would duplicate: wait for it first
+            await ack
+        await _drain(link, policy, source, target, scope, quiet_s, fenced, drain_timeout_s)
+        t = report.step("drain", t)
+        await ack
+    finally:
+        ack.cancel()
+    t = report.step("daemon ack", t)
     if not scope.preserve:  # the drain wrote new syncs: read them again
         state = ls.LinkState(details={"topics": sorted(scope.source_topics())})
         scope = await gather_scope(link, policy, target, state, None)
     mirrored = await mirrored_positions(scope, target)
     checkpointer = Checkpointer(link.name, policy, source, target, LinkProgress(link.name), scope.preserve,
                                 scope.syncs, lambda tp: mirrored.get(tp, ("", -1, -1))[1])
-    for res in await checkpointer.once(scope.source_topics()):
-        report.groups.append(GroupRow(res.group, {f"{t}-{p}": o for (t, p), o in sorted(res.committed.items())},
-                                      "active on the target" if res.skipped_active else None))
+    await _final_checkpoint(checkpointer, policy, source, target, scope, report)
+    t = report.step("checkpoint", t)
     await _promote(target, scope, report)
+    report.step("promote", t)
     return scope
+
+
+async def _final_checkpoint(checkpointer, policy: ReplicationPolicy, source: KafkaClient, target: KafkaClient,
+                            scope: Scope, report: Report) -> None:
+    """The Checkpointer's rules (translate, never past what was mirrored, never touch a
+    group active on the target), applied once to every group with all requests in
+    parallel, committing and recording only what differs from the target's commits."""
+    from cluster.wire.batch_builder import build_batch
+    from mirror.offsets import encode_checkpoint
+
+    groups = [g.group_id for g in await source.list_groups() if policy.should_mirror_group(g.group_id)]
+    if not groups:
+        return
+    src, tgt, active = await asyncio.gather(
+        asyncio.gather(*(source.offset_fetch(g) for g in groups)),
+        asyncio.gather(*(target.offset_fetch(g) for g in groups)),
+        ops.active_groups(target, groups))
+    topics = scope.source_topics()
+    now = int(time.time() * 1000)
+    records, commits = [], []
+    for g, committed, have in zip(groups, src, tgt):
+        wanted: dict[TP, Checkpoint] = {}
+        for (topic, p), (offset, meta) in committed.items():
+            if topic not in topics or offset < 0:
+                continue
+            down = checkpointer.translate((topic, p), offset)
+            if down is not None:
+                wanted[(policy.target_topic(topic), p)] = Checkpoint(g, topic, p, offset, down, meta, now)
+        changed = {tp: cp for tp, cp in wanted.items() if have.get(tp, (-1, None))[0] != cp.downstream_offset}
+        records += [encode_checkpoint(cp) for cp in changed.values()]
+        if g in active:
+            report.groups.append(GroupRow(g, {}, "active on the target: offsets left alone"))
+            continue
+        if changed:
+            commits.append(target.offset_commit(g, {tp: cp.downstream_offset for tp, cp in changed.items()}))
+        report.groups.append(GroupRow(g, {f"{t}-{p}": cp.downstream_offset for (t, p), cp in sorted(wanted.items())}))
+    await asyncio.gather(*commits)
+    if records:
+        topic = await checkpointer._ensure_topic()
+        for i in range(0, len(records), 2000):
+            await target.produce(topic, 0, build_batch([(k, v, [], now) for k, v in records[i : i + 2000]]))
 
 
 async def _promote(target: KafkaClient, scope: Scope, report: Report) -> None:
@@ -436,14 +500,16 @@ async def _promote(target: KafkaClient, scope: Scope, report: Report) -> None:
 
 
 async def _unplanned(link: LinkConfig, policy: ReplicationPolicy, source: KafkaClient | None,
-                     target: KafkaClient, scope: Scope, report: Report) -> None:
+                     target: KafkaClient, scope: Scope, report: Report,
+                     latest: dict[str, dict[TP, Checkpoint]]) -> None:
     if source is not None:  # best effort: a reachable old primary must not take writes now
         try:
             await _fence(source, scope, link.target, report)
         except (KafkaError, OSError, asyncio.TimeoutError) as exc:
             report.notes.append(f"could not fence {link.source}: {exc}")
+    t = time.monotonic()
     await _promote(target, scope, report)
-    latest = latest_checkpoints(await ops.read_checkpoints(target, link.name))
+    t = report.step("promote", t)
     tends = await ops.end_offsets(target, scope.target_tps())
     groups = sorted(g for g in latest if policy.should_mirror_group(g))
     active = await ops.active_groups(target, groups)
@@ -467,3 +533,4 @@ async def _unplanned(link: LinkConfig, policy: ReplicationPolicy, source: KafkaC
         report.groups.append(GroupRow(g, {f"{t}-{p}": o for (t, p), o in sorted(offsets.items())},
                                       None if offsets else "target already at or past its checkpoint",
                                       dup))
+    report.step("groups", t)

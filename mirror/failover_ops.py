@@ -17,7 +17,7 @@ from kio.schema.errors import ErrorCode
 from cluster.client.admin import NewTopic
 from cluster.client.client import KafkaClient
 from cluster.client.data import FetchPosition
-from cluster.client.errors import KafkaError, KafkaProtocolError, check
+from cluster.client.errors import REROUTE_CODES, KafkaError, KafkaProtocolError, check
 from cluster.wire import codec
 from cluster.wire import record_batch as rb
 from cluster.wire.build import build
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 MIRROR_SOURCE = "dcmirror.mirror.source"
 FENCED = "dcmirror.fenced"
 TP = tuple[str, int]
+LIST_OFFSETS = 2
 
 
 def client_for(cfg: MirrorConfig, alias: str, *, timeout_s: float | None = None) -> KafkaClient:
@@ -39,8 +40,24 @@ def client_for(cfg: MirrorConfig, alias: str, *, timeout_s: float | None = None)
                        retry_deadline_s=min(t, 10.0))
 
 
+async def _any_port_open(bootstrap: list[str], timeout_s: float) -> bool:
+    from cluster.client.core import parse_bootstrap
+
+    for host, port in parse_bootstrap(bootstrap):
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_s)
+        except (OSError, asyncio.TimeoutError):
+            continue
+        writer.close()
+        return True
+    return False
+
+
 async def reachable(cfg: MirrorConfig, alias: str, timeout_s: float = 3.0) -> bool:
-    """Can we talk to the cluster at all (metadata within a few seconds)?"""
+    """Can we talk to the cluster at all? A refused or silent port answers in at most
+    ``timeout_s`` (no retries: a dark datacenter must not slow the failover down)."""
+    if not await _any_port_open(cfg.clusters[alias].bootstrap, min(timeout_s, 2.0)):
+        return False
     probe = client_for(cfg, alias, timeout_s=timeout_s)
     try:
         await asyncio.wait_for(probe.start(), timeout_s + 1)
@@ -71,15 +88,32 @@ async def set_configs(client: KafkaClient, changes: dict[str, dict[str, str | No
 
 
 async def end_offsets(client: KafkaClient, tps: Iterable[TP], which: int = -1) -> dict[TP, int]:
-    by_topic: dict[str, list[int]] = {}
-    for t, p in tps:
-        by_topic.setdefault(t, []).append(p)
-    out: dict[TP, int] = {}
-    for topic, parts in by_topic.items():
-        res = await client.list_offsets(topic, sorted(parts), which)
-        for p in parts:
-            out[(topic, p)] = res[p][0]
-    return out
+    """Log end (-1) or start (-2) offsets of many partitions: one ListOffsets per leader,
+    whatever the number of topics (failover at scale reads thousands at once)."""
+    wanted = sorted(set(tps))
+    if not wanted:
+        return {}
+
+    async def per_broker(conn, parts: list[TP]) -> dict[TP, int]:
+        by_topic: dict[str, list[int]] = {}
+        for t, p in parts:
+            by_topic.setdefault(t, []).append(p)
+        body = conn.build(LIST_OFFSETS, {
+            "replica_id": -1, "isolation_level": 0, "timeout": 30000,
+            "topics": [{"name": t, "partitions": [
+                {"partition_index": p, "current_leader_epoch": -1, "timestamp": which, "max_num_offsets": 1}
+                for p in ps]} for t, ps in by_topic.items()]})
+        resp = await conn.send(body)
+        out = {}
+        for t in resp.topics:
+            for p in t.partitions:
+                if int(p.error_code) in REROUTE_CODES:
+                    client.invalidate()
+                check(p.error_code, context=f"ListOffsets {t.name}-{p.partition_index}")
+                out[(t.name, int(p.partition_index))] = int(p.offset)
+        return out
+
+    return await client.retrying(lambda: client.by_leader(wanted, per_broker), "ListOffsets")
 
 
 async def truncate(client: KafkaClient, offsets: dict[TP, int]) -> dict[TP, int]:

@@ -243,13 +243,11 @@ async def read_last_contact(client: KafkaClient, link: str) -> Contact | None:
 
 
 async def source_ends(client: KafkaClient, tps: Iterable[tuple[str, int]]) -> Ends:
-    by_topic: dict[str, list[int]] = {}
-    for t, p in tps:
-        by_topic.setdefault(t, []).append(p)
+    from mirror.failover_ops import end_offsets
+
     out: Ends = {}
-    for topic, parts in sorted(by_topic.items()):
-        ends = await client.list_offsets(topic, sorted(parts), -1)
-        out[topic] = {p: ends[p][0] for p in sorted(parts)}
+    for (topic, p), end in sorted((await end_offsets(client, tps)).items()):
+        out.setdefault(topic, {})[p] = end
     return out
 
 
