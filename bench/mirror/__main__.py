@@ -13,14 +13,14 @@ import click
 
 from bench.mirror.contenders import CONTENDERS
 from bench.mirror.report import print_report
-from bench.mirror.runner import Params, run, to_json
+from bench.mirror.runner import Params, Result, run, to_json
 
 
 @click.command()
 @click.option("--quick", is_flag=True, help="~100 MB backlog, one round, short latency runs.")
 @click.option("--gb", type=float, default=None, help="Backlog size in GB of record values.")
 @click.option("--contenders", default="dcmirror,naive,none,mm2,dcmirror-kafka,none-kafka", show_default=True,
-              help="Comma-separated, in run order: " + ",".join(CONTENDERS))
+              help="Comma-separated, run in this order each round; known: " + ",".join(CONTENDERS))
 @click.option("--rounds", type=click.IntRange(1), default=None)
 @click.option("--latency-s", type=float, default=None, help="Seconds of paced load per run.")
 @click.option("--latency-rate", type=float, default=None,
@@ -29,14 +29,22 @@ from bench.mirror.runner import Params, run, to_json
               help="Upper bound of the default paced rate, MB/s (default 10).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write all runs and medians as JSON here.")
+@click.option("--report", "report_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Only print the table of an earlier --json file.")
 @click.option("-v", "--verbose", is_flag=True)
 def main(quick: bool, gb: float | None, contenders: str, rounds: int | None,
          latency_s: float | None, latency_rate: float | None, latency_cap: float | None, json_path: Path | None,
-         verbose: bool) -> None:
+         report_path: Path | None, verbose: bool) -> None:
     """Backlog copy throughput, CPU per GB and replication latency of dcmirror's mirror
     next to a per-record confluent-kafka mirror and MirrorMaker 2, in one run."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if report_path is not None:
+        doc = json.loads(report_path.read_text())
+        names = list(doc["results"])
+        results = {n: Result(runs=r["runs"], errors=r["errors"]) for n, r in doc["results"].items()}
+        print_report(names, results, doc["info"])
+        return
     names = [n.strip() for n in contenders.split(",") if n.strip()]
     unknown = [n for n in names if n not in CONTENDERS]
     if unknown:
