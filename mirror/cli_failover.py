@@ -17,7 +17,13 @@ from pathlib import Path
 
 import click
 
-from mirror.cli import _load, config_arg
+config_arg = click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+
+
+def _load(path: Path):
+    from mirror.cli import _load as load  # mirror.cli imports this module at its end
+
+    return load(path)
 
 link_opt = click.option("--link", "link_name", required=True, help="The link (by name) to act on.")
 json_opt = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")

@@ -165,6 +165,19 @@ def duplicate_bound(upstream: int, points: list[tuple[int, int]]) -> int:
     return 0 if best is None else upstream - best
 
 
+def already_rows(state: ls.LinkState, policy: ReplicationPolicy, target_ends: Mapping[TP, int]) -> list[PartitionRow]:
+    """The report of a failover that already happened, from its `failed-over` record."""
+    loss = {(t, int(p)): int(n) for t, ps in (state.details.get("loss") or {}).items() for p, n in ps.items()}
+    rows = []
+    for topic, parts in state.promoted.items():
+        for p, up in parts.items():
+            lost = loss.get((topic, p))
+            rows.append(PartitionRow(topic, policy.target_topic(topic), p, None if lost is None else up + lost, up,
+                                     target_ends.get((policy.target_topic(topic), p), up), lost))
+    rows.sort(key=lambda r: (-(r.loss or 0), r.topic, r.partition))
+    return rows
+
+
 # -- gathering what is mirrored ----------------------------------------------------------
 
 
@@ -283,8 +296,9 @@ async def run_failover(cfg: MirrorConfig, link: LinkConfig, *, force: bool = Fal
                         state=state.state, last_contact_ms=contact.at_ms if contact else None)
         if state.state == "failed-over":
             report.already = True
-            report.partitions = recovery_rows(await mirrored_positions(scope, target),
-                                              _flat(state.promoted) if not contact else _flat(contact.source_ends))
+            report.kind = state.reason or kind
+            report.partitions = already_rows(state, policy, await ops.end_offsets(
+                target, [(policy.target_topic(t), p) for t, ps in state.promoted.items() for p in ps]))
             report.notes.append(f"link {link.name} already failed over to {link.target} "
                                 f"({time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(state.since_ms / 1000))}); "
                                 "nothing to do")
@@ -335,9 +349,11 @@ async def run_failover(cfg: MirrorConfig, link: LinkConfig, *, force: bool = Fal
         elif contact is not None:
             report.partitions = recovery_rows(mirrored, _flat(contact.source_ends))
         promoted = _nested({tp: up for tp, (_, up, _) in mirrored.items()})
+        loss = _nested({(r.topic, r.partition): r.loss for r in report.partitions if r.loss is not None})
         await ls.write_state(target, link.name, ls.LinkState(
             "failed-over", int(time.time() * 1000), by="dcmirror failover", reason=kind, promoted=promoted,
             details={"topics": sorted(scope.source_topics()), "total_loss": report.total_loss,
+                     "loss": {t: {str(p): n for p, n in ps.items()} for t, ps in loss.items()},
                      "last_contact_ms": report.last_contact_ms}))
         report.state = "failed-over"
         report.step("record", t)

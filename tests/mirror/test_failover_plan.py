@@ -84,3 +84,32 @@ def test_diverged_topic_names_are_valid_internal_and_bounded() -> None:
     assert name == f"{DIVERGED_PREFIX}orders.eu.20260101T000000Z"
     assert is_internal_topic(name)  # never mirrored, hidden from pattern subscriptions
     assert len(diverged_topic_name("x" * 249, "20260101T000000Z")) <= 249
+
+
+def test_a_second_run_reports_the_recorded_failover() -> None:
+    from mirror.failover import already_rows
+    from mirror.link_state import LinkState
+
+    state = LinkState("failed-over", 1, reason="unplanned", promoted={"t": {0: 10, 1: 20}},
+                      details={"loss": {"t": {"0": 3}}})
+    rows = {(r.topic, r.partition): r for r in already_rows(state, PREFIX, {("east.t", 0): 15})}
+    assert (rows[("t", 0)].loss, rows[("t", 0)].source_end, rows[("t", 0)].target_end) == (3, 13, 15)
+    assert rows[("t", 0)].target_topic == "east.t"
+    assert rows[("t", 1)].loss is None and rows[("t", 1)].target_end == 20
+
+
+def test_confirmation_only_on_a_terminal(monkeypatch) -> None:
+    import click
+
+    from mirror.cli_failover import _confirmer
+
+    asked: list[str] = []
+    monkeypatch.setattr(click, "confirm", lambda q, **kw: asked.append(q) or False)
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    assert _confirmer(lambda r: "go?", False)(None)  # no terminal: never waits for input
+    assert not asked
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    assert _confirmer(lambda r: "go?", True)(None)  # --yes / --force
+    assert not asked
+    assert not _confirmer(lambda r: "Fail over link x?", False)(None)
+    assert asked == ["Fail over link x?"]
