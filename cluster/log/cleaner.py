@@ -171,6 +171,7 @@ def recover_cleaner_files(directory: Path) -> None:
         _complete_swap(directory, base, end, old)
     if changed:
         fsync_dir(directory)
+    _step("swapped")
 
 
 def _swap_in(log: "PartitionLog", group: list[Segment], size: int,
@@ -179,6 +180,7 @@ def _swap_in(log: "PartitionLog", group: list[Segment], size: int,
     directory = log.directory
     base = group[0].base_offset
     end = log.segments[log.segments.index(group[-1]) + 1].base_offset
+    _step("cleaned-written")
     os.replace(_cleaned_path(directory, base), _swap_path(directory, base, end))
     fsync_dir(directory)  # the commit point
     _step("committed")
