@@ -171,7 +171,6 @@ def recover_cleaner_files(directory: Path) -> None:
         _complete_swap(directory, base, end, old)
     if changed:
         fsync_dir(directory)
-    _step("swapped")
 
 
 def _swap_in(log: "PartitionLog", group: list[Segment], size: int,
@@ -185,6 +184,7 @@ def _swap_in(log: "PartitionLog", group: list[Segment], size: int,
     fsync_dir(directory)  # the commit point
     _step("committed")
     _complete_swap(directory, base, end, [s.base_offset for s in group])
+    _step("swapped")  # the new .log is in place, its indexes not yet
     seg = Segment(directory, base)
     seg.size = size
     seg._rebuild_from(headers, log.config.index_interval_bytes)
