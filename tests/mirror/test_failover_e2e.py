@@ -3,6 +3,9 @@ CLI, producers and consumer groups through librdkafka (confluent-kafka)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from tests import clients
 from tests.mirror.conftest import link
 from tests.mirror.failover_helpers import (
@@ -34,6 +37,10 @@ def test_unplanned_failover_then_failback_loses_and_duplicates_nothing(dc) -> No
     east_commits = committed(dc.east.bootstrap, TOPIC, "billing", P)
     wait_until(lambda: ends(dc.west.bootstrap, TOPIC, P) == ends(dc.east.bootstrap, TOPIC, P), what="mirrored")
     wait_until(lambda: committed(dc.west.bootstrap, TOPIC, "billing", P) == east_commits, what="checkpointed")
+    translated = cli_json("offsets", "translate", cfg, "--link", LINK, "--group", "billing")
+    assert translated["mode"] == "preserve-offsets" and translated["from"] == "source commits"
+    assert {r["partition"]: r["target_offset"] for r in translated["rows"]} == {
+        p: o for p, o in east_commits.items() if o >= 0}  # identity
 
     # The link stops copying (the daemon keeps in touch with east), east acknowledges more.
     cli("link", "pause", cfg, "--link", LINK)
@@ -55,7 +62,9 @@ def test_unplanned_failover_then_failback_loses_and_duplicates_nothing(dc) -> No
     assert rep["total_loss"] == unmirrored
     assert {r["partition"]: r["loss"] for r in rep["partitions"]} == {
         p: east_ends[p] - mirrored_ends[p] for p in range(P)}
-    assert rep["promoted"] == [TOPIC] and rep["snapshot"]
+    assert rep["promoted"] == [TOPIC]
+    snapshot = json.loads(Path(rep["snapshot"]).read_text())  # saved before acting
+    assert snapshot["plan"]["total_loss"] == unmirrored and snapshot["state"]["state"] == "paused"
     assert {g["group"] for g in rep["groups"]} == {"billing"}
     wait_until(lambda: mirror.status()["links"][0]["state"] == "failed-over", what="daemon obeys failover")
     again = cli_json("failover", cfg, "--link", LINK, "--force")
