@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Callable, Generator, Iterator
 
 from cluster.wire.record_batch import BatchHeader, read_header
 
-from .compaction import OffsetMap, filter_batch
+from .compaction import OffsetMap, TxnView, filter_batch
 from .files import (
     INDEX_SUFFIX,
     LOG_SUFFIX,
@@ -210,15 +210,28 @@ class CleanStats:
     first_dirty: int = 0  # the next pass's dirty part starts here
 
 
-def cleanable_segments(log: "PartitionLog", now_ms: int) -> list[Segment]:
-    """Inactive segments from the first, up to the first younger than min.compaction.lag.ms."""
+def cleanable_segments(log: "PartitionLog", now_ms: int, stable_end: int | None = None) -> list[Segment]:
+    """Inactive segments from the first, up to the first younger than min.compaction.lag.ms
+    or reaching `stable_end` (the first offset of a transaction still open)."""
     lag = log.config.min_compaction_lag_ms
     out = []
-    for seg in log.segments[:-1]:
+    segs = log.segments
+    for i, seg in enumerate(segs[:-1]):
         if seg.size and lag and now_ms - seg.max_timestamp < lag:
+            break
+        if stable_end is not None and segs[i + 1].base_offset > stable_end:
             break
         out.append(seg)
     return out
+
+
+def scan_transactions(log: "PartitionLog") -> TxnView:
+    """Walk every batch header (reading only transaction markers) for TxnView."""
+    view = TxnView()
+    for seg in log.segments:
+        for pos, h in seg.iter_from(seg.base_offset):
+            view.feed(h, seg.read_batch(pos, h) if h.is_control and h.is_transactional else None)
+    return view
 
 
 def _batches(seg: Segment) -> Iterator[tuple[BatchHeader, bytes]]:
@@ -230,9 +243,10 @@ def _next_base(log: "PartitionLog", i: int) -> int:
     return log.segments[i + 1].base_offset
 
 
-def _plan(log: "PartitionLog", ckpt: CleanerCheckpoint, now_ms: int) -> tuple[list[Segment], int] | None:
+def _plan(log: "PartitionLog", ckpt: CleanerCheckpoint, now_ms: int,
+          view: TxnView) -> tuple[list[Segment], int] | None:
     """(cleanable segments, index of the first dirty one), or None if no pass is due."""
-    segs = cleanable_segments(log, now_ms)
+    segs = cleanable_segments(log, now_ms, view.first_unstable)
     if not segs:
         return None
     first_dirty = max(ckpt.first_dirty, log.log_start_offset)
@@ -302,7 +316,8 @@ def clean_steps(log: "PartitionLog", now_ms: int, *,
     directory = log.directory
     cfg = log.config
     ckpt = CleanerCheckpoint.load(directory)
-    plan = _plan(log, ckpt, now_ms)
+    view = scan_transactions(log)
+    plan = _plan(log, ckpt, now_ms, view)
     if plan is None:
         return None
     segs, dirty_from = plan
@@ -316,20 +331,17 @@ def clean_steps(log: "PartitionLog", now_ms: int, *,
             if i > dirty_from and len(omap) >= max_map_keys:
                 break
             for h, raw in _batches(segs[i]):
-                omap.add_batch(h, raw)
+                omap.add_batch(h, raw, view.outcome(h))
             mapped = i + 1
             yield
             guard.check()
         mapped = max(mapped, 1)
         end_offset = _next_base(log, mapped - 1)
-        last_of_producer: dict[int, int] = {}
-        for h in log.iter_batch_headers(0):
-            if h.producer_id >= 0:
-                last_of_producer[h.producer_id] = h.base_offset
+        retained: set[int] = set()  # base offsets of the batches this pass keeps
         horizons = {k: v for k, v in ckpt.horizons.items() if k >= end_offset}
         # Phase 2: rewrite [first segment, end_offset) group by group.
         for group in _groups(log, mapped):
-            yield from _clean_group(log, group, omap, ckpt, horizons, last_of_producer,
+            yield from _clean_group(log, group, omap, ckpt, horizons, view, retained,
                                     now_ms, stats, guard)
     except _Abandoned as exc:
         logger.info("%s: cleaning pass abandoned: %s", directory, exc)
@@ -347,8 +359,8 @@ def clean_steps(log: "PartitionLog", now_ms: int, *,
 
 
 def _clean_group(log: "PartitionLog", group: list[Segment], omap: OffsetMap,
-                 ckpt: CleanerCheckpoint, horizons: dict[int, int],
-                 last_of_producer: dict[int, int], now_ms: int, stats: CleanStats,
+                 ckpt: CleanerCheckpoint, horizons: dict[int, int], view: TxnView,
+                 retained: set[int], now_ms: int, stats: CleanStats,
                  guard: _Guard) -> Generator[None, None, None]:
     directory = log.directory
     if len(group) == 1 and group[0].size == 0:
@@ -363,8 +375,18 @@ def _clean_group(log: "PartitionLog", group: list[Segment], omap: OffsetMap,
         for seg in group:
             for h, raw in _batches(seg):
                 horizon = ckpt.horizons.get(h.base_offset)
-                keep_header = h.producer_id >= 0 and last_of_producer.get(h.producer_id) == h.base_offset
-                f = filter_batch(h, raw, omap, now_ms=now_ms, horizon_ms=horizon, keep_header=keep_header)
+                keep_header = h.producer_id >= 0 and view.last_of_producer.get(h.producer_id) == h.base_offset
+                outcome = view.outcome(h)
+                if outcome == "marker" and not keep_header and not any(
+                        b in retained for b in view.marker_data[h.base_offset]):
+                    # Its transaction has no batch left: the marker goes like a tombstone.
+                    if horizon is not None and now_ms >= horizon:
+                        changed = True
+                        stats.batches_dropped += 1
+                        continue
+                    horizons[h.base_offset] = horizon if horizon is not None else now_ms + log.config.delete_retention_ms
+                f = filter_batch(h, raw, omap, now_ms=now_ms, horizon_ms=horizon, keep_header=keep_header,
+                                 outcome=outcome)
                 stats.records_removed += f.removed
                 if f.changed:
                     changed = True
@@ -375,6 +397,7 @@ def _clean_group(log: "PartitionLog", group: list[Segment], omap: OffsetMap,
                 if f.tombstones:
                     horizons[h.base_offset] = horizon if horizon is not None else now_ms + log.config.delete_retention_ms
                 assert f.data is not None
+                retained.add(h.base_offset)
                 nh = read_header(f.data) if f.changed else h
                 pwrite_all(fd, f.data, pos)
                 headers.append((pos, nh))

@@ -21,9 +21,14 @@ Rules (Kafka's, with the simplifications stated):
 - A batch that loses every record disappears, unless it is the last batch of its producer:
   then it stays as an empty batch (header only, as Kafka does), so producer state rebuilt
   from the log still knows the producer's last sequence.
-- Transactions: transactional data batches and control batches are copied untouched and
-  feed nothing into the offset map (an aborted value must never supersede a committed
-  one). Kafka additionally removes aborted data and, later, markers; we do not yet.
+- Transactions (a header scan of the log gives each transactional batch its outcome, see
+  `TxnView`): the cleanable part ends before the first transaction still open (the last
+  stable offset). Data of aborted transactions is removed and never enters the offset map;
+  data of committed transactions is compacted like any other. A COMMIT/ABORT marker stays
+  while any batch of its transaction remains; once none does it is treated like a
+  tombstone (kept until its own delete horizon, then removed), as Kafka does, so
+  read_committed consumers and producer state rebuilt from the log never see a
+  transaction's data without its marker.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import logging
 import struct
 from dataclasses import dataclass, field
 
+from cluster.wire import control
 from cluster.wire.batch_builder import encode_record
 from cluster.wire.compression import compress
 from cluster.wire.record_batch import (
@@ -43,7 +49,7 @@ from cluster.wire.record_batch import (
     crc32c,
     read_header,
 )
-from cluster.wire.records import Record, decode_records
+from cluster.wire.records import InvalidBatch, Record, decode_records
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +57,61 @@ _HEADER_NO_CRC = struct.Struct(">qiib4xhiqqqhii")
 _CRC = struct.Struct(">I")
 
 
-def is_compactable(h: BatchHeader) -> bool:
-    """Batches whose records the cleaner may look at and remove."""
-    return not h.is_transactional and not h.is_control
+def marker_commit(raw: bytes | memoryview) -> bool | None:
+    """COMMIT (True) / ABORT (False) of a transactional control batch; None otherwise."""
+    try:
+        records = decode_records(raw, verify_crc=False)
+        return control.parse_control_record(records[0])[0] if records else None
+    except InvalidBatch:
+        return None
+
+
+@dataclass
+class TxnView:
+    """Transaction outcomes from one walk over the log's batch headers, in offset order.
+
+    Feed every batch (`raw` is needed for transactional control batches only).
+    """
+
+    committed: set[int] = field(default_factory=set)  # base offsets of committed data batches
+    aborted: set[int] = field(default_factory=set)  # base offsets of aborted data batches
+    marker_data: dict[int, list[int]] = field(default_factory=dict)  # marker -> its data batches
+    open: dict[int, list[int]] = field(default_factory=dict)  # producer id -> open txn's batches
+    last_of_producer: dict[int, int] = field(default_factory=dict)  # producer id -> last batch
+
+    def feed(self, h: BatchHeader, raw: bytes | memoryview | None = None) -> None:
+        pid = h.producer_id
+        if pid >= 0:
+            self.last_of_producer[pid] = h.base_offset
+        if not h.is_transactional:
+            return
+        if not h.is_control:
+            self.open.setdefault(pid, []).append(h.base_offset)
+            return
+        commit = marker_commit(raw) if raw is not None else None
+        if commit is None:
+            return
+        data = self.open.pop(pid, [])
+        (self.committed if commit else self.aborted).update(data)
+        self.marker_data[h.base_offset] = data
+
+    @property
+    def first_unstable(self) -> int | None:
+        """First offset of a transaction with no marker yet: cleaning stops before it."""
+        return min(v[0] for v in self.open.values()) if self.open else None
+
+    def outcome(self, h: BatchHeader) -> str:
+        """"plain", "committed", "aborted", "marker" or "unknown" (left untouched)."""
+        if not h.is_transactional:
+            return "unknown" if h.is_control else "plain"
+        if h.is_control:
+            return "marker" if h.base_offset in self.marker_data else "unknown"
+        if h.base_offset in self.committed:
+            return "committed"
+        return "aborted" if h.base_offset in self.aborted else "unknown"
+
+
+COMPACTABLE = ("plain", "committed")
 
 
 @dataclass
@@ -65,9 +123,9 @@ class OffsetMap:
     def __len__(self) -> int:
         return len(self.latest)
 
-    def add_batch(self, h: BatchHeader, raw: bytes | memoryview) -> None:
-        """Map the keyed records of one batch (transactional and control batches add nothing)."""
-        if not is_compactable(h) or h.records_count == 0:
+    def add_batch(self, h: BatchHeader, raw: bytes | memoryview, outcome: str = "plain") -> None:
+        """Map the keyed records of one batch; only plain and committed data counts."""
+        if outcome not in COMPACTABLE or h.records_count == 0:
             return
         base = h.base_offset
         latest = self.latest
@@ -88,15 +146,23 @@ class Filtered:
 
 
 def filter_batch(h: BatchHeader, raw: bytes | memoryview, offset_map: OffsetMap, *,
-                 now_ms: int, horizon_ms: int | None, keep_header: bool) -> Filtered:
-    """Clean one batch: drop superseded records, keyless records and expired tombstones.
+                 now_ms: int, horizon_ms: int | None, keep_header: bool,
+                 outcome: str = "plain") -> Filtered:
+    """Clean one data batch: drop superseded records, keyless records and expired tombstones.
 
     `horizon_ms` is the batch's delete horizon if one was stamped earlier (tombstones go
     once now_ms >= horizon_ms); `keep_header` asks for an empty batch rather than nothing
-    when every record goes.
+    when every record goes. `outcome` comes from TxnView.outcome: aborted data goes
+    entirely; markers and unknown batches are returned as they are (the cleaner decides
+    on markers).
     """
-    if not is_compactable(h) or h.records_count == 0:
+    if outcome not in COMPACTABLE and outcome != "aborted":
         return Filtered(raw, False, h.records_count, 0, 0)
+    if h.records_count == 0:  # an empty batch left for a producer: goes when no longer needed
+        return Filtered(raw, False, 0, 0, 0) if keep_header else Filtered(None, True, 0, 0, 0)
+    if outcome == "aborted":
+        data = empty_batch(h) if keep_header else None
+        return Filtered(data, True, 0, h.records_count, 0)
     records = decode_records(raw)
     expired = horizon_ms is not None and now_ms >= horizon_ms
     latest = offset_map.latest

@@ -9,7 +9,7 @@ import pytest
 from cluster.log import PartitionLog
 from cluster.log import cleaner as cleaner_mod
 from cluster.log.cleaner import CHECKPOINT_FILE, Cleaner, CleanerCheckpoint
-from cluster.log.compaction import OffsetMap, filter_batch, has_keyless_record
+from cluster.log.compaction import OffsetMap, TxnView, filter_batch, has_keyless_record
 from cluster.wire.batch_builder import build_batch
 from cluster.wire.control import build_control_batch
 from cluster.wire.record_batch import (
@@ -115,17 +115,37 @@ def test_tombstones_stay_until_their_horizon() -> None:
     assert [r.key for r in decode_records(gone.data)] == [b"b"] and gone.tombstones == 0
 
 
-def test_transactional_and_control_batches_are_untouched_and_map_nothing() -> None:
-    txn = at(keyed([("a", "aborted?")], producer_id=9, producer_epoch=0, base_sequence=0,
-                   transactional=True), 10)
-    marker = build_control_batch(9, 0, False, 1, 5, base_offset=11)
-    older = at(keyed([("a", "1")]), 5)
-    m = mapped(older, txn, marker)
-    assert m.latest == {b"a": 5}
-    for b in (txn, marker):
-        f = filter_batch(read_header(b), b, mapped(at(keyed([("a", "2")]), 99)), now_ms=0,
-                         horizon_ms=None, keep_header=False)
-        assert f.data is b
+def test_transaction_outcomes_decide_what_maps_and_what_goes() -> None:
+    def txn(pid: int, key: str, value: str, base: int) -> bytes:
+        return at(keyed([(key, value)], producer_id=pid, producer_epoch=0, base_sequence=0,
+                        transactional=True), base)
+
+    log = [
+        at(keyed([("a", "plain")]), 5),
+        txn(9, "a", "aborted", 10), build_control_batch(9, 0, False, 1, 5, base_offset=11),
+        txn(8, "a", "committed", 12), build_control_batch(8, 0, True, 1, 5, base_offset=13),
+        txn(7, "a", "open", 14),
+    ]
+    view = TxnView()
+    for b in log:
+        view.feed(read_header(b), b)
+    outcomes = [view.outcome(read_header(b)) for b in log]
+    assert outcomes == ["plain", "aborted", "marker", "committed", "marker", "unknown"]
+    assert view.first_unstable == 14 and view.marker_data == {11: [10], 13: [12]}
+    m = OffsetMap()
+    for b, o in zip(log, outcomes):
+        m.add_batch(read_header(b), b, o)
+    assert m.latest == {b"a": 12}  # the aborted and the open value supersede nothing
+    aborted = log[1]
+    h = read_header(aborted)
+    assert filter_batch(h, aborted, m, now_ms=0, horizon_ms=None, keep_header=False,
+                        outcome="aborted").data is None
+    empty = filter_batch(h, aborted, m, now_ms=0, horizon_ms=None, keep_header=True, outcome="aborted")
+    assert read_header(empty.data).records_count == 0 and read_header(empty.data).is_transactional
+    for b, o in zip(log[2:], outcomes[2:]):
+        if o != "committed":
+            f = filter_batch(read_header(b), b, m, now_ms=0, horizon_ms=None, keep_header=False, outcome=o)
+            assert f.data is b
 
 
 # ---------------------------------------------------------------- log level
@@ -283,3 +303,54 @@ def test_unreadable_checkpoint_means_everything_is_dirty(tmp_path) -> None:
     assert log.compact(now_ms=10_000) is not None
     assert replay(records(log)) == replay(before)
     assert cleaner_mod.CleanerCheckpoint.load(tmp_path).first_dirty == log.segments[-1].base_offset
+
+
+def test_transactions_aborted_data_goes_markers_follow_open_txn_untouched(tmp_path) -> None:
+    from cluster.broker.producer_state import PartitionProducers, marker_is_commit
+
+    log = PartitionLog.open(tmp_path, ccfg(delete_retention_ms=1_000))
+    seq = {9: 0, 8: 0, 7: 0}
+
+    def txn(pid: int, pairs) -> int:
+        base = append(log, pairs, producer_id=pid, producer_epoch=0, base_sequence=seq[pid],
+                      transactional=True)
+        seq[pid] += len(pairs)
+        return base
+
+    def marker(pid: int, commit: bool) -> int:
+        return log.append([build_control_batch(pid, 0, commit, 1, 5)], leader_epoch=0, now_ms=0).base_offset
+
+    append(log, [("a", "plain-a"), ("b", "plain-b")])
+    aborted = [txn(9, [("a", "ABORTED"), ("x", "ABORTED")])]
+    abort_marker = marker(9, False)
+    committed = txn(8, [("b", "committed-b"), ("c", "committed-c")])
+    commit_marker = marker(8, True)
+    txn(9, [("d", "committed-d")])
+    last_marker_9 = marker(9, True)
+    for i in range(10):
+        append(log, [("c", f"plain-c{i}")])  # supersedes the committed c
+    open_first = txn(7, [("a", "OPEN")])
+    for i in range(30):
+        append(log, [("a", f"late{i}")])
+    before = records(log)
+    log.compact(now_ms=10_000)
+    after = records(log)
+    assert all(o < open_first or (o, k, v) in after for o, k, v in before)  # beyond the LSO: untouched
+    assert b"ABORTED" not in {v for _, _, v in after}
+    cleaned = {(k, v) for o, k, v in after if o < open_first}
+    assert {(b"b", b"committed-b"), (b"d", b"committed-d"), (b"c", b"plain-c9")} <= cleaned
+    assert (b"a", b"plain-a") in cleaned  # the aborted and the open "a" supersede nothing
+    bases = {read_header(b).base_offset for b in batches(log)}
+    assert aborted[0] not in bases and abort_marker in bases  # marker waits for its horizon
+    assert committed in bases and commit_marker in bases
+    log.compact(now_ms=11_000)
+    bases = {read_header(b).base_offset for b in batches(log)}
+    assert abort_marker not in bases  # its transaction has no batch left, horizon passed
+    assert commit_marker in bases and last_marker_9 in bases  # data left / producer's last batch
+
+    state = PartitionProducers()  # producer state rebuilt from the compacted log
+    for b in batches(log):
+        h = read_header(b)
+        state.record(h, marker_is_commit(b) if h.is_control else None)
+    assert state.txns.ongoing == {7: open_first}
+    assert state.producers[9].epoch == 0
