@@ -44,7 +44,7 @@ from .epoch_cache import LeaderEpochCache
 from .errors import LogClosed, LogError, OffsetOutOfOrder, OffsetOutOfRange
 from .files import atomic_write, fsync_dir
 from .handles import READ_HANDLES
-from .cleaner import CleanStats, clean, recover_cleaner_files
+from .cleaner import CleanStats, clean, forget_checkpoint, recover_cleaner_files
 from .recovery import CLEAN_SHUTDOWN_FILE, LOG_START_FILE, recover
 from .segment import MAX_RELATIVE_OFFSET, Segment
 
@@ -436,6 +436,7 @@ class PartitionLog:
             self._set_log_start(self.log_end_offset)
         self._epochs.truncate_from_end(self.log_end_offset)
         self._epochs.save()
+        forget_checkpoint(self.directory)  # the cleaner's offsets may be reused from here
         logger.info("%s: truncated to %d (log end now %d)", self.directory, offset, self.log_end_offset)
 
     def truncate_fully_and_start_at(self, offset: int) -> None:
@@ -451,6 +452,7 @@ class PartitionLog:
         self._log_start = -1
         self._set_log_start(offset)
         self._epochs.clear()
+        forget_checkpoint(self.directory)
         logger.info("%s: restarted empty at offset %d", self.directory, offset)
 
     def start_at(self, offset: int) -> None:
