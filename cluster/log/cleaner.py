@@ -101,6 +101,18 @@ class CleanerCheckpoint:
         atomic_write(directory / CHECKPOINT_FILE, json.dumps(body).encode())
 
 
+def forget_checkpoint(directory: Path) -> None:
+    """After a truncation: offsets may be reused, so first-dirty and horizons no longer hold.
+
+    Without a checkpoint the next pass maps the whole log and stamps horizons afresh: more
+    work and tombstones kept longer, never a record lost.
+    """
+    path = directory / CHECKPOINT_FILE
+    if path.exists():
+        unlink_quietly(path)
+        fsync_dir(directory)
+
+
 # ---------------------------------------------------------------- swaps and recovery
 def _swap_path(directory: Path, base: int, end: int) -> Path:
     return directory / f"{segment_name(base, LOG_SUFFIX)}.{end:020d}{SWAP_SUFFIX}"

@@ -354,3 +354,17 @@ def test_transactions_aborted_data_goes_markers_follow_open_txn_untouched(tmp_pa
         state.record(h, marker_is_commit(b) if h.is_control else None)
     assert state.txns.ongoing == {7: open_first}
     assert state.producers[9].epoch == 0
+
+
+def test_truncation_forgets_the_cleaner_checkpoint(tmp_path) -> None:
+    log, _ = build_log(tmp_path, delete_retention_ms=1_000)
+    append(log, [("k0", None)])
+    for i in range(20):
+        append(log, [("filler", f"f{i}")])
+    log.compact(now_ms=10_000)
+    assert (tmp_path / CHECKPOINT_FILE).exists()
+    log.truncate_to(log.segments[-2].base_offset)
+    assert not (tmp_path / CHECKPOINT_FILE).exists()
+    before = records(log)
+    log.compact(now_ms=10_000)  # everything dirty again: still correct
+    assert replay(records(log)) == replay(before)
