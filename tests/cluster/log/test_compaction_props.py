@@ -1,6 +1,8 @@
-"""Property: random keyed writes, compaction at random points -> a consumer replaying the
+"""Properties: random keyed writes, compaction at random points -> a consumer replaying the
 log ends with the same value per key as a dict fed every write, and the log's records are
-a subsequence of the written ones (offsets, keys and values unchanged)."""
+a subsequence of the written ones (offsets, keys and values unchanged). With transactions:
+the same against the read_committed view, and producer state rebuilt from the compacted log
+still sees exactly the transactions left open."""
 
 from __future__ import annotations
 
@@ -79,3 +81,68 @@ def test_compaction_matches_a_dict_model(writes, split, segment_bytes) -> None:
         reopened = PartitionLog.open(directory, cfg)
         assert records(reopened) == final
         reopened.close()
+
+
+# ---------------------------------------------------------------- with transactions
+PIDS = [7, 8]
+op = st.one_of(
+    st.tuples(st.just("plain"), st.lists(record, min_size=1, max_size=3)),
+    st.tuples(st.sampled_from(PIDS), st.lists(record, min_size=1, max_size=3)),  # txn data
+    st.tuples(st.just("end"), st.tuples(st.sampled_from(PIDS), st.booleans())),  # commit?
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=st.lists(op, min_size=1, max_size=60), segment_bytes=st.integers(200, 600))
+def test_transactional_compaction_matches_the_read_committed_model(ops, segment_bytes) -> None:
+    from cluster.broker.producer_state import PartitionProducers, marker_is_commit
+    from cluster.log.cleaner import scan_transactions
+    from cluster.wire.control import build_control_batch
+    from cluster.wire.record_batch import read_header
+    from cluster.wire.records import decode_batch
+
+    from .test_compaction_helpers import batches
+
+    with tempfile.TemporaryDirectory() as tmp:
+        log = PartitionLog.open(Path(tmp), ccfg(segment_bytes=segment_bytes, delete_retention_ms=1_000))
+        seq = {pid: 0 for pid in PIDS}
+        pending: dict[int, list] = {}  # pid -> records of its open transaction
+        committed_view: list = []  # (offset, key, value) a read_committed consumer gets
+        for kind, arg in ops:
+            if kind == "plain":
+                base = append(log, arg)
+                committed_view += [(base + i, k.encode(), v) for i, (k, v) in enumerate(arg)]
+            elif kind == "end":
+                pid, commit = arg
+                if pid in pending:
+                    log.append([build_control_batch(pid, 0, commit, 1, 5)], leader_epoch=0, now_ms=0)
+                    if commit:
+                        committed_view += pending[pid]
+                    del pending[pid]
+            else:
+                base = append(log, arg, producer_id=kind, producer_epoch=0, base_sequence=seq[kind],
+                              transactional=True)
+                seq[kind] += len(arg)
+                pending.setdefault(kind, []).extend(
+                    (base + i, k.encode(), v) for i, (k, v) in enumerate(arg))
+        open_first = {pid: recs[0][0] for pid, recs in pending.items()}
+        model = replay(sorted(committed_view))
+
+        for now in (10_000, 10**9):  # tombstones and markers kept, then past every horizon
+            log.compact(now_ms=now)
+            view = scan_transactions(log)
+            got = []
+            for b in batches(log):
+                h, recs = decode_batch(b)
+                if not h.is_control and view.outcome(h) in ("plain", "committed"):
+                    got += [(r.offset, r.key, r.value) for r in recs]
+            assert set(got) <= set(committed_view)
+            state = replay(got)
+            for k, v in model.items():
+                assert state.get(k) == v
+            producers = PartitionProducers()
+            for b in batches(log):
+                h = read_header(b)
+                producers.record(h, marker_is_commit(b) if h.is_control else None)
+            assert producers.txns.ongoing == open_first
+        log.close()
