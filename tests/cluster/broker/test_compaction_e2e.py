@@ -8,6 +8,8 @@ passed), at ascending offsets with gaps. A record without a key is refused, as b
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.processes import wait_until
@@ -43,16 +45,37 @@ def consume_all(bootstrap: str) -> list[tuple[int, bytes | None, bytes | None]]:
         c.close()
 
 
+COMMON = {"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.01", "delete.retention.ms": "0"}
+
+
 def test_consumer_sees_latest_value_per_key_after_background_compaction(cluster_factory) -> None:
     cluster = cluster_factory("east", "--retention-check-interval-ms", "100")
-    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
-    configs = {"cleanup.policy": "compact", "segment.bytes": "4096",
-               "min.cleanable.dirty.ratio": "0.01", "delete.retention.ms": "0"}
+    scenario(cluster.bootstrap, {**COMMON, "segment.bytes": "4096"})
+
+
+@pytest.mark.interop
+def test_same_scenario_against_apache_kafka() -> None:
+    """The reference: Kafka 4.3 (segment.bytes may not go below 1 MiB there: roll by time)."""
+    from peers.common import PeerUnavailable
+    from peers.fetch import ensure_kafka, java_path
+    from peers.kafka_broker import KafkaBroker
+
+    try:
+        java_path()
+        ensure_kafka()
+    except PeerUnavailable as exc:
+        pytest.skip(f"Apache Kafka unavailable: {exc}")
+    with KafkaBroker(extra_config={"log.cleaner.backoff.ms": "200"}) as kafka:
+        scenario(kafka.bootstrap, {**COMMON, "segment.ms": "100"}, pace=True)
+
+
+def scenario(bootstrap: str, configs: dict[str, str], *, pace: bool = False) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
     for fut in admin.create_topics([NewTopic(TOPIC, 1, 1, config=configs)]).values():
         fut.result(timeout=20)
 
     errors: list = []
-    p = Producer({"bootstrap.servers": cluster.bootstrap, "linger.ms": 5,
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5,
                   "compression.type": "lz4", "partitioner": "murmur2_random"})
     latest: dict[bytes, bytes | None] = {}
     for i in range(UPDATES):
@@ -69,6 +92,9 @@ def test_consumer_sees_latest_value_per_key_after_background_compaction(cluster_
                 p.produce(TOPIC, key=f"cold{j}", value=b"once", on_delivery=lambda e, m: e and errors.append(e))
                 latest[f"cold{j}".encode()] = b"once"
         p.poll(0)
+        if pace and i % 100 == 0:  # time-rolled segments need time to pass
+            p.flush(10)
+            time.sleep(0.12)
     p.flush(30)
     assert errors == []
 
@@ -78,7 +104,7 @@ def test_consumer_sees_latest_value_per_key_after_background_compaction(cluster_
     assert refused and refused[0] is not None and refused[0].code() == KafkaError.INVALID_RECORD
 
     def compacted():
-        recs = consume_all(cluster.bootstrap)
+        recs = consume_all(bootstrap)
         done = len(recs) < UPDATES // 5 and b"k9" not in {k for _, k, _ in recs}
         return recs if done else None
 
