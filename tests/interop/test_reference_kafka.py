@@ -489,16 +489,15 @@ async def test_group_offsets_without_members(cluster: ClusterProcess, kafka_brok
     assert answer["fetch"][(topic_name, 0)] == (3, "m")
 
 
-@pytest.mark.xfail(strict=True, reason="OffsetCommit for a topic that does not exist: Apache Kafka answers "
-                                       "UNKNOWN_TOPIC_OR_PARTITION (3), k08_offset_commit.py stores it "
-                                       "(group handlers owned by others)")
 async def test_offset_commit_for_unknown_topic(cluster: ClusterProcess, kafka_broker: KafkaBroker,
                                                topic_name: str) -> None:
     async def probe(client: KafkaClient, topic: str) -> Any:
-        return await catch(client.offset_commit(f"{topic}-g", {(f"{topic}-absent", 0): 1}))
+        await client.create_topics([NewTopic(topic, 1)])
+        return [await catch(client.offset_commit(f"{topic}-g", {(f"{topic}-absent", 0): 1})),
+                await catch(client.offset_commit(f"{topic}-g", {(topic, 5): 1}))]
 
     answer = same(await on_both(cluster, kafka_broker, topic_name, probe))
-    assert answer == f"error {int(ErrorCode.unknown_topic_or_partition)}"
+    assert answer == [f"error {int(ErrorCode.unknown_topic_or_partition)}"] * 2
 
 
 async def stored_batches(client: KafkaClient, topic: str) -> list[tuple[int, bool, int]]:
