@@ -36,8 +36,43 @@ def wait_for_port(port: int, timeout: float = 20.0, proc: subprocess.Popen | Non
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
 
 
+class CliProcess:
+    """A `dcmirror ...` subcommand run as a real process, its output in a log file."""
+
+    proc: subprocess.Popen | None
+    log_path: Path | None
+
+    def _spawn(self, args: list[str], log_path: Path, port: int) -> None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_path
+        log = open(log_path, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "dcmirror_cli", *args], stdout=log,
+                                     stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[1])
+        wait_for_port(port, proc=self.proc)
+
+    def kill9(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def log_text(self) -> str:
+        return self.log_path.read_text() if self.log_path and self.log_path.exists() else ""
+
+
 @dataclass
-class ClusterProcess:
+class ClusterProcess(CliProcess):
     name: str
     data_dir: Path
     port: int = field(default_factory=free_port)
@@ -50,46 +85,18 @@ class ClusterProcess:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> "ClusterProcess":
-        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        self.log_path = self.data_dir.parent / f"{self.name}-{self.port}.log"
-        cmd = [
-            sys.executable, "-m", "dcmirror_cli", "cluster", "start",
-            "--name", self.name, "--port", str(self.port), "--data-dir", str(self.data_dir),
-            *self.extra_args,
-        ]
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                     cwd=Path(__file__).resolve().parents[1])
-        wait_for_port(self.port, proc=self.proc)
+        self._spawn(["cluster", "start", "--name", self.name, "--port", str(self.port),
+                     "--data-dir", str(self.data_dir), *self.extra_args],
+                    self.data_dir.parent / f"{self.name}-{self.port}.log", self.port)
         return self
-
-    def kill9(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-
-    def stop(self) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
 
     def restart(self) -> "ClusterProcess":
         self.stop()
         return self.start()
 
-    def log_text(self) -> str:
-        return self.log_path.read_text() if self.log_path and self.log_path.exists() else ""
-
 
 @dataclass
-class MirrorProcess:
+class MirrorProcess(CliProcess):
     """`dcmirror mirror CONFIG` as a real process, with its metrics/status endpoint."""
 
     config: Path
@@ -99,47 +106,24 @@ class MirrorProcess:
     log_path: Path | None = None
 
     def start(self) -> "MirrorProcess":
-        self.log_path = self.config.parent / f"mirror-{self.metrics_port}.log"
-        cmd = [sys.executable, "-m", "dcmirror_cli", "mirror", str(self.config),
-               "--metrics-port", str(self.metrics_port), *self.extra_args]
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                     cwd=Path(__file__).resolve().parents[1])
-        wait_for_port(self.metrics_port, proc=self.proc)
+        self._spawn(["mirror", str(self.config), "--metrics-port", str(self.metrics_port),
+                     *self.extra_args],
+                    self.config.parent / f"mirror-{self.metrics_port}.log", self.metrics_port)
         return self
+
+    def _get(self, path: str) -> bytes:
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}{path}", timeout=5) as r:
+            return r.read()
 
     def status(self) -> dict:
         import json
-        import urllib.request
 
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/status", timeout=5) as r:
-            return json.loads(r.read())
+        return json.loads(self._get("/status"))
 
     def metrics(self) -> str:
-        import urllib.request
-
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
-            return r.read().decode()
-
-    def kill9(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-
-    def stop(self) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
-
-    def log_text(self) -> str:
-        return self.log_path.read_text() if self.log_path and self.log_path.exists() else ""
+        return self._get("/metrics").decode()
 
 
 def wait_until(predicate, timeout: float = 60.0, interval: float = 0.2, what: str = "condition"):

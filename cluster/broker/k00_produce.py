@@ -107,23 +107,33 @@ def produce_partition(broker, topic: str, index: int, records: bytes | None) -> 
     if producer_state is not None:
         producer_state.record(part, batches, res)
     part.notify()
+    return appended(index, res.base_offset, part.log.log_start_offset, res.log_append_time_ms)
+
+
+def appended(index: int, base_offset: int, log_start_offset: int, log_append_time_ms: int = -1) -> dict:
+    """A successful partition entry of a Produce-shaped response."""
     return {
         "index": index,
         "error_code": 0,
-        "base_offset": res.base_offset,
-        "log_append_time": res.log_append_time_ms if res.log_append_time_ms >= 0 else None,
-        "log_start_offset": part.log.log_start_offset,
+        "base_offset": base_offset,
+        "log_append_time": log_append_time_ms if log_append_time_ms >= 0 else None,
+        "log_start_offset": log_start_offset,
         "record_errors": [],
         "error_message": None,
     }
 
 
-@handler(0, 3, 11)
-async def produce(broker, hdr, req) -> dict | None:
+def produce_response(req, per_partition) -> dict | None:
+    """Run `per_partition(topic, index, records)` over a Produce-shaped request."""
     responses = []
     for t in req.topic_data:
-        parts = [produce_partition(broker, t.name, p.index, p.records) for p in t.partition_data]
+        parts = [per_partition(t.name, p.index, p.records) for p in t.partition_data]
         responses.append({"name": t.name, "partition_responses": parts})
     if req.acks == 0:
         return None
     return {"responses": responses, "throttle_time": 0}
+
+
+@handler(0, 3, 11)
+async def produce(broker, hdr, req) -> dict | None:
+    return produce_response(req, lambda t, i, r: produce_partition(broker, t, i, r))

@@ -21,7 +21,13 @@ import time
 
 from kio.schema.errors import ErrorCode
 
-from cluster.broker.k00_produce import MIRROR_SOURCE, _error, validated_batches
+from cluster.broker.k00_produce import (
+    MIRROR_SOURCE,
+    _error,
+    appended,
+    produce_response,
+    validated_batches,
+)
 from cluster.broker.registry import handler
 from cluster.log import OffsetOutOfOrder
 from cluster.wire import codec
@@ -49,9 +55,7 @@ def mirror_partition(broker, topic: str, index: int, records: bytes | None) -> d
                           f"{log.log_end_offset}")
         fresh.append(b)
     if not fresh:
-        return {"index": index, "error_code": 0, "base_offset": log.log_end_offset,
-                "log_append_time": None, "log_start_offset": log.log_start_offset,
-                "record_errors": [], "error_message": None}
+        return appended(index, log.log_end_offset, log.log_start_offset)
     first = rb.read_header(fresh[0]).base_offset
     if log.log_end_offset == log.log_start_offset and first > log.log_end_offset:
         log.start_at(first)
@@ -62,17 +66,9 @@ def mirror_partition(broker, topic: str, index: int, records: bytes | None) -> d
     if broker.producer_state is not None:
         broker.producer_state.record_preserved(part, fresh)
     part.notify()
-    return {"index": index, "error_code": 0, "base_offset": res.base_offset,
-            "log_append_time": None, "log_start_offset": log.log_start_offset,
-            "record_errors": [], "error_message": None}
+    return appended(index, res.base_offset, log.log_start_offset)
 
 
 @handler(codec.DCMIRROR_APPEND, 0, 0)
 async def mirror_append(broker, hdr, req) -> dict | None:
-    responses = []
-    for t in req.topic_data:
-        parts = [mirror_partition(broker, t.name, p.index, p.records) for p in t.partition_data]
-        responses.append({"name": t.name, "partition_responses": parts})
-    if req.acks == 0:
-        return None
-    return {"responses": responses, "throttle_time": 0}
+    return produce_response(req, lambda t, i, r: mirror_partition(broker, t, i, r))
