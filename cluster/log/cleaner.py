@@ -256,9 +256,9 @@ def _next_base(log: "PartitionLog", i: int) -> int:
 
 
 def _plan(log: "PartitionLog", ckpt: CleanerCheckpoint, now_ms: int,
-          view: TxnView) -> tuple[list[Segment], int] | None:
+          stable_end: int | None) -> tuple[list[Segment], int] | None:
     """(cleanable segments, index of the first dirty one), or None if no pass is due."""
-    segs = cleanable_segments(log, now_ms, view.first_unstable)
+    segs = cleanable_segments(log, now_ms, stable_end)
     if not segs:
         return None
     first_dirty = max(ckpt.first_dirty, log.log_start_offset)
@@ -328,8 +328,10 @@ def clean_steps(log: "PartitionLog", now_ms: int, *,
     directory = log.directory
     cfg = log.config
     ckpt = CleanerCheckpoint.load(directory)
+    if _plan(log, ckpt, now_ms, None) is None:  # cheap gate before walking every header
+        return None
     view = scan_transactions(log)
-    plan = _plan(log, ckpt, now_ms, view)
+    plan = _plan(log, ckpt, now_ms, view.first_unstable)
     if plan is None:
         return None
     segs, dirty_from = plan
