@@ -1,9 +1,9 @@
 """OffsetFetch (key 9), v1-v8: committed offsets of one group (v1-v7) or several (v8).
 
-Null topics (v2+) fetch every committed offset of the group. `require_stable` (v7+) is
-ignored: offsets of transactions are only made visible at commit by the transaction
-coordinator, so there are never pending offsets to wait for here. Versions 9+ (KIP-848
-member epochs, topic ids) are not served.
+Null topics (v2+) fetch every committed offset of the group. With `require_stable` (v7+,
+KIP-447) a partition for which an open transaction still holds an offset is answered
+UNSTABLE_OFFSET_COMMIT (the client retries); the transaction coordinator knows which.
+Versions 9+ (KIP-848 member epochs, topic ids) are not served.
 """
 
 from __future__ import annotations
@@ -19,19 +19,30 @@ def _topics(requested) -> dict[str, list[int]] | None:
     return {t.name: list(t.partition_indexes) for t in requested}
 
 
-async def _one(broker, group_id: str, topics: dict[str, list[int]] | None, version: int) -> dict:
+async def _one(
+    broker, group_id: str, topics: dict[str, list[int]] | None, version: int, require_stable: bool
+) -> dict:
     if broker.groups is None:
         return {"group_id": group_id, "error_code": ErrorCode.coordinator_not_available, "topics": []}
     result = await broker.groups.offset_fetch(group_id, topics)
     if version < 2 and topics is None:
         result["topics"] = []
+    pending = getattr(getattr(broker, "txns", None), "has_pending_offsets", None)
+    if require_stable and pending is not None:
+        for t in result["topics"]:
+            for p in t["partitions"]:
+                if pending(group_id, t["name"], p["partition_index"]):
+                    p.update(committed_offset=-1, committed_leader_epoch=-1, metadata="",
+                             error_code=ErrorCode.unstable_offset_commit)
     return result
 
 
 @handler(9, 0, 8)
 async def offset_fetch(broker, hdr, req) -> dict:
     if hdr.api_version >= 8:
-        groups = [await _one(broker, g.group_id, _topics(g.topics), hdr.api_version) for g in req.groups]
+        stable = req.require_stable
+        groups = [await _one(broker, g.group_id, _topics(g.topics), hdr.api_version, stable) for g in req.groups]
         return {"throttle_time": 0, "groups": groups}
-    result = await _one(broker, req.group_id, _topics(req.topics), hdr.api_version)
+    stable = getattr(req, "require_stable", False)
+    result = await _one(broker, req.group_id, _topics(req.topics), hdr.api_version, stable)
     return {"throttle_time": 0, "topics": result["topics"], "error_code": result["error_code"]}

@@ -121,3 +121,41 @@ async def test_offsets_old_and_batched_versions(broker) -> None:
         assert [(r.group_id, r.error_code) for r in dg.results] == [("tool", E.none), ("nope", E.group_id_not_found)]
     finally:
         conn.close()
+
+
+async def test_require_stable_reports_offsets_held_by_an_open_transaction(broker) -> None:
+    import asyncio
+
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    bootstrap = f"127.0.0.1:{broker.advertised_port}"
+    conn = await RawConn.open(broker.advertised_port)
+    producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": "tx-offsets"})
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "txg"})
+    try:
+        await conn.call(3, 4, {"topics": [{"name": "t"}], "allow_auto_topic_creation": True})
+        await asyncio.to_thread(producer.init_transactions, 30)
+        await asyncio.to_thread(producer.begin_transaction)
+        await asyncio.to_thread(producer.send_offsets_to_transaction, [TopicPartition("t", 0, 5)],
+                                consumer.consumer_group_metadata(), 30)
+
+        async def fetch(version: int, stable: bool):
+            if version >= 8:
+                r = await conn.call(9, version, {"groups": [{"group_id": "txg", "topics": [
+                    {"name": "t", "partition_indexes": [0]}]}], "require_stable": stable})
+                return r.groups[0].topics[0].partitions[0]
+            r = await conn.call(9, version, {"group_id": "txg", "topics": [{"name": "t", "partition_indexes": [0]}],
+                                             "require_stable": stable})
+            return r.topics[0].partitions[0]
+
+        for version in (7, 8):
+            assert (await fetch(version, True)).error_code == E.unstable_offset_commit
+            p = await fetch(version, False)
+            assert (p.error_code, p.committed_offset) == (E.none, -1)
+        await asyncio.to_thread(producer.commit_transaction, 30)
+        for version in (7, 8):
+            p = await fetch(version, True)
+            assert (p.error_code, p.committed_offset) == (E.none, 5)
+    finally:
+        conn.close()
+        await asyncio.to_thread(consumer.close)
