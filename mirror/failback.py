@@ -215,6 +215,8 @@ async def run_failback(cfg: MirrorConfig, link: LinkConfig, *, stay: bool = Fals
             pids = sorted(new_topics[ttopic].partitions)
             if topic not in old_topics:
                 await ops.ensure_mirror_topic(old, topic, len(pids), {ops.MIRROR_SOURCE: link.target})
+            elif old_topics[topic].num_partitions < len(pids):  # grown on the new primary meanwhile
+                await old.create_partitions({topic: len(pids)})
             old_ends = await ops.end_offsets(old, [(topic, p) for p in pids])
             new_ends = await ops.end_offsets(new, [(ttopic, p) for p in pids])
             for p in pids:

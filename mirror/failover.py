@@ -284,6 +284,7 @@ async def run_failover(cfg: MirrorConfig, link: LinkConfig, *, force: bool = Fal
     except (KafkaError, OSError) as exc:
         raise FailoverError(f"cannot reach the target cluster {link.target!r}: {exc}") from None
     source: KafkaClient | None = None
+    report: Report | None = None
     try:
         state_log, contact, source_up = await asyncio.gather(
             ls.read_state(target, link.name), ls.read_last_contact(target, link.name),
@@ -359,9 +360,8 @@ async def run_failover(cfg: MirrorConfig, link: LinkConfig, *, force: bool = Fal
         report.step("record", t)
         return report
     finally:
-        report_time = time.monotonic() - started
-        if "report" in locals():
-            report.elapsed_s = round(report_time, 3)
+        if report is not None:
+            report.elapsed_s = round(time.monotonic() - started, 3)
         await target.close()
         if source is not None:
             await source.close()
