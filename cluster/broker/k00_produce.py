@@ -78,6 +78,26 @@ def _refuse_keyless(index: int, batches) -> dict | None:
     return None
 
 
+def _refuse_timestamps(index: int, configs: dict[str, str], batches) -> dict | None:
+    """Kafka's message.timestamp.after.max.ms / before.max.ms for CreateTime topics,
+    checked on the batch header (first and max timestamp) without decoding records."""
+    if configs.get("message.timestamp.type", "CreateTime") != "CreateTime":
+        return None
+    now = int(time.time() * 1000)
+    after = int(configs.get("message.timestamp.after.max.ms", topic_config.DEFAULT_TS_AFTER_MAX_MS))
+    before = int(configs.get("message.timestamp.before.max.ms", topic_config.DEFAULT_TS_BEFORE_MAX_MS))
+    for b in batches:
+        h = rb.read_header(b)
+        if h.is_control:
+            continue
+        if h.max_timestamp > now + after or (0 <= h.base_timestamp < now - before):
+            return _error(index, ErrorCode.invalid_timestamp,
+                          f"timestamp {h.max_timestamp if h.max_timestamp > now + after else h.base_timestamp}"
+                          f" is out of range (message.timestamp.after.max.ms={after}, "
+                          f"before.max.ms={before})")
+    return None
+
+
 def produce_partition(broker, topic: str, index: int, records: bytes | None) -> dict:
     """Validate and append one partition's payload; returns its response entry."""
     meta = broker.catalogue.topics.get(topic)
@@ -96,6 +116,8 @@ def produce_partition(broker, topic: str, index: int, records: bytes | None) -> 
         return checked
     part, batches = checked
     if part.log.config.compact and (refused := _refuse_keyless(index, batches)) is not None:
+        return refused
+    if (refused := _refuse_timestamps(index, meta.configs if meta else {}, batches)) is not None:
         return refused
     producer_state = getattr(broker, "producer_state", None)
     if producer_state is not None:
@@ -136,4 +158,9 @@ def produce_response(req, per_partition) -> dict | None:
 
 @handler(0, 3, 11)
 async def produce(broker, hdr, req) -> dict | None:
+    if req.acks not in (-1, 0, 1):
+        return {"throttle_time": 0, "responses": [
+            {"name": t.name, "partition_responses": [
+                _error(p.index, ErrorCode.invalid_required_acks, f"acks={req.acks} is not -1, 0 or 1")
+                for p in t.partition_data]} for t in req.topic_data]}
     return produce_response(req, lambda t, i, r: produce_partition(broker, t, i, r))

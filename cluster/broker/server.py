@@ -96,7 +96,7 @@ class Broker:
             from cluster.groups.coordinator import GroupCoordinator
         except ImportError:
             return
-        self.groups = GroupCoordinator(self.data_dir / "__groups", self.node_id)
+        self.groups = GroupCoordinator(self.data_dir / "__groups", self.node_id, fsync=self.config.fsync)
         await self.groups.start()
 
     async def _start_txns(self) -> None:

@@ -70,6 +70,8 @@ def policies(value: str) -> set[str]:
 
 
 DEFAULT_MAX_MESSAGE_BYTES = 1048588
+DEFAULT_TS_AFTER_MAX_MS = 3_600_000  # Kafka 4.x default
+DEFAULT_TS_BEFORE_MAX_MS = 2**63 - 1
 
 TOPIC_CONFIGS: dict[str, ConfigKey] = {
     k.name: k
@@ -97,6 +99,8 @@ TOPIC_CONFIGS: dict[str, ConfigKey] = {
         # Kafka's type is DOUBLE; described as a string until configs.py knows doubles.
         ConfigKey("min.cleanable.dirty.ratio", "0.5", "string", _ratio),
         ConfigKey("min.insync.replicas", "1", "int", _long_at_least(1)),
+        ConfigKey("message.timestamp.after.max.ms", str(DEFAULT_TS_AFTER_MAX_MS), "long", _long_at_least(0)),
+        ConfigKey("message.timestamp.before.max.ms", str(DEFAULT_TS_BEFORE_MAX_MS), "long", _long_at_least(0)),
         ConfigKey("flush.messages", str(2**63 - 1), "long", _long_at_least(1)),
         ConfigKey("flush.ms", str(2**63 - 1), "long", _long_at_least(0)),
         ConfigKey("file.delete.delay.ms", "60000", "long", _long_at_least(0)),

@@ -345,8 +345,6 @@ async def test_produce_errors(cluster: ClusterProcess, kafka_broker: KafkaBroker
     assert answer["idem-duplicate"] == answer["idem-first"]
 
 
-@pytest.mark.xfail(strict=True, reason="k00_produce.py accepts acks=2 and appends; Apache Kafka answers "
-                                       "INVALID_REQUIRED_ACKS (21) and appends nothing (owned by others)")
 async def test_produce_with_acks_2_is_refused(cluster: ClusterProcess, kafka_broker: KafkaBroker,
                                              topic_name: str) -> None:
     async def probe(client: KafkaClient, topic: str) -> dict[str, Any]:
@@ -394,12 +392,6 @@ async def test_leader_epochs_and_offset_for_leader_epoch(cluster: ClusterProcess
     assert answer["fetch-older"] in (ErrorCode.fenced_leader_epoch, 0)
 
 
-TIMESTAMP_BOUNDS = ("Apache Kafka 4.3 refuses a record stamped 2 days ahead with INVALID_TIMESTAMP (32): "
-                    "message.timestamp.after.max.ms defaults to 1 h; our Produce (k00_produce.py, owned "
-                    "by others) does not check it and topic_config.py lacks the key")
-
-
-@pytest.mark.xfail(strict=True, reason=TIMESTAMP_BOUNDS)
 async def test_produce_timestamps_far_from_now(cluster: ClusterProcess, kafka_broker: KafkaBroker,
                                                topic_name: str) -> None:
     """Kafka 4 bounds record timestamps (message.timestamp.before/after.max.ms)."""
