@@ -17,6 +17,7 @@ import time
 from kio.schema.errors import ErrorCode
 
 from cluster.broker import topic_config
+from cluster.broker.recompress import recompress, target_codec
 from cluster.broker.registry import handler
 from cluster.log.compaction import has_keyless_record
 from cluster.wire import record_batch as rb
@@ -119,6 +120,9 @@ def produce_partition(broker, topic: str, index: int, records: bytes | None) -> 
         return refused
     if (refused := _refuse_timestamps(index, meta.configs if meta else {}, batches)) is not None:
         return refused
+    forced = target_codec(meta.configs.get("compression.type", "producer")) if meta else None
+    if forced is not None:
+        batches = [memoryview(recompress(b, forced)) for b in batches]
     producer_state = getattr(broker, "producer_state", None)
     if producer_state is not None:
         dup = producer_state.check(part, batches)

@@ -511,9 +511,6 @@ async def test_log_append_time_topic(cluster: ClusterProcess, kafka_broker: Kafk
     assert answer == {"stamped-by-broker": True, "batches": [(0, True, 2)]}
 
 
-@pytest.mark.xfail(strict=True, reason="compression.type=gzip on a topic: Apache Kafka recompresses an "
-                                       "uncompressed batch to gzip; our broker (k00_produce.py, owned by "
-                                       "others) stores it as sent")
 async def test_topic_compression_type_recompresses(cluster: ClusterProcess, kafka_broker: KafkaBroker,
                                                    topic_name: str) -> None:
     async def probe(client: KafkaClient, topic: str) -> list[tuple[int, bool, int]]:
