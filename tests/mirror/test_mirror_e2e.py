@@ -306,3 +306,39 @@ def test_recreated_source_topic_is_reported_never_mixed(dc) -> None:
     assert "orders.re" in alarms[0]["message"]
     time.sleep(2)  # a few sync intervals: the new topic's records must not be mixed in
     assert read_all(dc.west.bootstrap, "orders.re", 2) == before
+
+
+def test_transactions_keep_their_meaning_on_the_copy(dc) -> None:
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    clients.create_topic(dc.east.bootstrap, "orders.tx", 2)
+    dc.mirror(dc.config([link("east-to-west", "east", "west", ["orders.*"])]))
+    p = Producer({"bootstrap.servers": dc.east.bootstrap, "transactional.id": "tx-1", "linger.ms": 5})
+    p.init_transactions(30)
+    for i, commit in enumerate([True, False, True, False, True]):
+        p.begin_transaction()
+        for j in range(10):
+            p.produce("orders.tx", key=f"k{j}".encode(), value=f"{'C' if commit else 'A'}{i}-{j}".encode())
+        p.flush(30)
+        (p.commit_transaction if commit else p.abort_transaction)(30)
+    wait_until(lambda: ends(dc.east.bootstrap, "orders.tx", 2) == ends(dc.west.bootstrap, "orders.tx", 2),
+               what="copied with markers")
+
+    def values(bootstrap: str, isolation: str) -> list[bytes]:
+        c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"read-{isolation}",
+                      "isolation.level": isolation, "enable.auto.commit": False})
+        c.assign([TopicPartition("orders.tx", p, 0) for p in range(2)])
+        out: list[bytes] = []
+        deadline = time.monotonic() + 20
+        want = 30 if isolation == "read_committed" else 50
+        while len(out) < want and time.monotonic() < deadline:
+            out += [m.value() for m in c.consume(100, timeout=0.5) if not m.error()]
+        time.sleep(1)
+        out += [m.value() for m in c.consume(100, timeout=0.5) if not m.error()]
+        c.close()
+        return sorted(out)
+
+    committed = values(dc.west.bootstrap, "read_committed")
+    assert len(committed) == 30 and all(v.startswith(b"C") for v in committed)
+    assert committed == values(dc.east.bootstrap, "read_committed")
+    assert len(values(dc.west.bootstrap, "read_uncommitted")) == 50
