@@ -342,3 +342,36 @@ def test_transactions_keep_their_meaning_on_the_copy(dc) -> None:
     assert len(committed) == 30 and all(v.startswith(b"C") for v in committed)
     assert committed == values(dc.east.bootstrap, "read_committed")
     assert len(values(dc.west.bootstrap, "read_uncommitted")) == 50
+
+
+def test_prometheus_metrics_and_health(dc) -> None:
+    import urllib.request
+
+    clients.create_topic(dc.east.bootstrap, "orders.m", 2)
+    m = dc.mirror(dc.config([link("east-to-west", "east", "west", ["orders.*"])]))
+    clients.produce_confluent(dc.east.bootstrap, "orders.m", clients.make_records("m", 50), "lz4")
+    wait_until(lambda: ends(dc.east.bootstrap, "orders.m", 2) == ends(dc.west.bootstrap, "orders.m", 2),
+               what="copied")
+
+    def sample(text: str, name: str, **labels: str) -> float | None:
+        for line in text.splitlines():
+            if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+                return float(line.rsplit(" ", 1)[1])
+        return None
+
+    def copied() -> bool:
+        text = m.metrics()
+        total = sum(sample(text, "dcmirror_records_total", topic="orders.m", partition=str(p)) or 0
+                    for p in range(2))
+        return total == 50
+
+    wait_until(copied, what="records counted")
+    text = m.metrics()
+    for name in ("dcmirror_replication_lag_records", "dcmirror_replication_lag_seconds",
+                 "dcmirror_bytes_total", "dcmirror_retries_total", "dcmirror_link_state",
+                 "dcmirror_replication_latency_seconds_bucket"):
+        assert name in text, name
+    assert sample(text, "dcmirror_replication_lag_records", topic="orders.m", partition="0") == 0
+    assert sample(text, "dcmirror_replication_latency_seconds_count", link="east-to-west") > 0
+    with urllib.request.urlopen(f"http://127.0.0.1:{m.metrics_port}/healthz", timeout=5) as r:
+        assert r.status == 200
