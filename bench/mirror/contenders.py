@@ -101,8 +101,9 @@ def _dcmirror(spec: RunSpec, mode: str) -> Handle:
     return ProcHandle(proc)
 
 
-def _naive(spec: RunSpec) -> Handle:
-    argv = [sys.executable, "-m", "bench.mirror.naive_mirror", "--source", spec.source,
+def _naive(spec: RunSpec, poll: bool = False) -> Handle:
+    argv = [sys.executable, "-m", "bench.mirror.naive_mirror", *(["--poll"] if poll else []),
+            "--source", spec.source,
             "--target", spec.target, "--group", f"{spec.alias}-naive",
             *[a for t in spec.topics for a in ("--map", f"{t}={spec.target_topic(t)}")]]
     proc = PeerProcess(argv, spec.workdir / f"{spec.alias}.log", cwd=REPO)
@@ -157,6 +158,8 @@ CONTENDERS: dict[str, Contender] = {c.name: c for c in [
     Contender("dcmirror", "dcmirror (preserve offsets)", "dcmirror", False,
               lambda s: _dcmirror(s, "preserve-offsets")),
     Contender("naive", "per-record confluent-kafka", "dcmirror", True, _naive),
+    Contender("naive-poll", "per-record confluent-kafka, poll()", "dcmirror", True,
+              lambda s: _naive(s, poll=True)),
     Contender("mm2", "MirrorMaker 2 (Kafka->Kafka)", "kafka", False, _mm2),
     Contender("none", "no mirror: producer -> source -> consumer", "dcmirror", False,
               lambda s: NoMirror()),
