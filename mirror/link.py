@@ -49,23 +49,12 @@ async def target_preserves_offsets(target: KafkaClient) -> bool:
 class _FencedCopier(LinkCopier):
     """A copier whose in-flight step can be awaited (`drain`): scale-out hands a revoked
     partition to another process only after this one's last write to it has landed
-    (mirror/membership.py). An assignment change during a step takes effect when the step
-    ends: positions of partitions no longer assigned (including ones a resume re-added
-    while racing with the revocation) are dropped around every step."""
+    (mirror/membership.py). Positions of partitions no longer assigned (re-added by a
+    write or resume that raced with the revocation) are dropped around every step."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._step_lock = asyncio.Lock()
-
-    def set_assignment(self, tps) -> None:
-        if not self._step_lock.locked():
-            return super().set_assignment(tps)
-        # A step is in flight and reads the positions of what it fetched: keep them until
-        # it ends (its final prune drops the revoked ones).
-        new = set(tps)
-        if new != self._assigned:
-            self._assigned = new
-            self._changed.set()
 
     def _prune(self) -> None:
         for tp in [tp for tp in self._positions if tp not in self._assigned]:
