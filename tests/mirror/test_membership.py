@@ -149,6 +149,84 @@ async def test_three_members_join_and_leave_without_double_ownership(broker) -> 
     await stop_all(*rs[1:], d)
 
 
+
+# ---- LinkRunner's side: a revoked partition is not written after the revocation returned --
+class _Source:
+    """Serves one record per partition per fetch."""
+
+    def cached_topic_id(self, topic: str):
+        return None
+
+    async def fetch(self, req, **kw):
+        from cluster.client.data import FetchResult
+        from cluster.wire.batch_builder import build_batch
+
+        await asyncio.sleep(0.01)
+        return {tp: FetchResult(0, high_watermark=pos.offset + 1, log_start_offset=0,
+                                records=build_batch([(b"k", b"v", [], 1)], base_offset=pos.offset))
+                for tp, pos in req.items()}
+
+
+class _GatedSink:
+    """Records writes; the write named by `gate` waits for `release`."""
+
+    mode = "preserve-offsets"
+
+    def __init__(self, gate: int) -> None:
+        self.writes: list[TP] = []
+        self.gate = gate
+        self.calls = 0
+        self.in_flight = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def resume_positions(self, tps):
+        return {tp: 0 for tp in tps}
+
+    async def write(self, data):
+        from cluster.wire import record_batch as rb
+        from mirror.sinks import Written
+
+        self.calls += 1
+        if self.calls == self.gate:
+            self.in_flight.set()
+            await self.release.wait()
+        await asyncio.sleep(0.01)
+        self.writes.extend(data)
+        return {tp: Written(rb.read_header(bs[-1]).next_offset, []) for tp, bs in data.items()}
+
+
+async def revocation_during_a_write(copier_class) -> None:
+    from mirror.progress import LinkProgress
+
+    sink = _GatedSink(gate=3)
+    copier = copier_class("l", _Source(), sink, LinkProgress("l"), lambda t: t)
+    copier.set_assignment([("t", 0), ("t", 1)])
+    stop = asyncio.Event()
+    run = asyncio.create_task(copier.run(stop))
+    await asyncio.wait([asyncio.ensure_future(sink.in_flight.wait()), run],
+                       return_when=asyncio.FIRST_COMPLETED)
+    assert not run.done(), run.exception()
+    copier.set_assignment([("t", 0)])  # revoked while a write of it is in flight
+    drained = asyncio.create_task(copier.drain())
+    await asyncio.sleep(0.05)
+    assert not drained.done()  # the in-flight write has not landed yet
+    sink.release.set()
+    await drained
+    written_at_revocation = sink.writes.count(("t", 1))
+    await eventually(lambda: sink.writes.count(("t", 0)) >= written_at_revocation + 5,
+                     what="t-0 keeps being copied")
+    assert sink.writes.count(("t", 1)) == written_at_revocation  # t-1 is no longer written
+    assert not run.done()
+    stop.set()
+    await run
+
+
+async def test_revocation_waits_for_the_in_flight_write_and_stops_the_partition() -> None:
+    from mirror.link import _FencedCopier
+
+    await revocation_during_a_write(_FencedCopier)
+
+
 # ---- the same membership against Apache Kafka's group coordinator ---------------------------
 from tests.interop.conftest import kafka_broker  # noqa: E402,F401  (session fixture)
 
