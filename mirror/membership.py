@@ -39,7 +39,7 @@ from kio.schema.errors import ErrorCode
 
 from cluster.client.client import KafkaClient
 from cluster.client.connection import BrokerConnection
-from cluster.client.errors import KafkaError, KafkaProtocolError, check
+from cluster.client.errors import KafkaError, check
 from cluster.client.metadata import BrokerInfo
 from mirror.assignment import (
     PROTOCOL_NAME,
