@@ -460,10 +460,11 @@ async def _planned(cfg: MirrorConfig, link: LinkConfig, policy: ReplicationPolic
     mirrored = await mirrored_positions(scope, target)
     checkpointer = Checkpointer(link.name, policy, source, target, LinkProgress(link.name), scope.preserve,
                                 scope.syncs, lambda tp: mirrored.get(tp, ("", -1, -1))[1])
-    await _final_checkpoint(checkpointer, policy, source, target, scope, report)
-    t = report.step("checkpoint", t)
-    await _promote(target, scope, report)
-    report.step("promote", t)
+    # Both only need the drained target: consumers may read a mirror topic already, and
+    # producers find the offsets of nobody; so group offsets and promotion go in parallel.
+    await asyncio.gather(_final_checkpoint(checkpointer, policy, source, target, scope, report),
+                         _promote(target, scope, report))
+    report.step("checkpoint+promote", t)
     return scope
 
 
