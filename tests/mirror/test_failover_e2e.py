@@ -49,6 +49,8 @@ def test_unplanned_failover_then_failback_loses_and_duplicates_nothing(dc) -> No
     produce(dc.east.bootstrap, TOPIC, records("b", 90))
     east_ends = ends(dc.east.bootstrap, TOPIC, P)
     unmirrored = sum(east_ends[p] - mirrored_ends[p] for p in range(P))
+    # a group that read the never-mirrored records on east (its commits never left east)
+    assert len(consume_group(dc.east.bootstrap, TOPIC, "late")) == 390
     assert unmirrored == 90
     wait_until(lambda: (c := last_contact(dc.west.bootstrap, LINK)) and c.source_ends[TOPIC] == east_ends,
                what="last contact recorded")
@@ -94,6 +96,8 @@ def test_unplanned_failover_then_failback_loses_and_duplicates_nothing(dc) -> No
     assert ends(dc.east.bootstrap, TOPIC, P) == west_ends
     assert raw_batches(dc.east.bootstrap, TOPIC, P) == raw_batches(dc.west.bootstrap, TOPIC, P)
     assert committed(dc.east.bootstrap, TOPIC, "billing", P) == committed(dc.west.bootstrap, TOPIC, "billing", P)
+    # "late" is moved back to where west took over, so it misses none of west's records
+    assert committed(dc.east.bootstrap, TOPIC, "late", P) == mirrored_ends
     assert link_state(dc.west.bootstrap, LINK).state.state == "normal"
     assert cli_json("failback", cfg, "--link", LINK)["already"]
 
