@@ -93,6 +93,20 @@ def divergence_candidate(promoted_at: int | None, old_end: int, new_end: int) ->
     return candidate if promoted_at is None else min(candidate, promoted_at)
 
 
+Batch = tuple[int, int, bytes]  # base offset, next offset, the batch's bytes
+
+
+def divergence_step(d: int, old: Batch | None, new: Batch | None) -> int | None:
+    """None if ``d`` is where the histories part (the batches ending at ``d`` are identical,
+    or one log has nothing before it); else the next, earlier candidate: the start of the
+    mismatching or straddling batch."""
+    if old is None or new is None:
+        return None
+    if old == new and old[1] == d:
+        return None
+    return min(old[0], new[0])
+
+
 async def _last_batch_before(client: KafkaClient, topic: str, p: int, offset: int, floor: int):
     """(base, next, bytes) of the batch holding ``offset - 1``, or None at the log start."""
     if offset <= floor:
@@ -131,11 +145,10 @@ async def find_divergence(old: KafkaClient, old_topic: str, new: KafkaClient, ne
             return d
         a = await _last_batch_before(old, old_topic, p, d, floor)
         b = await _last_batch_before(new, new_topic, p, d, floor)
-        if a is None or b is None:
+        back = divergence_step(d, a, b)
+        if back is None:
             return d
-        if a == b and a[1] == d:
-            return d
-        d = min(a[0], b[0])  # step before the mismatching (or straddling) batch
+        d = back
     raise FailoverError(f"{old_topic}-{p}: no common history found near offset {candidate}")
 
 

@@ -113,3 +113,13 @@ def test_confirmation_only_on_a_terminal(monkeypatch) -> None:
     assert not asked
     assert not _confirmer(lambda r: "Fail over link x?", False)(None)
     assert asked == ["Fail over link x?"]
+
+
+def test_divergence_walks_back_to_the_last_identical_batch() -> None:
+    from mirror.failback import divergence_step
+
+    same = (10, 20, b"batch-10")
+    assert divergence_step(20, same, same) is None  # identical batch ends at 20: histories agree up to 20
+    assert divergence_step(20, (10, 20, b"east"), (10, 20, b"west")) == 10  # different records: step back
+    assert divergence_step(20, (15, 25, b"x"), (10, 20, b"y")) == 10  # a batch straddles 20 on one side
+    assert divergence_step(20, None, same) is None  # one side has nothing earlier: stop
