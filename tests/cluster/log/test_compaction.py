@@ -368,3 +368,21 @@ def test_truncation_forgets_the_cleaner_checkpoint(tmp_path) -> None:
     before = records(log)
     log.compact(now_ms=10_000)  # everything dirty again: still correct
     assert replay(records(log)) == replay(before)
+
+
+def test_delete_and_compact_both_apply(tmp_path) -> None:
+    log = PartitionLog.open(tmp_path, ccfg(delete=True, retention_ms=5_000))
+    for i in range(40):
+        append(log, [(f"k{i % 3}", f"old{i}")], ts=1_000)
+    for i in range(40):
+        append(log, [(f"k{i % 3}", f"new{i}")], ts=100_000 + i)
+    assert log.compact(now_ms=100_000) is not None  # compaction: one record per key left below
+    assert log.apply_retention(now_ms=100_000) > 0  # retention: the segments of old data go
+    after = records(log)
+    assert after and all(v.startswith(b"new") for _, _, v in after)
+    assert log.log_start_offset == log.segments[0].base_offset
+    for i in range(40):
+        append(log, [(f"k{i % 3}", f"newer{i}")], ts=200_000 + i)
+    before = records(log)
+    assert log.compact(now_ms=200_000) is not None  # the checkpoint below the new log start is fine
+    assert replay(records(log)) == replay(before)
