@@ -21,8 +21,8 @@ A pass, as in Kafka's LogCleaner:
    come out empty: it then stays as an empty segment until a later pass merges it.
 4. Save the checkpoint (`cleaner-checkpoint`: first dirty offset and delete horizons).
 
-Throttling: a pass is a generator that yields after each segment it reads, so the broker's
-housekeeping advances it a few segments per tick. Between steps the log may change
+Throttling: a pass is a generator that yields after each segment it reads and after every
+STEP_BYTES within one, so the broker's housekeeping advances it a few steps per tick. Between steps the log may change
 (appends, rolls, retention, truncation); on every resume the pass checks that the segments
 it planned on are still there, inactive and unchanged, and abandons itself otherwise.
 """
@@ -63,6 +63,7 @@ CHECKPOINT_FILE = "cleaner-checkpoint"
 CLEANED_SUFFIX = ".cleaned"
 SWAP_SUFFIX = ".swap"
 DEFAULT_MAX_MAP_KEYS = 1_000_000
+STEP_BYTES = 1 << 20  # a pass also yields inside a segment after reading this much
 
 # Tests set this to raise at a named step of a swap, leaving the files as a crash would.
 crash_hook: Callable[[str], None] | None = None
@@ -344,8 +345,14 @@ def clean_steps(log: "PartitionLog", now_ms: int, *,
         for i in range(dirty_from, len(segs)):
             if i > dirty_from and len(omap) >= max_map_keys:
                 break
+            done = 0
             for h, raw in _batches(segs[i]):
                 omap.add_batch(h, raw, view.outcome(h))
+                done += h.size
+                if done >= STEP_BYTES:
+                    done = 0
+                    yield
+                    guard.check()
             mapped = i + 1
             yield
             guard.check()
@@ -387,7 +394,13 @@ def _clean_group(log: "PartitionLog", group: list[Segment], omap: OffsetMap,
         headers: list[tuple[int, BatchHeader]] = []
         changed = len(group) > 1
         for seg in group:
+            done = 0
             for h, raw in _batches(seg):
+                done += h.size
+                if done >= STEP_BYTES:
+                    done = 0
+                    yield
+                    guard.check()
                 horizon = ckpt.horizons.get(h.base_offset)
                 keep_header = h.producer_id >= 0 and view.last_of_producer.get(h.producer_id) == h.base_offset
                 outcome = view.outcome(h)
@@ -458,9 +471,8 @@ class Cleaner:
         self._next_check_ms = 0
 
     def step(self, now_ms: int, *, segments: int = 4) -> CleanStats | None:
-        """Advance the current pass by up to `segments` segment reads (start one if due).
-
-        Returns the stats of a pass that finished in this call.
+        """Advance the current pass by up to `segments` steps (a segment, or STEP_BYTES of
+        one), starting a pass if one is due. Returns the stats of a pass that finished here.
         """
         if not self.log.config.compact or self.log.closed:
             self.stop()

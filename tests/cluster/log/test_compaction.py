@@ -386,3 +386,19 @@ def test_delete_and_compact_both_apply(tmp_path) -> None:
     before = records(log)
     assert log.compact(now_ms=200_000) is not None  # the checkpoint below the new log start is fine
     assert replay(records(log)) == replay(before)
+
+
+def test_a_pass_yields_inside_big_segments(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(cleaner_mod, "STEP_BYTES", 200)
+    log, before = build_log(tmp_path, n=80)
+    steps = 0
+    gen = cleaner_mod.clean_steps(log, 10_000)
+    while True:
+        try:
+            next(gen)
+            steps += 1
+        except StopIteration as stop:
+            assert stop.value is not None
+            break
+    assert steps > 2 * (log.segment_count)  # more than one step per segment and phase
+    assert replay(records(log)) == replay(before)
