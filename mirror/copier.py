@@ -69,6 +69,9 @@ class LinkCopier:
         self._failures = 0
         self._state = "starting"
         self.hold: str | None = None  # a link state other than normal: copy nothing
+        # The next fetch, started while the previous batches are being written, and the
+        # positions it was asked for (used only if they are still the positions then).
+        self._prefetch: tuple[asyncio.Future, dict[TP, int]] | None = None
 
     def set_hold(self, hold: str | None) -> None:
         """Stop copying while ``hold`` names a link state (failed-over, paused...); resume
@@ -126,6 +129,7 @@ class LinkCopier:
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             if self.hold is not None:
+                self._cancel_prefetch()
                 self._positions.clear()
                 self._set_state(self.hold)
                 self._changed.clear()
@@ -148,17 +152,36 @@ class LinkCopier:
                 self.progress.retries += 1
                 self._set_state("retrying", f"{type(exc).__name__}: {exc}")
                 # Progress lives in the target: re-read it rather than trust memory.
+                self._cancel_prefetch()
                 self._positions.clear()
                 delay = self._wait(_RetryState(self._failures))
                 await _wait_any(stop, None, delay)
 
-    async def step(self) -> int:
-        """One fetch + one write. Returns the number of batches copied."""
-        req = {tp: FetchPosition(pos, self.partition_max_bytes) for tp, pos in self._positions.items()}
-        results = await self.source.fetch(
+    def _cancel_prefetch(self) -> None:
+        if self._prefetch is not None:
+            self._prefetch[0].cancel()
+            self._prefetch = None
+
+    async def _fetch(self, positions: dict[TP, int]) -> dict[TP, FetchResult]:
+        req = {tp: FetchPosition(pos, self.partition_max_bytes) for tp, pos in positions.items()}
+        return await self.source.fetch(
             req, max_wait_ms=self.max_wait_ms, min_bytes=1, max_bytes=self.fetch_max_bytes,
             isolation="read_committed" if self.translate else "read_uncommitted",
         )
+
+    async def step(self) -> int:
+        """One fetch + one write, the next fetch overlapping the write (so a copy runs at
+        the pace of the slower side, not of both added). Returns the batches copied."""
+        results = None
+        if self._prefetch is not None:
+            fut, asked = self._prefetch
+            self._prefetch = None
+            if asked == self._positions:
+                results = await fut
+            else:
+                fut.cancel()
+        if results is None:
+            results = await self._fetch(dict(self._positions))
         self._check_topic_ids(results)
         to_write: dict[TP, list[memoryview]] = {}
         for tp, res in results.items():
@@ -172,6 +195,10 @@ class LinkCopier:
                 to_write[tp] = batches
         if not to_write:
             return 0
+        upcoming = dict(self._positions)
+        for tp, bs in to_write.items():
+            upcoming[tp] = rb.read_header(bs[-1]).next_offset
+        self._prefetch = (asyncio.ensure_future(self._fetch(upcoming)), upcoming)
         written = await self.sink.write(to_write)
         now = int(time.time() * 1000)
         n = 0
