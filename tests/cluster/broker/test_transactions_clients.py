@@ -105,7 +105,12 @@ def test_new_instance_fences_the_old_one(cluster) -> None:
 
 
 def committed_offsets(bs: str, group: str, topic: str, partitions: int) -> dict[int, int]:
-    c = Consumer({"bootstrap.servers": bs, "group.id": group, "enable.auto.commit": False})
+    """The group's committed offsets as they stand, pending transactional ones excluded.
+
+    read_uncommitted, because a read_committed consumer (librdkafka's default) asks with
+    require_stable and, as on Apache Kafka, waits while a transaction holds offsets."""
+    c = Consumer({"bootstrap.servers": bs, "group.id": group, "enable.auto.commit": False,
+                  "isolation.level": "read_uncommitted"})
     try:
         found = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=30)
         return {tp.partition: tp.offset for tp in found}
