@@ -26,6 +26,7 @@ the `failing-back` link state so a re-run after a crash reuses them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -153,12 +154,22 @@ async def find_divergence(old: KafkaClient, old_topic: str, new: KafkaClient, ne
 
 
 async def _catch_up(new: KafkaClient, old: KafkaClient, parts: list[FailbackPartition]) -> None:
+    """Copy what the old source lacks from the new primary, offsets preserved, partitions in
+    parallel; then record each partition's new end."""
+    old_ends = await ops.end_offsets(old, [(p.topic, p.partition) for p in parts])
+    new_ends = await ops.end_offsets(new, [(p.target_topic, p.partition) for p in parts])
+    sem = asyncio.Semaphore(16)
+
+    async def one(part: FailbackPartition) -> None:
+        start, end = old_ends[(part.topic, part.partition)], new_ends[(part.target_topic, part.partition)]
+        if start < end:
+            async with sem:
+                await ops.copy_preserving(new, part.target_topic, old, part.topic, part.partition, start, end)
+
+    await asyncio.gather(*(one(p) for p in parts))
+    done = await ops.end_offsets(old, [(p.topic, p.partition) for p in parts])
     for part in parts:
-        old_end = (await old.list_offsets(part.topic, [part.partition], -1))[part.partition][0]
-        new_end = (await new.list_offsets(part.target_topic, [part.partition], -1))[part.partition][0]
-        if old_end < new_end:
-            await ops.copy_preserving(new, part.target_topic, old, part.topic, part.partition, old_end, new_end)
-        part.new_end = (await old.list_offsets(part.topic, [part.partition], -1))[part.partition][0]
+        part.new_end = done[(part.topic, part.partition)]
 
 
 async def _move_groups(link: LinkConfig, cfg: MirrorConfig, new: KafkaClient, old: KafkaClient,
@@ -232,13 +243,18 @@ async def run_failback(cfg: MirrorConfig, link: LinkConfig, *, stay: bool = Fals
                 await old.create_partitions({topic: len(pids)})
             old_ends = await ops.end_offsets(old, [(topic, p) for p in pids])
             new_ends = await ops.end_offsets(new, [(ttopic, p) for p in pids])
-            for p in pids:
+            sem = asyncio.Semaphore(16)
+
+            async def locate(p: int, topic: str = topic, ttopic: str = ttopic) -> FailbackPartition:
                 at = promoted.get(topic, {}).get(p)
                 e, w = old_ends[(topic, p)], new_ends[(ttopic, p)]
                 d = min(e, w)  # a re-run (or nothing diverged): identical up to the shorter end
-                if not await same_batch_before(old, topic, new, ttopic, p, d):
-                    d = await find_divergence(old, topic, new, ttopic, p, divergence_candidate(at, e, w))
-                parts.append(FailbackPartition(topic, ttopic, p, at, e, d, max(0, e - d)))
+                async with sem:
+                    if not await same_batch_before(old, topic, new, ttopic, p, d):
+                        d = await find_divergence(old, topic, new, ttopic, p, divergence_candidate(at, e, w))
+                return FailbackPartition(topic, ttopic, p, at, e, d, max(0, e - d))
+
+            parts += await asyncio.gather(*(locate(p) for p in pids))
         report.partitions = parts
         for part in parts:
             if part.diverged and part.topic not in diverged_names:

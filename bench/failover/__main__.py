@@ -5,7 +5,8 @@ east gets TOPICS x PARTITIONS partitions with a few records each and GROUPS cons
 groups with commits on every partition; once west has caught up and the groups are
 checkpointed, `dcmirror failover --yes --json` (planned: fence, drain, final checkpoint,
 promote) runs as a subprocess and is timed. With `--unplanned`, a second, fresh setup is
-failed over with `--force` after `kill -9` of east. Prints the wall time of the command
+failed over with `--force` after `kill -9` of east, then east is restarted and `dcmirror
+failback` (restore the original direction) is timed too. Prints the wall time of the command
 (process start included) and the procedure's own elapsed time; the goal is under 5 s.
 """
 
@@ -114,10 +115,24 @@ def main(topics: int, partitions: int, groups: int, records: int, unplanned: boo
                 run = {"kind": kind, "wall_s": round(wall, 3), "procedure_s": rep["elapsed_s"],
                        "partitions": len(rep["partitions"]), "groups": len(rep["groups"]),
                        "loss": rep["total_loss"], "steps": rep.get("steps", {})}
-                results["runs"].append(run)
                 print(f"{kind} failover of {topics} topics x {partitions} partitions, {groups} groups: "
                       f"{wall:.2f} s wall ({rep['elapsed_s']:.2f} s in the procedure; goal < 5 s), "
-                      f"{run['partitions']} partitions promoted, loss {rep['total_loss']}; steps {run['steps']}", flush=True)
+                      f"{run['partitions']} partitions promoted, loss {rep['total_loss']}; steps {run['steps']}",
+                      flush=True)
+                if kind == "unplanned":
+                    east.start()
+                    started = time.monotonic()
+                    back = subprocess.run([sys.executable, "-m", "dcmirror_cli", "-q", "failback", str(cfg),
+                                           "--link", LINK, "--json"], capture_output=True, text=True, cwd=ROOT,
+                                          stdin=subprocess.DEVNULL, timeout=600)
+                    if back.returncode != 0:
+                        raise SystemExit(f"failback failed ({back.returncode}):\n{back.stderr}")
+                    rep_back = json.loads(back.stdout)
+                    run["failback_wall_s"] = round(time.monotonic() - started, 3)
+                    run["failback_procedure_s"] = rep_back["elapsed_s"]
+                    print(f"failback of the same: {run['failback_wall_s']:.2f} s wall "
+                          f"({rep_back['elapsed_s']:.2f} s in the procedure), state {rep_back['state']}", flush=True)
+                results["runs"].append(run)
             finally:
                 mirror.stop()
                 east.stop()
