@@ -81,8 +81,9 @@ def render_failover(report) -> None:
                   style="red" if r.loss else None)
     out.print(t)
     total = report.total_loss
-    out.print(f"recovery point: {'unknown' if total is None else total} record(s) not mirrored "
-              f"(last contact with {report.source}: {_utc(report.last_contact_ms)})")
+    where = (f"source ends read live from {report.source}" if live and not report.already
+             else f"last contact with {report.source}: {_utc(report.last_contact_ms)}")
+    out.print(f"recovery point: {'unknown' if total is None else total} record(s) not mirrored ({where})")
     if report.groups:
         g = Table(title="consumer groups on " + report.target, title_justify="left")
         for col in ("group", "offsets committed", "note", "may re-read"):

@@ -380,8 +380,11 @@ async def _fence(source: KafkaClient, scope: Scope, target_alias: str, report: R
 async def _wait_for_daemon(target: KafkaClient, link: str, since: int, contact: ls.Contact | None,
                            report: Report, timeout_s: float = 10.0) -> None:
     """A daemon recording contact lately is running: wait until it acknowledges the new
-    state (it then copies and checkpoints nothing more for this link)."""
-    if contact is None or time.time() * 1000 - contact.at_ms > 60_000:
+    state (it then copies and checkpoints nothing more for this link). Without any contact
+    record a daemon may have just started: wait a little; with only old ones, none runs."""
+    if contact is None:
+        timeout_s = 3.0
+    elif time.time() * 1000 - contact.at_ms > 60_000:
         return
     deadline = time.monotonic() + timeout_s
     folded = ls.StateLog()
