@@ -59,6 +59,10 @@ def mirror_partition(broker, topic: str, index: int, records: bytes | None) -> d
     first = rb.read_header(fresh[0]).base_offset
     if log.log_end_offset == log.log_start_offset and first > log.log_end_offset:
         log.start_at(first)
+    if broker.producer_state is not None:
+        # Load (or rebuild from the log) the partition's producer and transaction state
+        # before appending, so the batches below are recorded exactly once.
+        broker.producer_state.for_partition(part)
     try:
         res = log.append_preserving(fresh, now_ms=int(time.time() * 1000))
     except OffsetOutOfOrder as exc:

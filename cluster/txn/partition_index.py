@@ -42,7 +42,9 @@ class PartitionTxnIndex:
         first = self.ongoing.pop(producer_id, None)
         if first is not None and not commit:
             entry = AbortedTxn(marker_offset, producer_id, first)
-            bisect.insort(self.aborted, entry)
+            i = bisect.bisect_left(self.aborted, entry)
+            if i == len(self.aborted) or self.aborted[i] != entry:  # never list one twice
+                self.aborted.insert(i, entry)
         return first
 
     def is_ongoing(self, producer_id: int) -> bool:

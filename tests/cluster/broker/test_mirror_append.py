@@ -66,3 +66,32 @@ async def fetch_all_from(conn: RawConn, topic: str, offset: int) -> bytes:
     data = resp.responses[0].partitions[0].records
     assert [h.base_offset for _, h in rb.iter_batches(data)]  # whole batches
     return data
+
+
+async def test_first_append_with_markers_lists_each_aborted_transaction_once(broker) -> None:
+    """The partition's transaction state is loaded before the first mirrored append, so an
+    ABORT marker in that append is not counted twice (a duplicate entry made librdkafka
+    drop later committed transactions)."""
+    from cluster.wire.control import build_control_batch
+
+    conn = await RawConn.open(broker.config.port)
+    await create(conn, "tx", 1, {"dcmirror.mirror.source": "east"})
+    pid, epoch = 77, 0
+    data = []
+    off = 0
+    for i, commit in enumerate([True, False, True]):
+        data.append(build_batch([(b"k", b"v%d" % i, [], 1000)], base_offset=off, producer_id=pid,
+                                producer_epoch=epoch, base_sequence=i, transactional=True))
+        off += 1
+        data.append(build_control_batch(pid, epoch, commit, 0, 1000, base_offset=off))
+        off += 1
+    assert (await mirror_append(conn, "tx", 0, b"".join(data))).error_code == 0
+    resp = await conn.call(1, 12, {"max_wait": 0, "min_bytes": 0, "max_bytes": 1 << 20,
+                                   "isolation_level": 1, "session_id": 0, "session_epoch": -1,
+                                   "topics": [{"topic": "tx", "partitions": [
+                                       {"partition": 0, "fetch_offset": 0, "partition_max_bytes": 1 << 20}]}],
+                                   "forgotten_topics_data": [], "rack_id": ""})
+    part = resp.responses[0].partitions[0]
+    assert part.last_stable_offset == off
+    assert [(a.producer_id, a.first_offset) for a in part.aborted_transactions] == [(pid, 2)]
+    conn.close()
