@@ -28,6 +28,7 @@ from cluster.client.errors import KafkaProtocolError
 from cluster.wire import codec
 from cluster.wire import record_batch as rb
 from cluster.wire.batch_builder import build_batch
+from cluster.wire.produce_request import Buffer, produce_v9_parts
 from cluster.wire.records import decode_batches
 from mirror.offsets import OffsetSync, decode_sync, encode_sync, offset_syncs_topic
 
@@ -59,15 +60,15 @@ def target_supports_preserving(versions) -> bool:
 
 
 async def _send_by_leader(
-    client: KafkaClient, rounds: list[dict[TP, bytes]], api_key: int | None
+    client: KafkaClient, rounds: list[dict[TP, list[Buffer]]], api_key: int | None
 ) -> list[dict[TP, tuple[int, int, str | None]]]:
     """Send Produce-shaped requests, one per round and target leader, pipelined in round
     order on each connection (a broker serves one connection's requests in order).
 
     Returns, per round, {tp: (error_code, base_offset, message)}. Rounds exist because
-    Kafka accepts only one compressed batch per partition in a Produce request."""
-    from cluster.wire.build import build
-
+    Kafka accepts only one compressed batch per partition in a Produce request. Requests
+    at Produce v9 (always, for DcMirrorAppend) are encoded by hand around the batch
+    buffers (`cluster.wire.produce_request`); older versions go through kio."""
     leaders: dict[TP, int] = {}
     for requests in rounds:
         for topic, p in requests:
@@ -76,25 +77,13 @@ async def _send_by_leader(
     conns = {node: await client.connection(node) for node in set(leaders.values())}
     tasks = []
     for requests in rounds:
-        by_node: dict[int, dict[str, list[dict]]] = {}
-        for (topic, p), payload in requests.items():
-            by_node.setdefault(leaders[(topic, p)], {}).setdefault(topic, []).append(
-                {"index": p, "records": payload})
+        by_node: dict[int, dict[str, list[tuple[int, list[Buffer]]]]] = {}
+        for (topic, p), batches in requests.items():
+            by_node.setdefault(leaders[(topic, p)], {}).setdefault(topic, []).append((p, batches))
         round_tasks = []
         for node, topics in by_node.items():
-            conn = conns[node]
-            if api_key is None:
-                schema = codec.request_schema(PRODUCE, conn.version_for(PRODUCE, 9))
-                send_key = send_version = None
-            else:
-                schema, send_key, send_version = codec.request_schema(api_key, 0), api_key, 0
-            body = build(schema, {
-                "transactional_id": None, "acks": -1, "timeout": 30000,
-                "topic_data": [{"name": t, "partition_data": ps} for t, ps in topics.items()],
-            })
             # Created in order, each task writes its request before its first await.
-            round_tasks.append(asyncio.ensure_future(
-                conn.send(body, api_key=send_key, api_version=send_version)))
+            round_tasks.append(asyncio.ensure_future(_send_one(conns[node], topics, api_key)))
         tasks.append(round_tasks)
     out: list[dict[TP, tuple[int, int, str | None]]] = []
     try:
@@ -112,6 +101,25 @@ async def _send_by_leader(
                 if not t.done():
                     t.cancel()
     return out
+
+
+async def _send_one(conn, topics: dict[str, list[tuple[int, list[Buffer]]]], api_key: int | None):
+    version = 0 if api_key is not None else conn.version_for(PRODUCE, 9)
+    key = PRODUCE if api_key is None else api_key
+    if api_key is not None or version == 9:
+        items = list(topics.items())
+        raw = await conn.roundtrip_parts(
+            lambda cid: produce_v9_parts(cid, conn.client_id, items, api_key=key, api_version=version),
+            "Produce")
+        return codec.decode_response(raw, codec.response_schema(key, version))[1]
+    from cluster.wire.build import build
+
+    body = build(codec.request_schema(PRODUCE, version), {
+        "transactional_id": None, "acks": -1, "timeout": 30000,
+        "topic_data": [{"name": t, "partition_data": [{"index": p, "records": b"".join(bs)} for p, bs in ps]}
+                       for t, ps in topics.items()],
+    })
+    return await conn.send(body)
 
 
 def _raise_for(tp: TP, code: int, message: str | None) -> None:
@@ -141,7 +149,7 @@ class PreservingSink:
         return out
 
     async def write(self, data: dict[TP, list[memoryview]]) -> dict[TP, Written]:
-        requests = {(self.rename(t), p): b"".join(bs) for (t, p), bs in data.items()}
+        requests = {(self.rename(t), p): list(bs) for (t, p), bs in data.items()}
         (results,) = await _send_by_leader(self.target, [requests], codec.DCMIRROR_APPEND)
         out = {}
         for (t, p), bs in data.items():
@@ -229,7 +237,7 @@ class TranslatingSink:
         await self._ensure_sync_topic()
         stripped = {tp: [for_produce(b) for b in bs] for tp, bs in data.items()}
         depth = max(len(bs) for bs in stripped.values())
-        rounds = [{(self.rename(t), p): bs[k] for (t, p), bs in stripped.items() if k < len(bs)}
+        rounds = [{(self.rename(t), p): [bs[k]] for (t, p), bs in stripped.items() if k < len(bs)}
                   for k in range(depth)]
         results = await _send_by_leader(self.target, rounds, None)
         out: dict[TP, Written] = {}

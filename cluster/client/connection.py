@@ -163,13 +163,16 @@ class BrokerConnection:
         self._next_cid = (cid + 1) & 0x7FFFFFFF
         return cid
 
-    async def _write(self, data: bytes) -> None:
+    async def _write(self, data: bytes | list) -> None:
         if self._closed:
             raise KafkaConnectionError(
                 f"connection to {self.address[0]}:{self.address[1]} {self._close_reason}"
             )
         try:
-            self._writer.write(data)
+            if isinstance(data, list):
+                self._writer.writelines(data)
+            else:
+                self._writer.write(data)
             async with self._write_lock:
                 await self._writer.drain()
         except (OSError, ConnectionError) as exc:
@@ -184,21 +187,29 @@ class BrokerConnection:
 
         `api_key`/`api_version` send a private API that borrows a public schema
         (codec.PRIVATE_APIS, e.g. dcmirror's offset-preserving append)."""
+        return await self.roundtrip_parts(
+            lambda cid: frame(encode_request(body, cid, self.client_id, api_key=api_key,
+                                             api_version=api_version)),
+            type(body).__name__, timeout_s)
+
+    async def roundtrip_parts(self, make: Any, what: str, timeout_s: float | None = None) -> bytes:
+        """Like `roundtrip` for a request the caller encodes itself: `make(correlation_id)`
+        returns the framed request as bytes or a list of buffers (sent with writelines,
+        so large record batches are not copied into one request buffer first)."""
         cid = self._allocate()
         fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._pending[cid] = fut
         try:
-            await self._write(frame(encode_request(
-                body, cid, self.client_id, api_key=api_key, api_version=api_version)))
+            await self._write(make(cid))
             timeout = self.request_timeout_s if timeout_s is None else timeout_s
             try:
                 return await asyncio.wait_for(asyncio.shield(fut), timeout)
             except asyncio.TimeoutError:
                 self._pending.pop(cid, None)
                 fut.cancel()
-                self._shutdown(f"timed out after {timeout:.1f}s waiting for {type(body).__name__}")
+                self._shutdown(f"timed out after {timeout:.1f}s waiting for {what}")
                 raise KafkaTimeoutError(
-                    f"{type(body).__name__} to {self.address[0]}:{self.address[1]} timed out after {timeout:.1f}s"
+                    f"{what} to {self.address[0]}:{self.address[1]} timed out after {timeout:.1f}s"
                 ) from None
         finally:
             self._pending.pop(cid, None)
