@@ -203,8 +203,10 @@ class LinkCopier:
         now = int(time.time() * 1000)
         n = 0
         for tp, w in written.items():
-            self._positions[tp] = max(self._positions.get(tp, 0), w.next_upstream)
-            pp = self.progress.partitions[tp]
+            pp = self.progress.partitions.get(tp)
+            if tp not in self._positions or pp is None:
+                continue  # revoked while the write was in flight: it is someone else's now
+            self._positions[tp] = max(self._positions[tp], w.next_upstream)
             bs = to_write[tp]
             pp.position = self._positions[tp]
             pp.batches += len(bs)
