@@ -20,7 +20,13 @@ def _result(name: str, code: int, message: str | None = None, **extra) -> dict:
 
 @handler(19, 0, 7)
 async def create_topics(broker, hdr, req) -> dict:
-    results = []
+    results: list[dict] = []
+    with broker.catalogue.batch():  # one catalogue write for the whole request
+        _create_all(broker, req, results)
+    return {"throttle_time": 0, "topics": results}
+
+
+def _create_all(broker, req, results: list) -> None:
     for t in req.topics:
         if t.assignments:
             bad = [b for a in t.assignments for b in a.broker_ids if b != broker.node_id]
@@ -57,4 +63,3 @@ async def create_topics(broker, hdr, req) -> dict:
                 for k, v in eff.items() if not k.startswith("dcmirror.")
             ],
         })
-    return {"throttle_time": 0, "topics": results}

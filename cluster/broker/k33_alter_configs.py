@@ -11,6 +11,12 @@ from cluster.broker.registry import handler
 @handler(33, 0, 2)
 async def alter_configs(broker, hdr, req) -> dict:
     out = []
+    with broker.catalogue.batch():
+        _alter_all(broker, req, out)
+    return {"throttle_time": 0, "responses": out}
+
+
+def _alter_all(broker, req, out: list) -> None:
     for r in req.resources:
         base = {"resource_type": r.resource_type, "resource_name": r.resource_name}
         if r.resource_type != configs.TOPIC:
@@ -24,4 +30,3 @@ async def alter_configs(broker, hdr, req) -> dict:
             out.append({**base, "error_code": exc.code, "error_message": str(exc)})
             continue
         out.append({**base, "error_code": 0, "error_message": None})
-    return {"throttle_time": 0, "responses": out}
