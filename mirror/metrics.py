@@ -16,7 +16,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from mirror.progress import LinkProgress
 
 _STATES = {"starting": 0, "connecting": 1, "idle": 2, "running": 3, "retrying": 4,
-           "failed-over": 5, "stopped": 6, "error": 7}
+           "failed-over": 5, "stopped": 6, "error": 7, "paused": 8, "failing-over": 9,
+           "failing-back": 10, "reversed": 11}
 
 
 class ProgressCollector:

@@ -62,12 +62,21 @@ async def _last_checkpoints(target: KafkaClient, link: str) -> dict[str, int]:
 async def link_status(cfg: MirrorConfig, link: LinkConfig) -> dict[str, Any]:
     policy = cfg.policy(link)
     entry: dict[str, Any] = {"name": link.name, "source": link.source, "target": link.target,
-                             "mode": None, "partitions": [], "groups": [], "error": None}
+                             "mode": None, "link_state": None, "partitions": [], "groups": [],
+                             "error": None}
     source, target = _client(cfg, link.source), _client(cfg, link.target)
     now = int(time.time() * 1000)
     try:
         await source.start()
         await target.start()
+        from mirror.link_state import read_state
+
+        try:
+            st = (await read_state(target, link.name)).state
+            entry["link_state"] = st.state
+            entry["link_state_since_ms"] = st.since_ms
+        except (KafkaError, OSError):
+            entry["link_state"] = "unknown"
         conn = await target.any_connection()
         preserve = link.resolved_mode(conn.versions.supports(codec.DCMIRROR_APPEND)) == "preserve-offsets"
         entry["mode"] = "preserve-offsets" if preserve else "translate"
@@ -140,7 +149,8 @@ def render_table(report: dict[str, Any]):
 
     parts = []
     for link in report["links"]:
-        title = f"{link['name']}: {link['source']} -> {link['target']} ({link['mode'] or '?'})"
+        title = (f"{link['name']}: {link['source']} -> {link['target']} ({link['mode'] or '?'}, "
+                 f"link {link.get('link_state') or '?'})")
         if link.get("error"):
             parts.append(Text(f"{title}: ERROR {link['error']}", style="bold red"))
             continue

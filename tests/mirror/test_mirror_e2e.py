@@ -232,6 +232,7 @@ def test_status_command_reports_lag_in_json(dc) -> None:
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     assert all(p["lag"] == 0 and p["state"] == "in-sync" for p in report["links"][0]["partitions"])
+    assert report["links"][0]["link_state"] == "normal"
 
 
 def test_consumer_group_offsets_follow_and_resume_exactly(dc) -> None:
