@@ -113,3 +113,26 @@ def incremental(current: dict[str, str], ops) -> dict[str, str]:
             raise ConfigProblem(ErrorCode.invalid_request,
                                 f"unknown config operation {op.config_operation}")
     return out
+
+
+def alter_topics(broker, req, new_configs) -> dict:
+    """Shared body of AlterConfigs and IncrementalAlterConfigs: per resource, compute the
+    topic's complete new override set with `new_configs(meta, resource)` and store it;
+    one catalogue write for the whole request."""
+    out = []
+    with broker.catalogue.batch():
+        for r in req.resources:
+            base = {"resource_type": r.resource_type, "resource_name": r.resource_name}
+            try:
+                if r.resource_type != TOPIC:
+                    raise ConfigProblem(ErrorCode.invalid_request, "only topic configs can be altered")
+                meta = broker.topic(r.resource_name)
+                if meta is None:
+                    raise ConfigProblem(ErrorCode.unknown_topic_or_partition,
+                                        f"topic {r.resource_name} does not exist")
+                apply_topic_configs(broker, r.resource_name, new_configs(meta, r), req.validate_only)
+            except ConfigProblem as exc:
+                out.append({**base, "error_code": exc.code, "error_message": str(exc)})
+                continue
+            out.append({**base, "error_code": 0, "error_message": None})
+    return {"throttle_time": 0, "responses": out}
