@@ -16,7 +16,8 @@ import uuid
 
 from kio.schema.errors import ErrorCode
 
-from cluster.broker.registry import handler
+from cluster.broker.registry import PreEncoded, handler
+from cluster.wire.fetch_response import fetch_response_parts
 from cluster.log import OffsetOutOfRange
 
 _READ_COMMITTED = 1
@@ -145,6 +146,8 @@ async def fetch(broker, hdr, req) -> dict:
         finally:
             for part in parts:
                 part.remove_waiter(fut)
+    if version >= 12:
+        return PreEncoded(lambda cid: fetch_response_parts(cid, version, responses))
     return {
         "throttle_time": 0,
         "error_code": 0,

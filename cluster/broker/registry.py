@@ -31,6 +31,14 @@ class Handler:
 HANDLERS: dict[int, Handler] = {}
 
 
+@dataclass(frozen=True)
+class PreEncoded:
+    """A handler result that encodes itself: `encode(correlation_id)` returns the framed
+    response as a list of buffers (hot paths that avoid copying record bytes)."""
+
+    encode: Callable[[int], list]
+
+
 def handler(api_key: int, min_version: int, max_version: int) -> Callable[[HandlerFn], HandlerFn]:
     """Register `fn` for `api_key`, clamped to the versions kio can encode."""
 

@@ -273,7 +273,10 @@ class Broker:
                 reply = await self._handle_frame(frame, peer)
                 if reply is False:
                     return
-                if reply is not None:
+                if isinstance(reply, list):
+                    writer.writelines(reply)  # framed buffers around log bytes
+                    await writer.drain()
+                elif reply is not None:
                     writer.write(reply)  # already framed
                     await writer.drain()
         except asyncio.CancelledError:
@@ -284,7 +287,7 @@ class Broker:
             self._connections.discard(writer)
             writer.close()
 
-    async def _handle_frame(self, frame: bytes, peer: Any) -> bytes | None | bool:
+    async def _handle_frame(self, frame: bytes, peer: Any) -> bytes | list | None | bool:
         """The encoded reply, None for no reply, or False to close the connection."""
         try:
             request = codec.decode_request(frame)
@@ -311,6 +314,8 @@ class Broker:
             result = await h.fn(self, hdr, request.body)
             if result is None:
                 return None
+            if isinstance(result, registry.PreEncoded):
+                return result.encode(hdr.correlation_id)
             body = build(codec.response_schema(hdr.api_key, hdr.api_version), result)
             return codec.encode_response(hdr.correlation_id, body, framed=True)
         except asyncio.CancelledError:
