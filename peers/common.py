@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import ctypes
+import shutil
 import signal
 import socket
 import subprocess
@@ -212,3 +213,48 @@ class PeerProcess:
         except OSError:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:])
+
+
+class ManagedPeer:
+    """Lifecycle shared by the peers: a `PeerProcess` in a temporary work dir, stopped and
+    removed on `stop()`, usable as a context manager. Subclasses set `_proc`, `workdir` and
+    `stop_grace`, and implement `start()`."""
+
+    _proc: "PeerProcess | None"
+    workdir: Path
+    stop_grace: float = 10.0
+
+    def start(self):  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None, "not started"
+        return self._proc.pid
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.alive()
+
+    def log_tail(self, lines: int = 60) -> str:
+        return self._proc.log_tail(lines) if self._proc else "(not started)"
+
+    def kill9(self) -> None:
+        """Crash it (SIGKILL); the work dir stays."""
+        if self._proc:
+            self._proc.kill9()
+
+    def stop(self) -> None:
+        """Stop the process and delete its work dir. Idempotent."""
+        if self._proc:
+            self._proc.stop(grace=self.stop_grace)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self):
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, et, ev, tb) -> None:
+        self.stop()

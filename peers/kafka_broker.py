@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import base64
 import logging
-import shutil
 import subprocess
 import tempfile
 import uuid
 from pathlib import Path
-from types import TracebackType
 from typing import Mapping
 
-from peers.common import PACKAGE_DIR, PeerProcess, admin_ready, free_port
+from peers.common import ManagedPeer, PACKAGE_DIR, PeerProcess, admin_ready, free_port
 from peers.fetch import ensure_kafka, java_path
 
 log = logging.getLogger(__name__)
@@ -62,8 +60,10 @@ def random_cluster_id() -> str:
             return cid
 
 
-class KafkaBroker:
+class KafkaBroker(ManagedPeer):
     """A single-node KRaft Apache Kafka on 127.0.0.1. Use as a context manager."""
+
+    stop_grace = 15.0
 
     def __init__(self, extra_config: Mapping[str, str] | None = None,
                  heap: str = "512m", start_timeout: float = 90.0) -> None:
@@ -80,11 +80,6 @@ class KafkaBroker:
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        assert self._proc is not None, "not started"
-        return self._proc.pid
 
     @property
     def log_path(self) -> Path:
@@ -143,22 +138,11 @@ class KafkaBroker:
         log.info("Apache Kafka ready on %s (pid %d)", self.bootstrap, self.pid)
         return self
 
-    def kill9(self) -> None:
-        """Crash it (SIGKILL); data stays for `restart()`."""
-        if self._proc:
-            self._proc.kill9()
-
     def restart(self) -> None:
         """Graceful stop (if running) and start again on the same ports and data."""
         if self._proc:
             self._proc.stop()
         self.start()
-
-    def stop(self) -> None:
-        """Stop the broker and delete its work dir. Idempotent."""
-        if self._proc:
-            self._proc.stop()
-        shutil.rmtree(self.workdir, ignore_errors=True)
 
     def tool(self, main_class: str, *args: str, input: str | None = None,
              timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
@@ -166,13 +150,3 @@ class KafkaBroker:
         return kafka_tool(main_class, "--bootstrap-server", self.bootstrap, *args,
                           input=input, timeout=timeout)
 
-    def __enter__(self) -> "KafkaBroker":
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()

@@ -10,21 +10,21 @@ replication policy a source topic T appears on the target as `source.T`; pass
 from __future__ import annotations
 
 import logging
-import shutil
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Mapping
 
-from peers.common import PeerProcess, PeerStartError, end_offsets
+from peers.common import ManagedPeer, PeerProcess, PeerStartError, end_offsets
 from peers.kafka_broker import MIRROR_MAKER, java_cmd
 
 log = logging.getLogger(__name__)
 
 
-class MirrorMaker2:
+class MirrorMaker2(ManagedPeer):
     """MirrorMaker 2 replicating topics matching `topics` (a regex) from source to target."""
+
+    stop_grace = 20.0
 
     def __init__(self, source_bootstrap: str, target_bootstrap: str, topics: str = ".*",
                  source_alias: str = "source", target_alias: str = "target",
@@ -45,11 +45,6 @@ class MirrorMaker2:
     def target_topic(self, topic: str) -> str:
         """Name of `topic` on the target under the configured replication policy."""
         return topic if self.identity else f"{self.source_alias}.{topic}"
-
-    @property
-    def pid(self) -> int:
-        assert self._proc is not None, "not started"
-        return self._proc.pid
 
     @property
     def log_path(self) -> Path:
@@ -114,24 +109,3 @@ class MirrorMaker2:
                                      f"wanted {records}\n{self.log_tail()}")
             time.sleep(0.5)
 
-    def alive(self) -> bool:
-        return self._proc is not None and self._proc.alive()
-
-    def log_tail(self, lines: int = 60) -> str:
-        return self._proc.log_tail(lines) if self._proc else "(not started)"
-
-    def stop(self) -> None:
-        if self._proc:
-            self._proc.stop(grace=20.0)
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> "MirrorMaker2":
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()

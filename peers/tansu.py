@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import tempfile
 from pathlib import Path
-from types import TracebackType
 
-from peers.common import PeerProcess, PeerUnavailable, admin_ready, free_port
+from peers.common import ManagedPeer, PeerProcess, PeerUnavailable, admin_ready, free_port
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +31,10 @@ def tansu_binary() -> Path:
     return path
 
 
-class TansuBroker:
+class TansuBroker(ManagedPeer):
     """One Tansu broker with memory storage on 127.0.0.1. Use as a context manager."""
+
+    stop_grace = 5.0
 
     def __init__(self, start_timeout: float = 30.0) -> None:
         self.port = free_port()
@@ -45,11 +45,6 @@ class TansuBroker:
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        assert self._proc is not None, "not started"
-        return self._proc.pid
 
     def start(self) -> "TansuBroker":
         url = f"tcp://127.0.0.1:{self.port}"
@@ -64,23 +59,3 @@ class TansuBroker:
         log.info("Tansu ready on %s (pid %d)", self.bootstrap, self.pid)
         return self
 
-    def kill9(self) -> None:
-        if self._proc:
-            self._proc.kill9()
-
-    def stop(self) -> None:
-        """Stop Tansu and delete its work dir. Idempotent."""
-        if self._proc:
-            self._proc.stop(grace=5.0)
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> "TansuBroker":
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
