@@ -16,7 +16,7 @@ from kio.schema.errors import ErrorCode
 
 from .connection import BrokerConnection
 from .core import TP, ClientCore
-from .errors import REROUTE_CODES, KafkaProtocolError, check
+from .errors import KafkaProtocolError, check
 from .metadata import BrokerInfo, TopicMetadata
 
 log = logging.getLogger(__name__)
@@ -257,9 +257,7 @@ class AdminMixin(ClientCore):
             out = {}
             for t in resp.topics:
                 for p in t.partitions:
-                    if int(p.error_code) in REROUTE_CODES:
-                        self.invalidate()
-                    check(p.error_code, context=f"DeleteRecords {t.name}-{p.partition_index}")
+                    self.check_partition(p.error_code, context=f"DeleteRecords {t.name}-{p.partition_index}")
                     out[(t.name, int(p.partition_index))] = int(p.low_watermark)
             return out
 

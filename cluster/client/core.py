@@ -18,7 +18,7 @@ from tenacity.wait import wait_base, wait_exponential, wait_random
 
 from .connection import BrokerConnection
 from .dial import Dialer, default_dial
-from .errors import KafkaConnectionError, KafkaProtocolError, is_retriable
+from .errors import REROUTE_CODES, KafkaConnectionError, KafkaProtocolError, check, is_retriable
 from .metadata import BrokerInfo, ClusterMetadata, parse_metadata
 
 log = logging.getLogger(__name__)
@@ -219,6 +219,13 @@ class ClientCore:
     def cached_topic_id(self, topic: str):
         """The topic id from the metadata cache (None if unknown or the broker has none)."""
         return self._meta.topic_id(topic)
+
+    def check_partition(self, error_code: int, message: str | None = None, *, context: str) -> None:
+        """Raise for a partition's error code; a "wrong broker" code also marks the
+        metadata stale, so the retry that follows is routed afresh."""
+        if int(error_code) in REROUTE_CODES:
+            self.invalidate()
+        check(error_code, message, context=context)
 
     def invalidate(self) -> None:
         """Mark the metadata stale so the next routed call refreshes it first."""

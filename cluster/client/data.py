@@ -19,7 +19,7 @@ from tenacity import AsyncRetrying, RetryError, retry_if_exception_type, stop_af
 
 from .connection import BrokerConnection
 from .core import TP, ClientCore, backoff
-from .errors import REROUTE_CODES, KafkaConnectionError, KafkaProtocolError, check
+from .errors import KafkaConnectionError, KafkaProtocolError, check
 
 log = logging.getLogger(__name__)
 
@@ -137,9 +137,7 @@ class DataMixin(ClientCore):
             for p in t.partition_responses:
                 if int(p.index) != partition:
                     continue
-                if int(p.error_code) in REROUTE_CODES:
-                    self.invalidate()
-                check(p.error_code, getattr(p, "error_message", None), context=f"Produce {topic}-{partition}")
+                self.check_partition(p.error_code, getattr(p, "error_message", None), context=f"Produce {topic}-{partition}")
                 return ProduceResult(int(p.base_offset), _ms(getattr(p, "log_append_time", None)),
                                      int(getattr(p, "log_start_offset", -1)))
         raise KafkaProtocolError(ErrorCode.unknown_server_error, "no result for the partition", context="Produce")
@@ -308,9 +306,7 @@ class DataMixin(ClientCore):
             out = {}
             for t in resp.topics:
                 for p in t.partitions:
-                    if int(p.error_code) in REROUTE_CODES:
-                        self.invalidate()
-                    check(p.error_code, context=f"ListOffsets {topic}-{p.partition_index}")
+                    self.check_partition(p.error_code, context=f"ListOffsets {topic}-{p.partition_index}")
                     out[int(p.partition_index)] = (int(p.offset), int(p.timestamp))
             return out
 
@@ -339,9 +335,7 @@ class DataMixin(ClientCore):
             out = {}
             for t in resp.topics:
                 for p in t.partitions:
-                    if int(p.error_code) in REROUTE_CODES:
-                        self.invalidate()
-                    check(p.error_code, context=f"OffsetForLeaderEpoch {topic}-{p.partition}")
+                    self.check_partition(p.error_code, context=f"OffsetForLeaderEpoch {topic}-{p.partition}")
                     out[int(p.partition)] = (int(getattr(p, "leader_epoch", -1)), int(p.end_offset))
             return out
 
