@@ -14,7 +14,6 @@ state transition and its effects without awaiting in between.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import time
@@ -23,6 +22,7 @@ from typing import Any, Callable, Iterable
 
 from kio.schema.errors import ErrorCode
 
+from cluster.periodic import start_ticker, stop_ticker
 from cluster.groups import offsets as offset_rules
 from cluster.groups.model import (
     CommittedOffset,
@@ -114,27 +114,16 @@ class GroupCoordinator:
         self.groups = restore(live, self.clock(), self.config, self.new_member_id)
         self._last_cleanup_ms = self.clock()
         logger.info("coordinator %d: restored %d groups from %s", self.node_id, len(self.groups), self.data_dir)
-        self._ticker = asyncio.create_task(self._tick_loop(), name="groups-tick")
+        self._ticker = start_ticker(self.tick, self.tick_interval_s, "groups-tick", logger)
 
     async def close(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
-            self._ticker = None
+        await stop_ticker(self._ticker)
+        self._ticker = None
         for fut in self._waiting.values():
             if not fut.done():
                 fut.set_exception(ConnectionAbortedError("coordinator closed"))
         self._waiting.clear()
         self.store.close()
-
-    async def _tick_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.tick_interval_s)
-            try:
-                self.tick()
-            except Exception:
-                logger.exception("group coordinator tick failed")
 
     def tick(self) -> None:
         """Run timers once (the loop calls this; tests may too)."""

@@ -26,7 +26,6 @@ to an ongoing transaction of its producer.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Any, Callable, Iterable
 
 from kio.schema.errors import ErrorCode
 
+from cluster.periodic import start_ticker, stop_ticker
 from cluster.groups.store import GroupStore
 from cluster.txn.machine import TxnMachine
 from cluster.txn.model import (
@@ -83,25 +83,14 @@ class TransactionCoordinator:
         self._apply(self.machine.recover(self.clock()))
         log.info("transaction coordinator: %d transactional ids restored", len(self.machine.txns))
         self.tick()  # transactions that timed out while the broker was down
-        self._ticker = asyncio.create_task(self._tick_loop(), name="txn-tick")
+        self._ticker = start_ticker(self.tick, self.tick_interval_s, "txn-tick", log)
 
     async def close(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
-            self._ticker = None
+        await stop_ticker(self._ticker)
+        self._ticker = None
         if self.broker.producer_state is not None:
             self.broker.producer_state.txn_guard = None
         self.store.close()
-
-    async def _tick_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.tick_interval_s)
-            try:
-                self.tick()
-            except Exception:
-                log.exception("transaction coordinator tick failed")
 
     def tick(self) -> None:
         self._apply(self.machine.expire(self.clock()))
