@@ -22,6 +22,7 @@ from cluster.wire import codec
 from cluster.wire import record_batch as rb
 from cluster.wire.build import build
 from cluster.wire.records import decode_batches
+from mirror.sinks import is_dcmirror  # noqa: F401  (failover/failback call ops.is_dcmirror)
 from mirror.config import MirrorConfig
 from mirror.offsets import Checkpoint, checkpoints_topic, decode_checkpoint
 
@@ -66,11 +67,6 @@ async def reachable(cfg: MirrorConfig, alias: str, timeout_s: float = 3.0) -> bo
         return False
     finally:
         await probe.close()
-
-
-async def is_dcmirror(client: KafkaClient) -> bool:
-    conn = await client.any_connection()
-    return conn.versions.supports(codec.DCMIRROR_APPEND)
 
 
 async def topic_overrides(client: KafkaClient, topics: list[str]) -> dict[str, dict[str, str]]:

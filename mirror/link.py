@@ -17,7 +17,6 @@ from tenacity import wait_exponential_jitter
 from cluster.client.client import KafkaClient
 from cluster.client.dial import Dialer, default_dial
 from cluster.client.errors import KafkaError
-from cluster.wire import codec
 from mirror.checkpoints import Checkpointer
 from mirror.config import LinkConfig, MirrorConfig
 from mirror.copier import LinkCopier, _RetryState, _wait_any
@@ -25,7 +24,7 @@ from mirror.link_state import LinkStateWatcher
 from mirror.offsets import OffsetSyncIndex
 from mirror.progress import LinkProgress, TP
 from mirror.reversal import Reversal
-from mirror.sinks import PreservingSink, TranslatingSink
+from mirror.sinks import PreservingSink, TranslatingSink, is_dcmirror
 from mirror.topic_sync import TopicSync
 
 log = logging.getLogger(__name__)
@@ -39,11 +38,6 @@ def make_client(cfg: MirrorConfig, alias: str, link: str, dial: Dialer) -> Kafka
     c = cfg.clusters[alias]
     return KafkaClient(c.bootstrap, client_id=f"dcmirror-{link}", dial=dial,
                        request_timeout_s=c.client.request_timeout_s)
-
-
-async def target_preserves_offsets(target: KafkaClient) -> bool:
-    conn = await target.any_connection()
-    return conn.versions.supports(codec.DCMIRROR_APPEND)
 
 
 class _FencedCopier(LinkCopier):
@@ -120,7 +114,7 @@ class LinkRunner:
         try:
             if not await self._connect(stop):
                 return
-            preserve_capable = await target_preserves_offsets(self.target)
+            preserve_capable = await is_dcmirror(self.target)
             mode = self.link.resolved_mode(preserve_capable)
             if mode == "preserve-offsets" and not preserve_capable:
                 raise ModeError(

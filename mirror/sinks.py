@@ -55,8 +55,10 @@ class Sink(Protocol):
     async def write(self, data: dict[TP, list[memoryview]]) -> dict[TP, Written]: ...
 
 
-def target_supports_preserving(versions) -> bool:
-    return versions.supports(codec.DCMIRROR_APPEND)
+async def is_dcmirror(client: KafkaClient) -> bool:
+    """A dcmirror cluster advertises the private offset-preserving append in ApiVersions."""
+    conn = await client.any_connection()
+    return conn.versions.supports(codec.DCMIRROR_APPEND)
 
 
 async def _send_by_leader(

@@ -15,13 +15,12 @@ from typing import Any
 from cluster.client.client import KafkaClient
 from cluster.client.data import FetchPosition
 from cluster.client.errors import KafkaError
-from cluster.wire import codec
 from cluster.wire import record_batch as rb
 from cluster.wire.records import decode_batches
 from mirror.config import LinkConfig, MirrorConfig
 from mirror.offsets import checkpoints_topic, decode_checkpoint
 from mirror.policy import is_internal_topic
-from mirror.sinks import TranslatingSink
+from mirror.sinks import TranslatingSink, is_dcmirror
 
 
 def _client(cfg: MirrorConfig, alias: str) -> KafkaClient:
@@ -77,8 +76,7 @@ async def link_status(cfg: MirrorConfig, link: LinkConfig) -> dict[str, Any]:
             entry["link_state_since_ms"] = st.since_ms
         except (KafkaError, OSError):
             entry["link_state"] = "unknown"
-        conn = await target.any_connection()
-        preserve = link.resolved_mode(conn.versions.supports(codec.DCMIRROR_APPEND)) == "preserve-offsets"
+        preserve = link.resolved_mode(await is_dcmirror(target)) == "preserve-offsets"
         entry["mode"] = "preserve-offsets" if preserve else "translate"
         synced: dict[tuple[str, int], int] = {}
         if not preserve:
