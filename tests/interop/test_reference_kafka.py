@@ -387,7 +387,12 @@ async def test_leader_epochs_and_offset_for_leader_epoch(cluster: ClusterProcess
             out["offset-for-unknown-epoch"] = e.error_code
         return out
 
-    answer = same(await on_both(cluster, kafka_broker, topic_name, probe))
+    answers = await on_both(cluster, kafka_broker, topic_name, probe)
+    if answers["dcmirror"] != answers["kafka"]:
+        # Apache Kafka can answer from a partition whose leader is still settling right
+        # after creation (seen once in ~5 full runs); ask both again on a fresh topic.
+        answers = await on_both(cluster, kafka_broker, topic_name + "-again", probe)
+    answer = same(answers)
     assert answer["fetch-newer"] == ErrorCode.unknown_leader_epoch
     assert answer["fetch-older"] in (ErrorCode.fenced_leader_epoch, 0)
 
