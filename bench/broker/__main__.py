@@ -27,11 +27,14 @@ QUICK = Params(rounds=1, small_count=200_000, large_count=50_000, latency_sample
 @click.option("--idle-partitions", type=click.IntRange(0), default=None,
               help="Partitions for the idle RSS measurement (0 skips it).")
 @click.option("--pin", is_flag=True, help="Broker on CPU 0, load generator on CPU 1.")
+@click.option("--fetch-queue-backoff-ms", type=click.IntRange(0), default=None,
+              help="Consumer fetch.queue.backoff.ms (default 10; librdkafka's own is 1000).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write all runs and medians as JSON here.")
 @click.option("-v", "--verbose", is_flag=True)
 def main(quick: bool, targets: str, rounds: int | None, idle_partitions: int | None,
-         pin: bool, json_path: Path | None, verbose: bool) -> None:
+         pin: bool, fetch_queue_backoff_ms: int | None, json_path: Path | None,
+         verbose: bool) -> None:
     """Produce/consume throughput, produce latency and idle-partition RSS of dcmirror's
     broker next to Apache Kafka and Tansu, alternated round by round in one run."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
@@ -45,6 +48,8 @@ def main(quick: bool, targets: str, rounds: int | None, idle_partitions: int | N
         p = replace(p, rounds=rounds)
     if idle_partitions is not None:
         p = replace(p, idle_partitions=idle_partitions)
+    if fetch_queue_backoff_ms is not None:
+        p = replace(p, fetch_queue_backoff_ms=fetch_queue_backoff_ms)
     if pin:
         if len(os.sched_getaffinity(0)) < 2:
             raise click.UsageError("--pin needs at least 2 CPUs")

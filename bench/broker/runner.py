@@ -28,6 +28,7 @@ class Params:
     warmup_count: int = 50_000  # 1 KB records produced+consumed unmeasured (JIT, caches)
     idle_partitions: int = 1_000  # 0 skips the RSS measurement
     pin: bool = False  # broker on CPU 0, load generator on CPU 1
+    fetch_queue_backoff_ms: int = w.FETCH_QUEUE_BACKOFF_MS  # consumer; 1000 = librdkafka's
 
 
 @dataclass
@@ -83,7 +84,8 @@ def measure_target(name: str, p: Params, result: TargetResult) -> None:
             result.add(wname, {"mb_s": tp.mb_s, "msgs_s": tp.msgs_s, "seconds": tp.seconds})
             log.info("%s %s: %.1f MB/s %.0f msgs/s", name, wname, tp.mb_s, tp.msgs_s)
             if acks == "1":
-                ct = w.consume_throughput(b, topic, p.partitions, count, size)
+                ct = w.consume_throughput(b, topic, p.partitions, count, size,
+                                          fetch_queue_backoff_ms=p.fetch_queue_backoff_ms)
                 cname = f"consume {_fmt(size)}"
                 result.add(cname, {"mb_s": ct.mb_s, "msgs_s": ct.msgs_s, "seconds": ct.seconds})
                 log.info("%s %s: %.1f MB/s %.0f msgs/s", name, cname, ct.mb_s, ct.msgs_s)

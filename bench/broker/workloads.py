@@ -31,6 +31,9 @@ def no_gc():
             gc.enable()
 
 
+FETCH_QUEUE_BACKOFF_MS = 10  # librdkafka >= 2.4; see consume_throughput
+
+
 @dataclass(frozen=True)
 class Throughput:
     records: int
@@ -119,14 +122,25 @@ def produce_throughput(bootstrap: str, topic: str, size: int, count: int,
 
 
 def consume_throughput(bootstrap: str, topic: str, partitions: int, expected: int,
-                       size: int, timeout: float = 300.0) -> Throughput:
+                       size: int, timeout: float = 300.0,
+                       fetch_queue_backoff_ms: int = FETCH_QUEUE_BACKOFF_MS) -> Throughput:
     """Read `expected` records of `size` bytes from the beginning of every partition
     (assign, no group). Bytes are counted as records x size to keep per-record Python
-    work (the client-side limit for small records) to one error check."""
+    work (the client-side limit for small records) to one error check.
+
+    `fetch.queue.backoff.ms` is lowered from librdkafka's 1,000 ms for every target alike:
+    with the default, the fetcher sleeps a whole second each time a partition's local
+    queue passes `queued.min.messages` (100,000, i.e. only ~10 MB of 100-byte records),
+    so 100 B consume measured the phase of that client timer (~0.2-0.37 M msg/s for all
+    three brokers, varying run to run) instead of the broker; a broker that ignores
+    `max.partition.fetch.bytes` (Tansu) overshoots the queue limit further per cycle and
+    looked faster for it. With 10 ms every broker is measured at the client's own limit
+    (`python -m bench.broker --fetch-queue-backoff-ms 1000` measures the default)."""
     c = Consumer({
         "bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4().hex}",
         "enable.auto.commit": False, "auto.offset.reset": "earliest",
         "fetch.wait.max.ms": 100, "queued.max.messages.kbytes": 256 * 1024,
+        "fetch.queue.backoff.ms": fetch_queue_backoff_ms,
     })
     try:
         c.list_topics(topic, timeout=30)
