@@ -102,6 +102,23 @@ def rss_bytes(pid: int, include_children: bool = True) -> int:
     return total
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int, include_children: bool = True) -> float:
+    """utime+stime (fields 14 and 15 of /proc/PID/stat) of `pid` and its live descendants.
+
+    Read from /proc because that is all it takes (psutil is not a dependency)."""
+    total = 0
+    for p in [pid, *(_descendants(pid) if include_children else [])]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / _TICK
+
+
 def _descendants(pid: int) -> list[int]:
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():

@@ -35,7 +35,7 @@ def print_report(targets: list[str], results: dict[str, "TargetResult"], baselin
     peers = [t for t in targets if t != baseline]
 
     table = Table(title=f"Broker benchmark (medians; ratios = {baseline} vs peer, >1 = "
-                        f"{baseline} better)")
+                        f"{baseline} better; CPU-s/GB = the broker's CPU per GB of values)")
     table.add_column("workload")
     for t in targets:
         table.add_column(t, justify="right")
@@ -51,14 +51,20 @@ def print_report(targets: list[str], results: dict[str, "TargetResult"], baselin
             elif latency:
                 row.append(f"p50 {m['p50_ms']:.2f} ms\np99 {m['p99_ms']:.2f} ms")
             else:
-                row.append(f"{m['mb_s']:.1f} MB/s\n{m['msgs_s']:,.0f} msg/s")
+                cell = f"{m['mb_s']:.1f} MB/s\n{m['msgs_s']:,.0f} msg/s"
+                if "broker_cpu_s_per_gb" in m:
+                    cell += f"\n{m['broker_cpu_s_per_gb']:.2f} CPU-s/GB"
+                row.append(cell)
         for t in peers:
             b, o = med.get(baseline, {}).get(wl), med[t].get(wl)
             if latency:
                 row.append(f"p50 {_ratio(b and b['p50_ms'], o and o['p50_ms'], False)}\n"
                            f"p99 {_ratio(b and b['p99_ms'], o and o['p99_ms'], False)}")
             else:
-                row.append(_ratio(b and b["mb_s"], o and o["mb_s"], True))
+                cell = _ratio(b and b["mb_s"], o and o["mb_s"], True)
+                if b and o and "broker_cpu_s_per_gb" in b and "broker_cpu_s_per_gb" in o:
+                    cell += f"\nCPU {_ratio(b['broker_cpu_s_per_gb'], o['broker_cpu_s_per_gb'], False)}"
+                row.append(cell)
         table.add_row(*row, end_section=True)
     rss_keys: list[str] = []
     for t in targets:

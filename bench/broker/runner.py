@@ -11,19 +11,21 @@ from typing import Any, Callable
 
 from bench.broker import workloads as w
 from bench.broker.targets import TARGETS, Running
-from peers.common import rss_bytes
+from peers.common import cpu_seconds, rss_bytes
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Params:
-    rounds: int = 3
+    rounds: int = 5
     partitions: int = 4
     small_size: int = 100
-    small_count: int = 1_500_000
+    # Counts sized so every measurement lasts seconds, not a fraction of one: consume runs
+    # at 1+ M msg/s and 0.8+ GB/s, and shorter runs were dominated by scheduling noise.
+    small_count: int = 4_000_000
     large_size: int = 1024
-    large_count: int = 300_000
+    large_count: int = 1_000_000
     latency_samples: int = 2_000
     warmup_count: int = 50_000  # 1 KB records produced+consumed unmeasured (JIT, caches)
     idle_partitions: int = 1_000  # 0 skips the RSS measurement
@@ -67,6 +69,18 @@ def _start_pinned(start: Callable[[], Running], pin: bool) -> Running:
         os.sched_setaffinity(0, {1})
 
 
+def _add_throughput(result: TargetResult, target: str, workload: str, tp: w.Throughput,
+                    broker_cpu_s: float) -> None:
+    """Record one throughput run with the broker's CPU per GB of record values: the small-
+    record runs are bound by the load generator, so MB/s alone cannot tell the brokers
+    apart there, while the CPU a broker spends on the same bytes can."""
+    cpu_gb = broker_cpu_s / (tp.bytes / 1e9)
+    result.add(workload, {"mb_s": tp.mb_s, "msgs_s": tp.msgs_s, "seconds": tp.seconds,
+                          "broker_cpu_s_per_gb": cpu_gb})
+    log.info("%s %s: %.1f MB/s %.0f msgs/s, broker %.2f CPU-s/GB", target, workload,
+             tp.mb_s, tp.msgs_s, cpu_gb)
+
+
 def measure_target(name: str, p: Params, result: TargetResult) -> None:
     target = TARGETS[name]
     t0 = time.monotonic()
@@ -80,15 +94,15 @@ def measure_target(name: str, p: Params, result: TargetResult) -> None:
             w.consume_throughput(b, topic, p.partitions, p.warmup_count, 1024)
         for wname, size, count, acks in throughput_workloads(p):
             topic = w.new_topic(b, p.partitions)
+            cpu0 = cpu_seconds(broker.pid)
             tp = w.produce_throughput(b, topic, size, count, acks)
-            result.add(wname, {"mb_s": tp.mb_s, "msgs_s": tp.msgs_s, "seconds": tp.seconds})
-            log.info("%s %s: %.1f MB/s %.0f msgs/s", name, wname, tp.mb_s, tp.msgs_s)
+            _add_throughput(result, name, wname, tp, cpu_seconds(broker.pid) - cpu0)
             if acks == "1":
+                cpu0 = cpu_seconds(broker.pid)
                 ct = w.consume_throughput(b, topic, p.partitions, count, size,
                                           fetch_queue_backoff_ms=p.fetch_queue_backoff_ms)
-                cname = f"consume {_fmt(size)}"
-                result.add(cname, {"mb_s": ct.mb_s, "msgs_s": ct.msgs_s, "seconds": ct.seconds})
-                log.info("%s %s: %.1f MB/s %.0f msgs/s", name, cname, ct.mb_s, ct.msgs_s)
+                _add_throughput(result, name, f"consume {_fmt(size)}", ct,
+                                cpu_seconds(broker.pid) - cpu0)
         topic = w.new_topic(b, 1)
         lat = w.produce_latency(b, topic, p.latency_samples)
         result.add("produce latency acks=1", {"p50_ms": lat.p50_ms, "p99_ms": lat.p99_ms})

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 
 from bench.mirror.contenders import Handle
-from bench.mirror.procs import cpu_seconds
+from peers.common import cpu_seconds
 
 
 class MirrorFailed(RuntimeError):
