@@ -24,6 +24,7 @@ from cluster.broker import registry
 from cluster.broker import topic_config
 from cluster.broker.config import BrokerConfig
 from cluster.broker.partition import Partition
+from cluster.broker.scatter_write import write_buffers
 from cluster.broker.topics import TopicCatalogue, TopicError, TopicMeta
 from cluster.log import PartitionLog
 from cluster.wire import codec
@@ -274,7 +275,7 @@ class Broker:
                 if reply is False:
                     return
                 if isinstance(reply, list):
-                    writer.writelines(reply)  # framed buffers around log bytes
+                    write_buffers(writer, reply)  # framed buffers around log bytes
                     await writer.drain()
                 elif reply is not None:
                     writer.write(reply)  # already framed

@@ -1,0 +1,52 @@
+"""Hand a reply made of several buffers to the socket with one `writev`, without joining it.
+
+Why by hand: on Python 3.11, `StreamWriter.writelines` joins the buffers into one bytes
+object, i.e. copies every Fetch response's record bytes once more, and the transport then
+copies whatever the kernel did not take at once into its own buffer. Fetch replies are a
+few header pieces around megabytes of log bytes, so those copies were most of the broker's
+work per consumer Fetch. Python 3.12's transport does the same scatter-gather send itself;
+this module is that, for the one place that needs it.
+
+Only done when the transport's own buffer is empty (so bytes never overtake queued ones)
+and on a plain socket; whatever the kernel does not take goes to the transport as usual,
+which keeps flow control (`drain`) and error handling the transport's job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Sequence
+
+from cluster.wire.produce_request import Buffer
+
+# Linux's IOV_MAX; a reply with more pieces sends the first IOV_MAX now, the rest queued.
+_IOV_MAX = 1024
+
+
+def write_buffers(writer: asyncio.StreamWriter, buffers: Sequence[Buffer]) -> None:
+    """Write `buffers` in order: as much as the kernel takes now, the rest via the transport."""
+    transport = writer.transport
+    sock = transport.get_extra_info("socket")
+    if (sock is None or transport.is_closing() or transport.get_write_buffer_size()
+            or transport.get_extra_info("sslcontext") is not None):
+        writer.writelines(buffers)
+        return
+    try:
+        sent = os.writev(sock.fileno(), buffers[:_IOV_MAX])
+    except (BlockingIOError, InterruptedError):
+        sent = 0
+    except OSError:
+        # A broken connection: let the transport meet the same error and report it its way.
+        writer.writelines(buffers)
+        return
+    rest: list[Buffer] = []
+    for buf in buffers:
+        size = memoryview(buf).nbytes
+        if sent >= size:
+            sent -= size
+            continue
+        rest.append(memoryview(buf)[sent:] if sent else buf)
+        sent = 0
+    if rest:
+        writer.writelines(rest)

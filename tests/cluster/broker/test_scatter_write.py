@@ -1,0 +1,72 @@
+"""write_buffers: bytes arrive complete and in order whether the kernel takes all, part or
+none of a reply at once, and after bytes the transport already had queued."""
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+
+import pytest
+
+from cluster.broker.scatter_write import write_buffers
+
+
+async def _pair(expected: int, sndbuf: int | None = None):
+    """A server that reads `expected` bytes, and a client writer to it."""
+    got = bytearray()
+    done = asyncio.Event()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while len(got) < expected:
+            chunk = await reader.read(1 << 16)
+            if not chunk:
+                break
+            got.extend(chunk)
+        done.set()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    if sndbuf:
+        writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+    return server, writer, got, done
+
+
+@pytest.mark.parametrize("sndbuf", [None, 4096])
+async def test_large_reply_arrives_whole_and_in_order(sndbuf: int | None) -> None:
+    pieces = [os.urandom(n) for n in (8, 3_000_000, 17, 1, 2_500_000, 5)]
+    pieces[3] = memoryview(bytearray(b"m"))  # memoryviews and bytearrays are buffers too
+    want = b"".join(bytes(p) for p in pieces)
+    server, writer, got, done = await _pair(len(want), sndbuf)
+    write_buffers(writer, pieces)
+    await writer.drain()
+    await asyncio.wait_for(done.wait(), 30)
+    assert bytes(got) == want
+    writer.close()
+    server.close()
+
+
+async def test_queued_bytes_are_not_overtaken() -> None:
+    first = os.urandom(4_000_000)
+    second = [b"head", os.urandom(1_000_000), b"tail"]
+    server, writer, got, done = await _pair(len(first) + 1_000_008, 4096)
+    writer.write(first)  # more than the kernel takes: the transport keeps a backlog
+    write_buffers(writer, second)
+    await writer.drain()
+    await asyncio.wait_for(done.wait(), 30)
+    assert bytes(got) == first + b"".join(second)
+    writer.close()
+    server.close()
+
+
+async def test_more_pieces_than_iov_max() -> None:
+    pieces = [bytes([i % 251]) * 3 for i in range(3000)]
+    want = b"".join(pieces)
+    server, writer, got, done = await _pair(len(want))
+    write_buffers(writer, pieces)
+    await writer.drain()
+    await asyncio.wait_for(done.wait(), 30)
+    assert bytes(got) == want
+    writer.close()
+    server.close()
