@@ -53,7 +53,7 @@ def _partition_result(broker, part, p, isolation: int, budget: int, first: bool)
     if max_bytes <= 0 and not first:
         return entry, 0
     try:
-        data = part.log.read(p.fetch_offset, max_bytes, max_offset=limit)
+        data = part.log.read_buffer(p.fetch_offset, max_bytes, max_offset=limit)
     except OffsetOutOfRange:
         # Kafka answers an out-of-range fetch with unknown (-1) watermarks and log start:
         # the client must ask ListOffsets, it gets no hint here.
@@ -148,6 +148,10 @@ async def fetch(broker, hdr, req) -> dict:
                 part.remove_waiter(fut)
     if version >= 12:
         return PreEncoded(lambda cid: fetch_response_parts(cid, version, responses))
+    for t in responses:  # kio's encoder (v4-v11) wants bytes
+        for part in t["partitions"]:
+            if isinstance(part["records"], memoryview):
+                part["records"] = bytes(part["records"])
     return {
         "throttle_time": 0,
         "error_code": 0,

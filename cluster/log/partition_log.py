@@ -265,13 +265,20 @@ class PartitionLog:
 
         Never returns a batch starting at >= max_offset (high watermark / LSO).
         """
+        data = self.read_buffer(offset, max_bytes, max_offset=max_offset)
+        return data if isinstance(data, bytes) else bytes(data)
+
+    def read_buffer(self, offset: int, max_bytes: int, *,
+                    max_offset: int | None = None) -> bytes | memoryview:
+        """`read` without the final copy: a memoryview when the bytes read from disk had to
+        be cut. For the Fetch path, which hands the buffer straight to the socket."""
         self._check_open()
         leo = self.log_end_offset
         if offset < self._log_start or offset > leo:
             raise OffsetOutOfRange(offset, self._log_start, leo)
         if offset == leo:
             return b""
-        out: list[bytes] = []
+        out: list[bytes | memoryview] = []
         remaining = max_bytes
         for seg in self._segments[self._segment_index(offset):]:
             loc = seg.locate(offset)

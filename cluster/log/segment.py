@@ -305,11 +305,13 @@ class Segment:
         return None
 
     def read_at(self, pos: int, first: BatchHeader, max_bytes: int,
-                max_offset: int | None) -> tuple[bytes, bool]:
+                max_offset: int | None) -> tuple[bytes | memoryview, bool]:
         """Whole batches from `pos`, at least the first, up to max_bytes, none >= max_offset.
 
         Returns (data, reached_segment_end) so the caller knows whether to go on to the
-        next segment.
+        next segment. `data` is a memoryview when the read had to be cut before its end (a
+        batch that did not fit, or the high watermark): slicing bytes would copy what is
+        usually most of a Fetch reply once more.
         """
         if max_offset is not None and first.base_offset >= max_offset:
             return b"", False
@@ -318,9 +320,9 @@ class Segment:
         end = 0
         for p, h in iter_batches(data):
             if max_offset is not None and h.base_offset >= max_offset:
-                return data[:end], False
+                return _head(data, end), False
             end = p + h.size
-        return data[:end], pos + end >= self.size
+        return _head(data, end), pos + end >= self.size
 
     def iter_from(self, from_offset: int) -> Iterator[tuple[int, BatchHeader]]:
         """(position, header) of each batch whose last offset is >= from_offset."""
@@ -358,3 +360,8 @@ class Segment:
         self.size = new_size
         self._rebuild_from(kept, index_interval)
         self.first_append_ms = None
+
+
+def _head(data: bytes, end: int) -> bytes | memoryview:
+    """data[:end] without a copy."""
+    return data if end == len(data) else memoryview(data)[:end]
