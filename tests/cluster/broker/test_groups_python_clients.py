@@ -113,6 +113,8 @@ class _KafkaPythonMember(threading.Thread):
         self.stop_requested = threading.Event()
 
     def run(self) -> None:
+        from kafka.errors import CommitFailedError, RebalanceInProgressError
+
         while not self.stop_requested.is_set():
             for ms in self.consumer.poll(timeout_ms=100).values():
                 self.values.extend(m.value for m in ms)
@@ -121,7 +123,13 @@ class _KafkaPythonMember(threading.Thread):
             # position() would block on the coordinator mid-rebalance: track reads instead
             self.partitions = {tp.partition for tp in self.consumer.assignment()}
             if self.commit_requested.is_set() and not self.committed.is_set():
-                self.consumer.commit()
+                try:
+                    self.consumer.commit()
+                except (RebalanceInProgressError, CommitFailedError):
+                    # kafka-python refuses to commit while it believes it is rejoining (its
+                    # own state; the broker need not say so): poll again and retry, as
+                    # applications do.
+                    continue
                 self.committed.set()
         self.consumer.close()
 
