@@ -54,6 +54,7 @@ class _BatchMeta:
 class ProducerEntry:
     epoch: int
     batches: deque[_BatchMeta] = field(default_factory=lambda: deque(maxlen=DEDUP_WINDOW))
+    last_timestamp: int = -1  # max timestamp of its last batch or marker (DescribeProducers)
 
     @property
     def last_seq(self) -> int:
@@ -129,10 +130,27 @@ class PartitionProducers:
         if entry is None or h.producer_epoch > entry.epoch:
             entry = ProducerEntry(h.producer_epoch)
             self.producers[h.producer_id] = entry
+        entry.last_timestamp = h.max_timestamp
         if h.base_sequence >= 0 and not h.is_control:
             entry.batches.append(
                 _BatchMeta(h.base_sequence, h.last_sequence, h.base_offset, h.last_offset)
             )
+
+    def describe(self) -> list[dict[str, int]]:
+        """Every producer with state here, as DescribeProducers (Kafka's
+        `kafka-transactions describe-producers`) reports them: epoch, last sequence (-1
+        when none), last timestamp, and the first offset of its open transaction (-1)."""
+        return [
+            {
+                "producer_id": pid,
+                "producer_epoch": e.epoch,
+                "last_sequence": e.last_seq,
+                "last_timestamp": e.last_timestamp,
+                "coordinator_epoch": -1,
+                "current_txn_start_offset": self.txns.ongoing.get(pid, -1),
+            }
+            for pid, e in sorted(self.producers.items())
+        ]
 
 
 def _random_start() -> int:

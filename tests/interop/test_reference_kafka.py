@@ -524,3 +524,30 @@ async def test_topic_compression_type_recompresses(cluster: ClusterProcess, kafk
         return await stored_batches(client, topic)
 
     assert same(await on_both(cluster, kafka_broker, topic_name, probe)) == [(CODECS_BY_NAME["gzip"], False, 2)]
+
+
+async def test_describe_producers(cluster: ClusterProcess, kafka_broker: KafkaBroker, topic_name: str) -> None:
+    """DescribeProducers (kafka-transactions describe-producers) after an idempotent
+    producer wrote two batches; a missing partition is an error on both brokers."""
+    async def probe(client: KafkaClient, topic: str) -> dict[str, Any]:
+        await client.create_topics([NewTopic(topic, 1)])
+        pid, epoch = await init_producer_id(client)
+        for first, n in ((0, 3), (3, 2)):
+            batch = build_batch([(b"k", f"v{i}".encode(), [], NOW) for i in range(n)],
+                                producer_id=pid, producer_epoch=epoch, base_sequence=first)
+            assert (await raw_produce(client, topic, 0, batch))[0] == 0
+        conn = await client.connection(await client.leader(topic, 0))
+        resp = await conn.send(conn.build(61, {"topics": [{"name": topic, "partition_indexes": [0, 5]}]}))
+        [t] = resp.topics
+        parts = {int(p.partition_index): p for p in t.partitions}
+        producers = [{"pid-is-ours": int(s.producer_id) == pid, "epoch": int(s.producer_epoch),
+                      "last_sequence": int(s.last_sequence), "last_timestamp": int(s.last_timestamp),
+                      "coordinator_epoch": int(s.coordinator_epoch),
+                      "txn_start": int(s.current_txn_start_offset)}
+                     for s in parts[0].active_producers]
+        return {"errors": {i: int(p.error_code) for i, p in parts.items()}, "producers": producers}
+
+    answer = same(await on_both(cluster, kafka_broker, topic_name, probe))
+    assert answer["producers"] == [{"pid-is-ours": True, "epoch": 0, "last_sequence": 4,
+                                    "last_timestamp": NOW, "coordinator_epoch": -1, "txn_start": -1}]
+    assert answer["errors"][0] == 0 and answer["errors"][5] != 0

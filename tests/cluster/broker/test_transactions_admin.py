@@ -1,10 +1,13 @@
 """Transactions seen through other clients: kafka-python's and aiokafka's transactional
-producers (with offsets) and kafka-python's ListTransactions / DescribeTransactions."""
+producers (with offsets) and kafka-python's ListTransactions / DescribeTransactions /
+DescribeProducers."""
 
 from __future__ import annotations
 
-from kafka import KafkaProducer
+import pytest
+from kafka import KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
+from kafka.errors import UnknownTopicOrPartitionError
 
 from tests.cluster.broker.test_transactions_clients import consume_all, create_topics
 
@@ -26,11 +29,27 @@ def test_kafka_python_transactions_and_admin_views(cluster) -> None:
         assert str(desc.state.value) == "Ongoing"
         assert {(tp.topic, tp.partition) for tp in desc.topic_partitions} <= {("kp", 0), ("kp", 1)}
         assert desc.topic_partitions and desc.transaction_timeout_ms > 0
+        # DescribeProducers (kafka-transactions describe-producers): the open transaction's
+        # first offset on the partition that has its data, nothing open elsewhere
+        tps = [TopicPartition("kp", 0), TopicPartition("kp", 1)]
+        states = admin.describe_producers(tps)
+        open_starts = {tp.partition: ps.current_transaction_start_offset
+                       for tp, st in states.items() for ps in st.active_producers}
+        assert len({ps.producer_id for st in states.values() for ps in st.active_producers}) == 1
+        assert sorted(open_starts.values())[-1] >= 0  # the "drop" record's partition
+        for st in states.values():
+            for ps in st.active_producers:
+                assert ps.producer_epoch >= 0 and ps.last_timestamp > 0 and ps.last_sequence >= 0
+        with pytest.raises(UnknownTopicOrPartitionError):
+            admin.describe_producers([TopicPartition("kp", 7)])
         listed = [t for ts in admin.list_transactions().values() for t in ts]
         assert [(t.transactional_id, str(t.state.value)) for t in listed] == [("kp-writer", "Ongoing")]
         assert [t for ts in admin.list_transactions(state_filters=["CompleteCommit"]).values() for t in ts] == []
         p.abort_transaction()
         assert str(admin.describe_transactions(["kp-writer"])["kp-writer"].state.value) == "CompleteAbort"
+        after = admin.describe_producers(tps)
+        assert all(ps.current_transaction_start_offset == -1
+                   for st in after.values() for ps in st.active_producers)
     finally:
         p.close()
         admin.close()

@@ -6,7 +6,8 @@ transactions, sending the consumed offsets with each one, and (with
 `--enable-random-aborts`) aborts some transactions and rewinds to the committed offsets.
 Exactly-once holds only if read_committed, aborted ranges, pending offsets and fencing all
 behave as in Kafka. `kafka-transactions` (TransactionsCommand) then lists and describes
-the transactional id through ListTransactions / DescribeTransactions.
+the transactional id through ListTransactions / DescribeTransactions, and the output
+partition's producers through DescribeProducers.
 """
 
 from __future__ import annotations
@@ -61,3 +62,9 @@ def test_java_transactional_copier_is_exactly_once(cluster: ClusterProcess) -> N
     described = kafka_tool(TRANSACTIONS, "--bootstrap-server", bs, "describe", "--transactional-id", "java-copier")
     assert described.returncode == 0, described.stderr[-3000:]
     assert "CompleteCommit" in described.stdout, described.stdout
+    producers = kafka_tool(TRANSACTIONS, "--bootstrap-server", bs, "describe-producers",
+                           "--topic", "copy-out", "--partition", "0")
+    assert producers.returncode == 0, producers.stderr[-3000:]
+    header, *rows = [line.split() for line in producers.stdout.strip().splitlines()]
+    assert header[:2] == ["ProducerId", "ProducerEpoch"], producers.stdout
+    assert len(rows) == 1 and rows[0][-1] == "None", producers.stdout  # no open transaction
