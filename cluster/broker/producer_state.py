@@ -263,6 +263,22 @@ class ProducerState:
         h.base_offset = base_offset
         self.for_partition(part).record(h, commit)
 
+    def append_marker(self, part: Any, producer_id: int, producer_epoch: int, commit: bool,
+                      coordinator_epoch: int, now_ms: int, *, check_epoch: bool = True) -> int:
+        """Append a COMMIT/ABORT control batch for `producer_id` to `part`, record it, wake
+        fetchers; returns 0 or the error code that refused it (with `check_epoch`, an epoch
+        older than the producer's latest here, as Kafka refuses it). Used by the transaction
+        coordinator (which decided the epoch itself: no check) and by WriteTxnMarkers
+        (`kafka-transactions abort`)."""
+        entry = self.for_partition(part).producers.get(producer_id)
+        if check_epoch and entry is not None and producer_epoch < entry.epoch:
+            return ErrorCode.invalid_producer_epoch
+        batch = control.build_control_batch(producer_id, producer_epoch, commit, coordinator_epoch, now_ms)
+        res = part.log.append([batch], leader_epoch=part.leader_epoch, now_ms=now_ms)
+        self.record_marker(part, batch, res.base_offset, commit)
+        part.notify()
+        return 0
+
     def record(self, part: Any, batches: Sequence[memoryview], result: Any) -> None:
         state = self.for_partition(part)
         offset = result.base_offset

@@ -45,7 +45,6 @@ from cluster.txn.model import (
     TxnMetadata,
     WriteMarkers,
 )
-from cluster.wire import control
 from cluster.wire import record_batch as rb
 
 log = logging.getLogger(__name__)
@@ -141,12 +140,9 @@ class TransactionCoordinator:
                 log.warning("no partition %s-%d for a %s marker of producer %d",
                             topic, index, "COMMIT" if m.commit else "ABORT", m.producer_id)
                 continue
-            batch = control.build_control_batch(
-                m.producer_id, m.producer_epoch, m.commit, COORDINATOR_EPOCH, now
-            )
-            res = part.log.append([batch], leader_epoch=part.leader_epoch, now_ms=now)
-            self.broker.producer_state.record_marker(part, batch, res.base_offset, m.commit)
-            part.notify()
+            self.broker.producer_state.append_marker(
+                part, m.producer_id, m.producer_epoch, m.commit, COORDINATOR_EPOCH, now,
+                check_epoch=False)
 
     def _commit_offsets(self, c: CommitOffsets) -> None:
         groups = self.broker.groups

@@ -68,3 +68,48 @@ def test_java_transactional_copier_is_exactly_once(cluster: ClusterProcess) -> N
     header, *rows = [line.split() for line in producers.stdout.strip().splitlines()]
     assert header[:2] == ["ProducerId", "ProducerEpoch"], producers.stdout
     assert len(rows) == 1 and rows[0][-1] == "None", producers.stdout  # no open transaction
+
+
+def _latest_stable(bs: str, topic: str) -> int:
+    """The end a read_committed consumer sees (the last stable offset) of partition 0."""
+    c = Consumer({"bootstrap.servers": bs, "group.id": "lso-probe", "isolation.level": "read_committed"})
+    try:
+        return c.get_watermark_offsets(TopicPartition(topic, 0), timeout=30, cached=False)[1]
+    finally:
+        c.close()
+
+
+def test_kafka_transactions_aborts_a_hanging_transaction(cluster: ClusterProcess) -> None:
+    """`kafka-transactions describe-producers` finds an open transaction's start offset and
+    `kafka-transactions abort` ends it through WriteTxnMarkers: the last stable offset moves
+    past it and read_committed readers skip its records."""
+    require_kafka()
+    bs = cluster.bootstrap
+    create_topics(bs, "hang", partitions=1)
+    plain = Producer({"bootstrap.servers": bs})
+    plain.produce("hang", value=b"before", partition=0)
+    assert plain.flush(30) == 0
+    stuck = Producer({"bootstrap.servers": bs, "transactional.id": "stuck", "linger.ms": 5})
+    stuck.init_transactions(30)
+    stuck.begin_transaction()
+    for i in range(3):
+        stuck.produce("hang", value=b"open%d" % i, partition=0)
+    assert stuck.flush(30) == 0
+    plain.produce("hang", value=b"after", partition=0)
+    assert plain.flush(30) == 0
+    assert _latest_stable(bs, "hang") == 1  # held at the open transaction's first offset
+
+    producers = kafka_tool(TRANSACTIONS, "--bootstrap-server", bs, "describe-producers",
+                           "--topic", "hang", "--partition", "0")
+    assert producers.returncode == 0, producers.stderr[-3000:]
+    open_rows = [r for r in (line.split() for line in producers.stdout.splitlines()[1:]) if r[-1] != "None"]
+    assert [r[-1] for r in open_rows] == ["1"], producers.stdout
+
+    aborted = kafka_tool(TRANSACTIONS, "--bootstrap-server", bs, "abort", "--topic", "hang",
+                         "--partition", "0", "--start-offset", "1")
+    assert aborted.returncode == 0, aborted.stdout[-3000:] + aborted.stderr[-3000:]
+    assert _latest_stable(bs, "hang") == 6  # 1 + 3 open + 1 after + the ABORT marker
+    assert consume_all(bs, "hang", 1, "read_committed") == [b"after", b"before"]
+    again = kafka_tool(TRANSACTIONS, "--bootstrap-server", bs, "describe-producers",
+                       "--topic", "hang", "--partition", "0")
+    assert all(line.split()[-1] == "None" for line in again.stdout.splitlines()[1:]), again.stdout

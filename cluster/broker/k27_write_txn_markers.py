@@ -1,0 +1,44 @@
+"""WriteTxnMarkers (key 27), v1: append COMMIT/ABORT markers on an administrator's behalf.
+
+Kafka's coordinators send this to partition leaders; here the coordinator lives in the
+broker and appends its markers directly, so the API serves the other caller Kafka has:
+`kafka-transactions.sh abort` (AdminClient.abortTransaction), which ends a hanging
+transaction on one partition after `describe-producers` / `find-hanging` found it. The
+marker is refused with INVALID_PRODUCER_EPOCH when the producer has written to the
+partition with a newer epoch, as in Kafka; a partition the broker lacks is
+UNKNOWN_TOPIC_OR_PARTITION. v2 (KIP-890 transaction versions) is not advertised.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from kio.schema.errors import ErrorCode
+
+from cluster.broker.registry import handler
+
+log = logging.getLogger(__name__)
+
+
+def _write(broker, marker, topic: str, index: int) -> dict:
+    part = broker.partitions.get((topic, index))
+    if part is None:
+        return {"partition_index": index, "error_code": ErrorCode.unknown_topic_or_partition}
+    code = broker.producer_state.append_marker(
+        part, int(marker.producer_id), int(marker.producer_epoch), bool(marker.transaction_result),
+        int(marker.coordinator_epoch), int(time.time() * 1000))
+    if code == 0:
+        log.info("%s marker written for producer %d epoch %d on %s-%d at an administrator's request",
+                 "COMMIT" if marker.transaction_result else "ABORT", marker.producer_id,
+                 marker.producer_epoch, topic, index)
+    return {"partition_index": index, "error_code": code}
+
+
+@handler(27, 1, 1)
+async def write_txn_markers(broker, hdr, req) -> dict:
+    return {"markers": [
+        {"producer_id": m.producer_id,
+         "topics": [{"name": t.name, "partitions": [_write(broker, m, t.name, i) for i in t.partition_indexes]}
+                    for t in m.topics]}
+        for m in req.markers]}
