@@ -6,7 +6,10 @@ broker and appends its markers directly, so the API serves the other caller Kafk
 transaction on one partition after `describe-producers` / `find-hanging` found it. The
 marker is refused with INVALID_PRODUCER_EPOCH when the producer has written to the
 partition with a newer epoch, as in Kafka; a partition the broker lacks is
-UNKNOWN_TOPIC_OR_PARTITION. v2 (KIP-890 transaction versions) is not advertised.
+UNKNOWN_TOPIC_OR_PARTITION. A mirror topic refuses it with POLICY_VIOLATION (and a log
+line), as it refuses producers: its open transactions end when the source's marker is
+copied, a local marker would shift every offset after it away from the source's, and
+promotion aborts what is still open. v2 (KIP-890 transaction versions) is not advertised.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import time
 
 from kio.schema.errors import ErrorCode
 
+from cluster.broker.k00_produce import MIRROR_SOURCE
 from cluster.broker.registry import handler
 
 log = logging.getLogger(__name__)
@@ -25,6 +29,11 @@ def _write(broker, marker, topic: str, index: int) -> dict:
     part = broker.partitions.get((topic, index))
     if part is None:
         return {"partition_index": index, "error_code": ErrorCode.unknown_topic_or_partition}
+    meta = broker.catalogue.topics.get(topic)
+    if meta is not None and meta.configs.get(MIRROR_SOURCE):
+        log.warning("refused a transaction marker on %s-%d: a read-only mirror of %s",
+                    topic, index, meta.configs[MIRROR_SOURCE])
+        return {"partition_index": index, "error_code": ErrorCode.policy_violation}
     code = broker.producer_state.append_marker(
         part, int(marker.producer_id), int(marker.producer_epoch), bool(marker.transaction_result),
         int(marker.coordinator_epoch), int(time.time() * 1000))

@@ -105,6 +105,13 @@ def test_kafka_transactions_aborts_a_hanging_transaction(cluster: ClusterProcess
     open_rows = [r for r in (line.split() for line in producers.stdout.splitlines()[1:]) if r[-1] != "None"]
     assert [r[-1] for r in open_rows] == ["1"], producers.stdout
 
+    # find-hanging walks every partition's producers and asks the coordinator about each
+    # open one: this transaction is known and young, so nothing is reported as hanging
+    hanging = kafka_tool(TRANSACTIONS, "--bootstrap-server", bs, "find-hanging", "--broker-id", "1")
+    assert hanging.returncode == 0, hanging.stdout[-3000:] + hanging.stderr[-3000:]
+    header, *hanging_rows = hanging.stdout.strip().splitlines()
+    assert header.split()[:3] == ["Topic", "Partition", "ProducerId"] and hanging_rows == [], hanging.stdout
+
     aborted = kafka_tool(TRANSACTIONS, "--bootstrap-server", bs, "abort", "--topic", "hang",
                          "--partition", "0", "--start-offset", "1")
     assert aborted.returncode == 0, aborted.stdout[-3000:] + aborted.stderr[-3000:]
@@ -113,3 +120,48 @@ def test_kafka_transactions_aborts_a_hanging_transaction(cluster: ClusterProcess
     again = kafka_tool(TRANSACTIONS, "--bootstrap-server", bs, "describe-producers",
                        "--topic", "hang", "--partition", "0")
     assert all(line.split()[-1] == "None" for line in again.stdout.splitlines()[1:]), again.stdout
+
+
+def test_find_hanging_reports_a_transaction_no_coordinator_knows(cluster: ClusterProcess) -> None:
+    """A mirrored transactional batch whose transaction never ended here (its coordinator
+    is the source cluster's) is what `find-hanging` exists for: it is listed. `abort` is
+    refused while the topic is a mirror (the source's marker will come, and a local one
+    would shift the copy's offsets); promoting the topic aborts the orphan by itself."""
+    require_kafka()
+    import asyncio
+
+    from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
+
+    from cluster.wire.batch_builder import build_batch
+    from tests.cluster.broker.rawconn import RawConn
+    from tests.cluster.broker.test_bad_input import create
+    from tests.cluster.broker.test_mirror_append import mirror_append
+
+    bs = cluster.bootstrap
+    orphan = build_batch([(b"k", b"orphan", [], 1_700_000_000_000)], producer_id=5555,
+                         producer_epoch=0, base_sequence=0, transactional=True)
+
+    async def plant() -> None:
+        conn = await RawConn.open(int(bs.rsplit(":", 1)[1]))
+        assert (await create(conn, "mirrored", 1, {"dcmirror.mirror.source": "east"})).error_code == 0
+        assert (await mirror_append(conn, "mirrored", 0, orphan)).error_code == 0
+        conn.close()
+
+    asyncio.run(plant())
+    hanging = kafka_tool(TRANSACTIONS, "--bootstrap-server", bs, "find-hanging", "--broker-id", "1")
+    assert hanging.returncode == 0, hanging.stdout[-3000:] + hanging.stderr[-3000:]
+    rows = [line.split() for line in hanging.stdout.strip().splitlines()[1:]]
+    assert [(r[0], r[1], r[2], r[5]) for r in rows] == [("mirrored", "0", "5555", "0")], hanging.stdout
+    abort = [TRANSACTIONS, "--bootstrap-server", bs, "abort", "--topic", "mirrored",
+             "--partition", "0", "--start-offset", "0"]
+    refused = kafka_tool(*abort)
+    assert refused.returncode != 0 and "policy" in refused.stderr, refused.stderr[-3000:]
+
+    # promotion (failover drops the mirror marking) aborts such orphans by itself
+    admin = AdminClient({"bootstrap.servers": bs})
+    res = ConfigResource(ConfigResource.Type.TOPIC, "mirrored", incremental_configs=[
+        ConfigEntry("dcmirror.mirror.source", None, incremental_operation=AlterConfigOpType.DELETE)])
+    admin.incremental_alter_configs([res])[res].result(30)
+    again = kafka_tool(TRANSACTIONS, "--bootstrap-server", bs, "find-hanging", "--broker-id", "1")
+    assert again.stdout.strip().splitlines()[1:] == [], again.stdout
+    assert consume_all(bs, "mirrored", 1, "read_committed") == []

@@ -50,3 +50,12 @@ async def test_abort_marker_closes_an_open_transaction(broker) -> None:
     assert codes(resp) == {0: ErrorCode.none}
     assert state.txns.ongoing == {} and [a.producer_id for a in state.txns.aborted] == [77]
     conn.close()
+
+
+async def test_refused_on_a_mirror_topic(broker) -> None:
+    conn = await RawConn.open(broker.config.port)
+    await create(conn, "m", 1, {"dcmirror.mirror.source": "east"})
+    resp = await conn.call(27, 1, markers(77, 0, False, "m", [0]))
+    assert codes(resp) == {0: ErrorCode.policy_violation}
+    assert broker.partitions[("m", 0)].log.log_end_offset == 0
+    conn.close()
