@@ -33,40 +33,36 @@ async def _pair(expected: int, sndbuf: int | None = None):
     return server, writer, got, done
 
 
+async def _received(pieces: list, sndbuf: int | None = None, before: bytes = b"") -> tuple[bytes, bytes]:
+    """(what the server read, what was sent): `before` through the transport first (so it
+    can still be queued there), then `pieces` through write_buffers."""
+    want = before + b"".join(bytes(p) for p in pieces)
+    server, writer, got, done = await _pair(len(want), sndbuf)
+    if before:
+        writer.write(before)
+    write_buffers(writer, pieces)
+    await writer.drain()
+    await asyncio.wait_for(done.wait(), 30)
+    writer.close()
+    server.close()
+    return bytes(got), want
+
+
 @pytest.mark.parametrize("sndbuf", [None, 4096])
 async def test_large_reply_arrives_whole_and_in_order(sndbuf: int | None) -> None:
     pieces = [os.urandom(n) for n in (8, 3_000_000, 17, 1, 2_500_000, 5)]
     pieces[3] = memoryview(bytearray(b"m"))  # memoryviews and bytearrays are buffers too
-    want = b"".join(bytes(p) for p in pieces)
-    server, writer, got, done = await _pair(len(want), sndbuf)
-    write_buffers(writer, pieces)
-    await writer.drain()
-    await asyncio.wait_for(done.wait(), 30)
-    assert bytes(got) == want
-    writer.close()
-    server.close()
+    got, want = await _received(pieces, sndbuf)
+    assert got == want
 
 
 async def test_queued_bytes_are_not_overtaken() -> None:
-    first = os.urandom(4_000_000)
-    second = [b"head", os.urandom(1_000_000), b"tail"]
-    server, writer, got, done = await _pair(len(first) + 1_000_008, 4096)
-    writer.write(first)  # more than the kernel takes: the transport keeps a backlog
-    write_buffers(writer, second)
-    await writer.drain()
-    await asyncio.wait_for(done.wait(), 30)
-    assert bytes(got) == first + b"".join(second)
-    writer.close()
-    server.close()
+    # 4 MB is more than the kernel takes at once: the transport keeps a backlog
+    got, want = await _received([b"head", os.urandom(1_000_000), b"tail"], 4096,
+                                before=os.urandom(4_000_000))
+    assert got == want
 
 
 async def test_more_pieces_than_iov_max() -> None:
-    pieces = [bytes([i % 251]) * 3 for i in range(3000)]
-    want = b"".join(pieces)
-    server, writer, got, done = await _pair(len(want))
-    write_buffers(writer, pieces)
-    await writer.drain()
-    await asyncio.wait_for(done.wait(), 30)
-    assert bytes(got) == want
-    writer.close()
-    server.close()
+    got, want = await _received([bytes([i % 251]) * 3 for i in range(3000)])
+    assert got == want
