@@ -257,12 +257,6 @@ class ProducerState:
             h = rb.read_header(b)
             state.record(h, marker_is_commit(b) if h.is_control and h.is_transactional else None)
 
-    def record_marker(self, part: Any, batch: bytes, base_offset: int, commit: bool) -> None:
-        """A COMMIT/ABORT marker the transaction coordinator appended at `base_offset`."""
-        h = rb.read_header(batch)
-        h.base_offset = base_offset
-        self.for_partition(part).record(h, commit)
-
     def append_marker(self, part: Any, producer_id: int, producer_epoch: int, commit: bool,
                       coordinator_epoch: int, now_ms: int, *, check_epoch: bool = True) -> int:
         """Append a COMMIT/ABORT control batch for `producer_id` to `part`, record it, wake
@@ -270,12 +264,15 @@ class ProducerState:
         older than the producer's latest here, as Kafka refuses it). Used by the transaction
         coordinator (which decided the epoch itself: no check) and by WriteTxnMarkers
         (`kafka-transactions abort`)."""
-        entry = self.for_partition(part).producers.get(producer_id)
+        state = self.for_partition(part)
+        entry = state.producers.get(producer_id)
         if check_epoch and entry is not None and producer_epoch < entry.epoch:
             return ErrorCode.invalid_producer_epoch
         batch = control.build_control_batch(producer_id, producer_epoch, commit, coordinator_epoch, now_ms)
         res = part.log.append([batch], leader_epoch=part.leader_epoch, now_ms=now_ms)
-        self.record_marker(part, batch, res.base_offset, commit)
+        h = rb.read_header(batch)
+        h.base_offset = res.base_offset
+        state.record(h, commit)
         part.notify()
         return 0
 
