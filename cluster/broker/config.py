@@ -1,4 +1,9 @@
-"""Settings of one broker process (one node of a dcmirror cluster)."""
+"""Settings of one broker process (one node of a dcmirror cluster).
+
+Names follow Apache Kafka's broker keys where Kafka has one (see `CONNECTION_SETTINGS`); a value
+out of range is refused here with one sentence, whichever front end (CLI, cluster YAML,
+tests) built the config.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cluster.wire.framing import DEFAULT_MAX_FRAME
+
+INT_MAX = 2**31 - 1  # Kafka's "unlimited" for max.connections and max.connections.per.ip
+
+# field -> (broker key as DescribeConfigs shows it, smallest value allowed)
+CONNECTION_SETTINGS: dict[str, tuple[str, int]] = {
+    "connections_max_idle_ms": ("connections.max.idle.ms", 1),
+    "request_read_timeout_ms": ("dcmirror.connections.request.read.timeout.ms", 1),
+    "queued_max_request_bytes": ("queued.max.request.bytes", -1),
+    "max_connections": ("max.connections", 0),
+    "max_connections_per_ip": ("max.connections.per.ip", 0),
+}
 
 
 @dataclass
@@ -23,6 +39,20 @@ class BrokerConfig:
     max_request_bytes: int = DEFAULT_MAX_FRAME
     retention_check_interval_ms: int = 30_000
     default_topic_configs: dict[str, str] = field(default_factory=dict)
+    # Connections: see cluster/broker/connection.py and README "Connections".
+    connections_max_idle_ms: int = 600_000  # Kafka's default
+    request_read_timeout_ms: int = 30_000  # a frame must arrive this soon after its size
+    queued_max_request_bytes: int = 100 * 1024 * 1024  # Kafka: -1 (unlimited); -1 allowed
+    max_connections: int = INT_MAX
+    max_connections_per_ip: int = INT_MAX
+
+    def __post_init__(self) -> None:
+        for name, (key, minimum) in CONNECTION_SETTINGS.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ValueError(f"{key} must be an integer of at least {minimum}, got {value!r}")
+        if self.queued_max_request_bytes == 0:
+            raise ValueError("queued.max.request.bytes must be positive, or -1 for unlimited, got 0")
 
     @property
     def advertised(self) -> str:

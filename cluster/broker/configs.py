@@ -10,6 +10,7 @@ from __future__ import annotations
 from kio.schema.errors import ErrorCode
 
 from cluster.broker import topic_config
+from cluster.broker.config import CONNECTION_SETTINGS
 
 TOPIC, BROKER = 2, 4
 SOURCE_TOPIC, SOURCE_STATIC_BROKER, SOURCE_DEFAULT = 1, 4, 5
@@ -37,6 +38,8 @@ def broker_configs(broker) -> dict[str, tuple[str, str]]:
         "default.replication.factor": ("1", "int"),
         "min.insync.replicas": ("1", "int"),
         "dcmirror.log.fsync": (c.fsync, "string"),
+        **{key: (str(getattr(c, name)), "long" if "bytes" in key or key.endswith(".ms") else "int")
+           for name, (key, _) in CONNECTION_SETTINGS.items()},
     }
 
 

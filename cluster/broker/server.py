@@ -1,10 +1,8 @@
 """The broker process: owns cluster state, serves the Kafka protocol over asyncio streams.
 
 One `Broker` owns every piece of state (topic catalogue, partition logs, group
-coordinator), so handlers need no locks. Each connection is served one request at a time,
-in order, exactly as Apache Kafka mutes a channel while a request is in flight: that keeps
-replies ordered per connection for pipelining clients. A bad frame costs its connection,
-never the broker.
+coordinator), so handlers need no locks. Connections (order, fairness, deadlines, limits)
+are served by `cluster.broker.connection`.
 """
 
 from __future__ import annotations
@@ -20,16 +18,12 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
-from cluster.broker import registry
 from cluster.broker import topic_config
 from cluster.broker.config import BrokerConfig
+from cluster.broker.connection import ConnectionServer
 from cluster.broker.partition import Partition
-from cluster.broker.scatter_write import write_buffers
 from cluster.broker.topics import TopicCatalogue, TopicError, TopicMeta
 from cluster.log import PartitionLog
-from cluster.wire import codec
-from cluster.wire.build import build
-from cluster.wire.framing import read_size
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +50,7 @@ class Broker:
         self.producer_state: Any = None
         self._server: asyncio.base_events.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._connections: set[asyncio.StreamWriter] = set()
+        self.connections = ConnectionServer(self)
         self.started_ms = int(time.time() * 1000)
 
     # ---- identity ---------------------------------------------------------------
@@ -86,10 +80,11 @@ class Broker:
         await self._start_groups()
         await self._start_txns()
         self._server = await asyncio.start_server(
-            self._serve_connection, self.config.host, self.config.port, limit=1 << 20
+            self.connections.serve, self.config.host, self.config.port, limit=1 << 20
         )
         if self.config.port == 0:
             self.config.port = self._server.sockets[0].getsockname()[1]
+        self.connections.start()
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
 
     async def _start_groups(self) -> None:
@@ -109,8 +104,7 @@ class Broker:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
-        for w in list(self._connections):
-            w.close()
+        await self.connections.stop()
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -246,84 +240,3 @@ class Broker:
             except TopicError:
                 return None
         return meta
-
-    # ---- connections ------------------------------------------------------------
-    async def _serve_connection(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        peer = writer.get_extra_info("peername")
-        self._connections.add(writer)
-        try:
-            while True:
-                try:
-                    prefix = await reader.readexactly(4)
-                except (asyncio.IncompleteReadError, ConnectionError):
-                    return
-                size = read_size(prefix)
-                if size < 0 or size > self.config.max_request_bytes:
-                    log.warning(
-                        "closing %s: request size %d outside 0..%d",
-                        peer, size, self.config.max_request_bytes,
-                    )
-                    return
-                try:
-                    frame = await reader.readexactly(size)
-                except (asyncio.IncompleteReadError, ConnectionError):
-                    log.warning("closing %s: connection ended inside a request", peer)
-                    return
-                reply = await self._handle_frame(frame, peer)
-                if reply is False:
-                    return
-                if isinstance(reply, list):
-                    write_buffers(writer, reply)  # framed buffers around log bytes
-                    await writer.drain()
-                elif reply is not None:
-                    writer.write(reply)  # already framed
-                    await writer.drain()
-        except asyncio.CancelledError:
-            raise
-        except ConnectionError:
-            return
-        finally:
-            self._connections.discard(writer)
-            writer.close()
-
-    async def _handle_frame(self, frame: bytes, peer: Any) -> bytes | list | None | bool:
-        """The encoded reply, None for no reply, or False to close the connection."""
-        try:
-            request = codec.decode_request(frame)
-        except codec.UnsupportedApi as exc:
-            if exc.api_key == 18:
-                # Kafka answers an unknown ApiVersions version with v0 and its own range.
-                from cluster.broker.k18_api_versions import unsupported_version_reply
-
-                return unsupported_version_reply(exc.correlation_id)
-            log.warning("closing %s: %s", peer, exc)
-            return False
-        except codec.DecodeError as exc:
-            log.warning("closing %s: %s", peer, exc)
-            return False
-        hdr = request.header
-        if not registry.supported(hdr.api_key, hdr.api_version):
-            log.warning(
-                "closing %s: api_key=%d version=%d not supported",
-                peer, hdr.api_key, hdr.api_version,
-            )
-            return False
-        h = registry.HANDLERS[hdr.api_key]
-        try:
-            result = await h.fn(self, hdr, request.body)
-            if result is None:
-                return None
-            if isinstance(result, registry.PreEncoded):
-                return result.encode(hdr.correlation_id)
-            body = build(codec.response_schema(hdr.api_key, hdr.api_version), result)
-            return codec.encode_response(hdr.correlation_id, body, framed=True)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception(
-                "closing %s: handler for api_key=%d v%d failed",
-                peer, hdr.api_key, hdr.api_version,
-            )
-            return False

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kio.schema.errors import ErrorCode
 
+from cluster.broker.connection import handle_frame
 from cluster.wire import codec
 from cluster.wire.batch_builder import build_batch
 from cluster.wire.build import build
@@ -171,5 +172,5 @@ async def test_dispatcher_survives_mutated_frames(broker, frame: bytes, flips) -
     for pos, val in flips:
         if pos < len(data):
             data[pos] = val
-    reply = await broker._handle_frame(bytes(data), "fuzz")
+    reply = await handle_frame(broker, bytes(data), "fuzz")
     assert reply is None or reply is False or isinstance(reply, (bytes, list))

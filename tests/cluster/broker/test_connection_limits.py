@@ -1,0 +1,233 @@
+"""Connection deadlines and limits: idle and trickling connections are closed at their
+deadlines (an active or long-polling one is not), max.connections(.per.ip) refuse extra
+connections on accept, queued.max.request.bytes stops reading until bytes are released."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from cluster.broker.config import BrokerConfig
+from cluster.broker.server import Broker
+from cluster.wire import codec
+from cluster.wire.build import build
+from cluster.wire.framing import frame
+from tests.cluster.broker.rawconn import RawConn
+
+API_VERSIONS = {"client_software_name": "t", "client_software_version": "1"}
+# Deadlines are checked every tenth of the shortest one; a close may also wait a loop turn.
+SLACK_S = 1.0
+
+
+async def started(tmp_path: Path, **settings: Any) -> Broker:
+    broker = Broker(BrokerConfig(name="t", data_dir=tmp_path / "b", port=0, **settings))
+    await broker.start()
+    return broker
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+async def open_from(port: int, source_ip: str) -> RawConn:
+    r, w = await asyncio.open_connection("127.0.0.1", port, local_addr=(source_ip, 0))
+    return RawConn(r, w)
+
+
+async def refused(conn: RawConn) -> bool:
+    """The broker closed the connection without answering a request."""
+    try:
+        conn.writer.write(frame(codec.encode_request(
+            build(codec.request_schema(18, 3), API_VERSIONS), 1, "t", api_key=18, api_version=3)))
+        await conn.writer.drain()
+    except ConnectionError:
+        return True
+    return await conn.closed_by_peer()
+
+
+async def test_idle_connection_closed_at_its_deadline_active_one_not(tmp_path: Path) -> None:
+    broker = await started(tmp_path, connections_max_idle_ms=300)
+    try:
+        idle = await RawConn.open(broker.config.port)
+        active = await RawConn.open(broker.config.port)
+        await idle.call(18, 3, API_VERSIONS)
+        last_activity = time.monotonic()
+        closed = asyncio.create_task(idle.closed_by_peer())
+        while not closed.done():  # the active client asks every 50 ms, well inside 300 ms
+            await active.call(18, 3, API_VERSIONS)
+            await asyncio.wait([closed], timeout=0.05)
+        assert closed.result()
+        elapsed = time.monotonic() - last_activity
+        assert 0.3 <= elapsed < 0.3 + SLACK_S, elapsed
+        await active.call(18, 3, API_VERSIONS)  # still served
+        await until(lambda: len(broker.connections.connections) == 1)
+        active.close()
+    finally:
+        await broker.stop()
+
+
+async def test_long_poll_outlasting_idle_deadline_is_not_idle(tmp_path: Path) -> None:
+    broker = await started(tmp_path, connections_max_idle_ms=300)
+    try:
+        conn = await RawConn.open(broker.config.port)
+        broker.create_topic("quiet", 1, {})
+        t0 = time.monotonic()
+        resp = await conn.call(1, 12, {
+            "max_wait": 900, "min_bytes": 1, "max_bytes": 1 << 20, "isolation_level": 0,
+            "session_id": 0, "session_epoch": -1,
+            "topics": [{"topic": "quiet", "partitions": [
+                {"partition": 0, "fetch_offset": 0, "partition_max_bytes": 1 << 20}]}],
+            "forgotten_topics_data": [], "rack_id": ""})
+        assert time.monotonic() - t0 >= 0.8  # the broker held it past the idle deadline
+        assert resp.responses[0].partitions[0].error_code == 0
+        await conn.call(18, 3, API_VERSIONS)
+        conn.close()
+    finally:
+        await broker.stop()
+
+
+async def test_trickled_frame_closed_at_read_deadline(tmp_path: Path, caplog) -> None:
+    broker = await started(tmp_path, request_read_timeout_ms=300)
+    try:
+        conn = await RawConn.open(broker.config.port)
+        await conn.send_raw((100).to_bytes(4, "big") + b"\x00\x12")  # 2 of 100 bytes
+        started_at = time.monotonic()
+        closed = asyncio.create_task(conn.closed_by_peer())
+        with caplog.at_level(logging.WARNING, logger="cluster.broker.connection"):
+            while not closed.done():  # one byte every 50 ms: never idle, never complete
+                try:
+                    await conn.send_raw(b"\x00")
+                except ConnectionError:
+                    break
+                await asyncio.wait([closed], timeout=0.05)
+            assert await closed
+        elapsed = time.monotonic() - started_at
+        assert 0.3 <= elapsed < 0.3 + SLACK_S, elapsed
+        assert any("request.read.timeout.ms" in r.getMessage() for r in caplog.records)
+        # The idle deadline (600 s) did not do it, and other clients are unaffected.
+        other = await RawConn.open(broker.config.port)
+        await other.call(18, 3, API_VERSIONS)
+        other.close()
+    finally:
+        await broker.stop()
+
+
+async def test_max_connections_per_ip(tmp_path: Path, caplog) -> None:
+    broker = await started(tmp_path, max_connections_per_ip=2)
+    port = broker.config.port
+    try:
+        first, second = await open_from(port, "127.0.0.1"), await open_from(port, "127.0.0.1")
+        await first.call(18, 3, API_VERSIONS)
+        await second.call(18, 3, API_VERSIONS)
+        elsewhere = await open_from(port, "127.0.0.2")  # another address has its own count
+        await elsewhere.call(18, 3, API_VERSIONS)
+        with caplog.at_level(logging.INFO, logger="cluster.broker.connection"):
+            assert await refused(await open_from(port, "127.0.0.1"))
+        assert any("max.connections.per.ip" in r.getMessage() for r in caplog.records)
+        first.close()
+        await until(lambda: broker.connections.per_ip["127.0.0.1"] == 1)
+        again = await open_from(port, "127.0.0.1")
+        await again.call(18, 3, API_VERSIONS)
+        for c in (second, elsewhere, again):
+            c.close()
+    finally:
+        await broker.stop()
+
+
+async def test_max_connections(tmp_path: Path, caplog) -> None:
+    broker = await started(tmp_path, max_connections=2)
+    port = broker.config.port
+    try:
+        a, b = await open_from(port, "127.0.0.1"), await open_from(port, "127.0.0.2")
+        await a.call(18, 3, API_VERSIONS)
+        await b.call(18, 3, API_VERSIONS)
+        with caplog.at_level(logging.INFO, logger="cluster.broker.connection"):
+            assert await refused(await open_from(port, "127.0.0.3"))
+        assert any("max.connections)" in r.getMessage() for r in caplog.records)
+        b.close()
+        await until(lambda: len(broker.connections.connections) == 1)
+        c = await open_from(port, "127.0.0.3")
+        await c.call(18, 3, API_VERSIONS)
+        a.close()
+        c.close()
+    finally:
+        await broker.stop()
+
+
+def api_versions_frame(cid: int, client_id: str = "t") -> bytes:
+    req = build(codec.request_schema(18, 3), API_VERSIONS)
+    return frame(codec.encode_request(req, cid, client_id, api_key=18, api_version=3))
+
+
+async def test_queued_request_bytes_backpressure_then_progress(tmp_path: Path) -> None:
+    budget = 1000
+    broker = await started(tmp_path, queued_max_request_bytes=budget)
+    try:
+        broker.create_topic("quiet", 1, {})
+        # A long-polling Fetch whose frame (a long client id) alone spends the budget.
+        holder = await RawConn.open(broker.config.port)
+        fetch = build(codec.request_schema(1, 12), {
+            "max_wait": 1500, "min_bytes": 1, "max_bytes": 1 << 20, "isolation_level": 0,
+            "session_id": 0, "session_epoch": -1,
+            "topics": [{"topic": "quiet", "partitions": [
+                {"partition": 0, "fetch_offset": 0, "partition_max_bytes": 1 << 20}]}],
+            "forgotten_topics_data": [], "rack_id": ""})
+        holder.cid = 1
+        await holder.send_raw(frame(codec.encode_request(fetch, 1, "x" * 2 * budget, api_key=1,
+                                                         api_version=12)))
+        await until(lambda: broker.connections.budget.used > budget)
+        # Another client pipelines requests: the broker stops reading them for now.
+        other = await RawConn.open(broker.config.port)
+        await other.send_raw(b"".join(api_versions_frame(cid) for cid in range(1, 6)))
+        await until(lambda: broker.connections.budget.waiting == 1)
+        assert broker.connections.budget.used > budget
+        # The Fetch ends at max_wait, releases its bytes, and everything queued is answered.
+        assert (await holder.reply(codec.response_schema(1, 12))).error_code == 0
+        for cid in range(1, 6):
+            other.cid = cid
+            assert (await other.reply(codec.response_schema(18, 3))).error_code == 0
+        await until(lambda: broker.connections.budget.used == 0)
+        assert broker.connections.budget.waiting == 0
+        holder.close()
+        other.close()
+    finally:
+        await broker.stop()
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"connections_max_idle_ms": 0}, "connections.max.idle.ms must be an integer of at least 1, got 0"),
+    ({"request_read_timeout_ms": -5}, "dcmirror.connections.request.read.timeout.ms must be an integer of at least 1"),
+    ({"queued_max_request_bytes": 0}, "queued.max.request.bytes must be positive, or -1 for unlimited"),
+    ({"queued_max_request_bytes": -2}, "queued.max.request.bytes must be an integer of at least -1"),
+    ({"max_connections": -1}, "max.connections must be an integer of at least 0"),
+    ({"max_connections_per_ip": "3"}, "max.connections.per.ip must be an integer of at least 0"),
+])
+def test_bad_settings_refused(tmp_path: Path, settings: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        BrokerConfig(name="t", data_dir=tmp_path, port=0, **settings)
+
+
+async def test_settings_shown_by_describe_configs(tmp_path: Path) -> None:
+    broker = await started(tmp_path, connections_max_idle_ms=1234, max_connections_per_ip=7)
+    try:
+        conn = await RawConn.open(broker.config.port)
+        resp = await conn.call(32, 4, {"resources": [
+            {"resource_type": 4, "resource_name": "1", "configuration_keys": None}],
+            "include_synonyms": False, "include_documentation": False})
+        values = {c.name: c.value for c in resp.results[0].configs}
+        assert values["connections.max.idle.ms"] == "1234"
+        assert values["max.connections.per.ip"] == "7"
+        assert values["max.connections"] == str(2**31 - 1)
+        assert values["queued.max.request.bytes"] == str(100 * 1024 * 1024)
+        assert values["dcmirror.connections.request.read.timeout.ms"] == "30000"
+        conn.close()
+    finally:
+        await broker.stop()
