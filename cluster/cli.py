@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from cluster.broker.config import BrokerConfig
+from cluster.broker.config import INT_MAX, BrokerConfig
 from cluster.broker.server import Broker
 
 log = logging.getLogger("dcmirror.cluster")
@@ -62,10 +62,24 @@ def cluster_group() -> None:
 @click.option("--no-auto-create", is_flag=True, help="Refuse to auto-create topics.")
 @click.option("--retention-check-interval-ms", type=click.IntRange(10), default=30_000,
               show_default=True, help="How often retention deletes old segments.")
+@click.option("--connections-max-idle-ms", type=click.IntRange(1), default=600_000,
+              show_default=True, help="Close a connection with no request activity this long.")
+@click.option("--request-read-timeout-ms", type=click.IntRange(1), default=30_000,
+              show_default=True,
+              help="Close a connection whose request does not arrive whole this soon after its size.")
+@click.option("--queued-max-request-bytes", type=click.IntRange(-1), default=100 * 1024 * 1024,
+              show_default=True,
+              help="Request bytes held broker-wide before it stops reading (-1: unlimited).")
+@click.option("--max-connections", type=click.IntRange(0), default=INT_MAX, show_default=True,
+              help="Connections the broker accepts at once; more are closed.")
+@click.option("--max-connections-per-ip", type=click.IntRange(0), default=INT_MAX,
+              show_default=True, help="Connections one client address may hold; more are closed.")
 def start(
     name: str, port: int, data_dir: Path, host: str, advertised_host: str | None, brokers: int,
     node_id: int, fsync: str, fsync_interval_ms: int, default_partitions: int,
-    no_auto_create: bool, retention_check_interval_ms: int,
+    no_auto_create: bool, retention_check_interval_ms: int, connections_max_idle_ms: int,
+    request_read_timeout_ms: int, queued_max_request_bytes: int, max_connections: int,
+    max_connections_per_ip: int,
 ) -> None:
     """Run one cluster in the foreground until Ctrl-C or SIGTERM."""
     if brokers > 1:
@@ -73,12 +87,19 @@ def start(
             "--brokers N > 1 is not yet supported: clusters have one broker until "
             "in-cluster replication lands."
         )
-    config = BrokerConfig(
-        name=name, data_dir=data_dir, port=port, host=host, advertised_host=advertised_host,
-        node_id=node_id, fsync=fsync, fsync_interval_ms=fsync_interval_ms,
-        default_partitions=default_partitions, auto_create_topics=not no_auto_create,
-        retention_check_interval_ms=retention_check_interval_ms,
-    )
+    try:
+        config = BrokerConfig(
+            name=name, data_dir=data_dir, port=port, host=host, advertised_host=advertised_host,
+            node_id=node_id, fsync=fsync, fsync_interval_ms=fsync_interval_ms,
+            default_partitions=default_partitions, auto_create_topics=not no_auto_create,
+            retention_check_interval_ms=retention_check_interval_ms,
+            connections_max_idle_ms=connections_max_idle_ms,
+            request_read_timeout_ms=request_read_timeout_ms,
+            queued_max_request_bytes=queued_max_request_bytes,
+            max_connections=max_connections, max_connections_per_ip=max_connections_per_ip,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc))
     try:
         asyncio.run(run_broker(config))
     except OSError as exc:

@@ -70,6 +70,9 @@ class LocalClusterConfig:
     auto_create_topics: bool = True
     default_partitions: int = 1
     default_topic_configs: Mapping[str, str] = field(default_factory=dict, hash=False)
+    # Connection deadlines and limits (README "Connections"): only the keys the file sets;
+    # the others keep BrokerConfig's defaults. Keys are BrokerConfig field names.
+    connections: Mapping[str, int] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)
@@ -159,7 +162,14 @@ _LOCAL_FIELDS: dict[str, Field] = {
     "auto_create_topics": bool_field,
     "default_partitions": int_field(1),
     "topic_defaults": topic_configs_field,
+    "connections_max_idle_ms": int_field(1),
+    "request_read_timeout_ms": int_field(1),
+    "queued_max_request_bytes": int_field(-1),
+    "max_connections": int_field(0),
+    "max_connections_per_ip": int_field(0),
 }
+_LOCAL_CONNECTION_KEYS = ("connections_max_idle_ms", "request_read_timeout_ms",
+                          "queued_max_request_bytes", "max_connections", "max_connections_per_ip")
 
 _CLIENT_FIELDS: dict[str, Field] = {
     "client_id": str_field,
@@ -203,7 +213,11 @@ def _cluster(r: NodeReader, alias: str, node: yaml.Node, path: str) -> ClusterCo
     local = None
     if "local" in values:
         lpath = r.join(path, "local")
-        lvalues, _ = read_fields(r, values["local"], lpath, _LOCAL_FIELDS, ("data_dir",))
+        lvalues, litems = read_fields(r, values["local"], lpath, _LOCAL_FIELDS, ("data_dir",))
+        if lvalues.get("queued_max_request_bytes") == 0:
+            raise r.error(litems["queued_max_request_bytes"][1],
+                          r.join(lpath, "queued_max_request_bytes"),
+                          "queued_max_request_bytes must be positive, or -1 for unlimited")
         if len(bootstrap) != 1:
             raise r.error(items["bootstrap"][1], r.join(path, "bootstrap"),
                           "a local cluster is a single node, so bootstrap must be exactly one host:port")
@@ -219,6 +233,7 @@ def _cluster(r: NodeReader, alias: str, node: yaml.Node, path: str) -> ClusterCo
             auto_create_topics=lvalues.get("auto_create_topics", True),
             default_partitions=lvalues.get("default_partitions", 1),
             default_topic_configs=lvalues.get("topic_defaults", {}),
+            connections={k: lvalues[k] for k in _LOCAL_CONNECTION_KEYS if k in lvalues},
         )
     client = ClientSettings()
     if "client" in values:

@@ -21,6 +21,7 @@ def broker_config(alias: str, local) -> BrokerConfig:
         fsync_interval_ms=local.fsync_interval_ms, auto_create_topics=local.auto_create_topics,
         default_partitions=local.default_partitions,
         default_topic_configs=dict(local.default_topic_configs),
+        **dict(local.connections),
     )
 
 

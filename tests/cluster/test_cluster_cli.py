@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -62,3 +63,27 @@ def test_retention_deletes_old_segments_in_the_background(tmp_path) -> None:
         wait_until(lambda: log_start() > 0, what="old segments removed by retention")
     finally:
         c.stop()
+
+
+def test_connection_settings_are_honoured_or_refused(tmp_path) -> None:
+    c = ClusterProcess("conn", tmp_path / "conn", extra_args=[
+        "--connections-max-idle-ms", "400", "--max-connections-per-ip", "5"]).start()
+    try:
+        from confluent_kafka.admin import AdminClient, ConfigResource
+
+        admin = AdminClient({"bootstrap.servers": c.bootstrap})
+        res = ConfigResource(ConfigResource.Type.BROKER, "1")
+        configs = admin.describe_configs([res])[res].result(timeout=10)
+        assert configs["connections.max.idle.ms"].value == "400"
+        assert configs["max.connections.per.ip"].value == "5"
+        with socket.create_connection(("127.0.0.1", c.port), timeout=10) as s:
+            assert s.recv(1) == b""  # idle: the broker closed it
+    finally:
+        c.stop()
+    res = subprocess.run([sys.executable, "-m", "dcmirror_cli", "cluster", "start", "--name", "x",
+                          "--port", str(free_port()), "--data-dir", str(tmp_path / "x"),
+                          "--queued-max-request-bytes", "0"],
+                         capture_output=True, text=True, timeout=30)
+    assert res.returncode == 2
+    assert "queued.max.request.bytes must be positive, or -1 for unlimited" in res.stderr
+    assert "Traceback" not in res.stderr

@@ -333,3 +333,24 @@ def test_local_cluster_options_and_metrics(tmp_path: Path) -> None:
     assert_located(err, 19, "metrics.listen", "'nowhere' is not host:port")
     err = error_of(tmp_path, CONTRACT.replace("data_dir: ./data/west", "data_dir: ./w\n      fsync: sometimes"))
     assert_located(err, 10, "clusters.west.local.fsync", "'sometimes' is not one of always, interval, never")
+
+
+def test_local_cluster_connection_settings(tmp_path: Path) -> None:
+    from mirror.up import broker_config
+
+    text = CONTRACT.replace(
+        "      data_dir: ./data/west\n",
+        "      data_dir: ./w\n      connections_max_idle_ms: 5000\n      max_connections_per_ip: 3\n"
+        "      queued_max_request_bytes: -1\n",
+    )
+    west = parse_config(text, tmp_path / "c.yaml", env={}).clusters["west"].local
+    assert west is not None
+    cfg = broker_config("west", west)
+    assert (cfg.connections_max_idle_ms, cfg.max_connections_per_ip) == (5000, 3)
+    assert cfg.queued_max_request_bytes == -1
+    assert (cfg.request_read_timeout_ms, cfg.max_connections) == (30_000, 2**31 - 1)  # defaults
+    err = error_of(tmp_path, CONTRACT.replace("data_dir: ./data/west", "data_dir: ./w\n      max_connections: -1"))
+    assert_located(err, 10, "clusters.west.local.max_connections", "at least 0")
+    err = error_of(tmp_path, CONTRACT.replace("data_dir: ./data/west",
+                                              "data_dir: ./w\n      queued_max_request_bytes: 0"))
+    assert_located(err, 10, "clusters.west.local.queued_max_request_bytes", "-1 for unlimited")
