@@ -69,6 +69,7 @@ class LocalClusterConfig:
     fsync_interval_ms: int = 1000
     auto_create_topics: bool = True
     default_partitions: int = 1
+    fetch_max_bytes: int = 57_671_680  # Kafka's fetch.max.bytes default (55 MiB)
     default_topic_configs: Mapping[str, str] = field(default_factory=dict, hash=False)
     # Connection deadlines and limits (README "Connections"): only the keys the file sets;
     # the others keep BrokerConfig's defaults. Keys are BrokerConfig field names.
@@ -161,6 +162,7 @@ _LOCAL_FIELDS: dict[str, Field] = {
     "fsync_interval_ms": int_field(1),
     "auto_create_topics": bool_field,
     "default_partitions": int_field(1),
+    "fetch_max_bytes": int_field(1024),
     "topic_defaults": topic_configs_field,
     "connections_max_idle_ms": int_field(1),
     "request_read_timeout_ms": int_field(1),
@@ -232,6 +234,7 @@ def _cluster(r: NodeReader, alias: str, node: yaml.Node, path: str) -> ClusterCo
             fsync_interval_ms=lvalues.get("fsync_interval_ms", 1000),
             auto_create_topics=lvalues.get("auto_create_topics", True),
             default_partitions=lvalues.get("default_partitions", 1),
+            fetch_max_bytes=lvalues.get("fetch_max_bytes", 57_671_680),
             default_topic_configs=lvalues.get("topic_defaults", {}),
             connections={k: lvalues[k] for k in _LOCAL_CONNECTION_KEYS if k in lvalues},
         )

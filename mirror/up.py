@@ -19,7 +19,7 @@ def broker_config(alias: str, local) -> BrokerConfig:
         name=alias, data_dir=local.data_dir, port=local.port, host=local.host,
         advertised_host=local.advertised_host, node_id=local.node_id, fsync=local.fsync,
         fsync_interval_ms=local.fsync_interval_ms, auto_create_topics=local.auto_create_topics,
-        default_partitions=local.default_partitions,
+        default_partitions=local.default_partitions, fetch_max_bytes=local.fetch_max_bytes,
         default_topic_configs=dict(local.default_topic_configs),
         **dict(local.connections),
     )

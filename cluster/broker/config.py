@@ -23,6 +23,10 @@ CONNECTION_SETTINGS: dict[str, tuple[str, int]] = {
     "max_connections_per_ip": ("max.connections.per.ip", 0),
 }
 
+# Apache Kafka's fetch.max.bytes default (55 MiB) and its lower bound.
+DEFAULT_FETCH_MAX_BYTES = 57_671_680
+MIN_FETCH_MAX_BYTES = 1024
+
 
 @dataclass
 class BrokerConfig:
@@ -37,6 +41,8 @@ class BrokerConfig:
     fsync: str = "never"  # always | interval | never: see README "Durability"
     fsync_interval_ms: int = 1000
     max_request_bytes: int = DEFAULT_MAX_FRAME
+    # fetch.max.bytes: caps every Fetch response (request max_bytes is capped to it).
+    fetch_max_bytes: int = DEFAULT_FETCH_MAX_BYTES
     retention_check_interval_ms: int = 30_000
     default_topic_configs: dict[str, str] = field(default_factory=dict)
     # Connections: see cluster/broker/connection.py and README "Connections".
@@ -53,6 +59,9 @@ class BrokerConfig:
                 raise ValueError(f"{key} must be an integer of at least {minimum}, got {value!r}")
         if self.queued_max_request_bytes == 0:
             raise ValueError("queued.max.request.bytes must be positive, or -1 for unlimited, got 0")
+        f = self.fetch_max_bytes
+        if isinstance(f, bool) or not isinstance(f, int) or f < MIN_FETCH_MAX_BYTES:
+            raise ValueError(f"fetch.max.bytes must be an integer of at least {MIN_FETCH_MAX_BYTES}, got {f!r}")
 
     @property
     def advertised(self) -> str:

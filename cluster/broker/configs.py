@@ -34,6 +34,7 @@ def broker_configs(broker) -> dict[str, tuple[str, str]]:
         "num.partitions": (str(c.default_partitions), "int"),
         "log.dirs": (str(broker.data_dir), "string"),
         "socket.request.max.bytes": (str(c.max_request_bytes), "int"),
+        "fetch.max.bytes": (str(c.fetch_max_bytes), "int"),
         "message.max.bytes": (str(topic_config.DEFAULT_MAX_MESSAGE_BYTES), "int"),
         "default.replication.factor": ("1", "int"),
         "min.insync.replicas": ("1", "int"),

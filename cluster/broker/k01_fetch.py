@@ -1,8 +1,18 @@
 """Fetch (key 1), v4-v16: raw batches out of partition logs, with long-polling.
 
-Supports many partitions per request, min/max bytes (the first partition always gets at
-least one whole batch, KIP-74), partition max bytes, high watermark, last stable offset
-(read_committed stops there), log start offset, leader-epoch fencing, topic ids (v13+).
+Supports many partitions per request, high watermark, last stable offset (read_committed
+stops there), log start offset, leader-epoch fencing, topic ids (v13+).
+
+Byte limits follow Apache Kafka's ReplicaManager.readFromLog (KIP-74): the response budget
+is min(request max_bytes, the broker's fetch.max.bytes); partitions are read in request
+order, each up to min(partition_max_bytes, what is left of the budget). Until some
+partition has returned data, the first batch at the fetch offset comes whole even when it
+alone exceeds those limits (so a consumer can never be stuck behind a big batch); after
+that nothing goes past the budget. A partition's read counts what Kafka counts: the byte
+range read, including a trailing partial batch, which Kafka sends and we drop. Only those
+byte ranges are read from the segment files, so a response holds at most its budget (plus
+that one oversize batch) in memory.
+
 Fetch sessions (KIP-227): the broker always answers session_id 0, which tells clients
 that no session was created, so they keep sending full requests — Kafka's own fallback
 when its session cache is full, and correct for every client.
@@ -31,7 +41,9 @@ def _leader_epoch_error(part, current_leader_epoch: int) -> int:
     return ErrorCode.fenced_leader_epoch
 
 
-def _partition_result(broker, part, p, isolation: int, budget: int, first: bool) -> tuple[dict, int]:
+def _partition_result(broker, part, p, isolation: int, budget: int,
+                      min_one: bool) -> tuple[dict, int]:
+    """One partition's response entry and the bytes it consumed of the budget."""
     hw = part.high_watermark
     lso = broker.txns.last_stable_offset(part) if broker.txns is not None else hw
     entry = {
@@ -49,11 +61,10 @@ def _partition_result(broker, part, p, isolation: int, budget: int, first: bool)
         entry["error_code"] = code
         return entry, 0
     limit = lso if isolation == _READ_COMMITTED else hw
-    max_bytes = min(p.partition_max_bytes, budget) if not first else p.partition_max_bytes
-    if max_bytes <= 0 and not first:
-        return entry, 0
+    max_bytes = max(0, min(p.partition_max_bytes, budget))
     try:
-        data = part.log.read_buffer(p.fetch_offset, max_bytes, max_offset=limit)
+        data, used = part.log.read_limited(p.fetch_offset, max_bytes, max_offset=limit,
+                                           min_one=min_one)
     except OffsetOutOfRange:
         # Kafka answers an out-of-range fetch with unknown (-1) watermarks and log start:
         # the client must ask ListOffsets, it gets no hint here.
@@ -63,7 +74,7 @@ def _partition_result(broker, part, p, isolation: int, budget: int, first: bool)
     if isolation == _READ_COMMITTED and broker.txns is not None:
         entry["aborted_transactions"] = broker.txns.aborted_between(part, p.fetch_offset, limit)
     entry["records"] = data
-    return entry, len(data)
+    return entry, used
 
 
 def _resolve(broker, version: int, t) -> tuple[str | None, dict]:
@@ -73,12 +84,17 @@ def _resolve(broker, version: int, t) -> tuple[str | None, dict]:
     return t.topic, {"topic": t.topic, "topic_id": uuid.UUID(int=0)}
 
 
+def fetch_budget(broker, req) -> int:
+    """The response's byte budget: request max_bytes capped by the broker's fetch.max.bytes."""
+    return max(0, min(req.max_bytes, broker.config.fetch_max_bytes))
+
+
 def _collect(broker, version: int, req) -> tuple[list[dict], int, bool]:
-    budget = req.max_bytes if version >= 3 else 2**31 - 1
+    budget = fetch_budget(broker, req)
     total = 0
     errors = False
     responses = []
-    first = True
+    min_one = True  # Kafka's minOneMessage: until a partition has returned data
     for t in req.topics:
         name, head = _resolve(broker, version, t)
         parts = []
@@ -101,12 +117,12 @@ def _collect(broker, version: int, req) -> tuple[list[dict], int, bool]:
                 errors = True
                 continue
             entry, n = _partition_result(
-                broker, part, p, getattr(req, "isolation_level", 0), budget - total, first and total == 0
+                broker, part, p, getattr(req, "isolation_level", 0), max(0, budget - total), min_one
             )
             if entry["error_code"]:
                 errors = True
             if n:
-                first = False
+                min_one = False
             total += n
             parts.append(entry)
         responses.append({**head, "partitions": parts})
@@ -133,7 +149,7 @@ async def fetch(broker, hdr, req) -> dict:
     while True:
         responses, total, errors = _collect(broker, version, req)
         remaining = deadline - time.monotonic()
-        if total >= req.min_bytes or errors or remaining <= 0 or not req.topics:
+        if total >= min(req.min_bytes, fetch_budget(broker, req)) or errors or remaining <= 0 or not req.topics:
             break
         fut: asyncio.Future[None] = loop.create_future()
         parts = _wanted_partitions(broker, version, req)

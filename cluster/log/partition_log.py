@@ -271,28 +271,43 @@ class PartitionLog:
     def read_buffer(self, offset: int, max_bytes: int, *,
                     max_offset: int | None = None) -> bytes | memoryview:
         """`read` without the final copy: a memoryview when the bytes read from disk had to
-        be cut. For the Fetch path, which hands the buffer straight to the socket."""
+        be cut."""
+        return self.read_limited(offset, max_bytes, max_offset=max_offset)[0]
+
+    def read_limited(self, offset: int, max_bytes: int, *, max_offset: int | None = None,
+                     min_one: bool = True) -> tuple[bytes | memoryview, int]:
+        """(whole batches, bytes consumed) for Fetch: at most max_bytes from the batch
+        containing `offset`, none starting at >= max_offset.
+
+        With `min_one` (KIP-74) the first batch comes whole even when it alone exceeds
+        max_bytes; without it such a batch gives nothing. Only the needed byte range of
+        each segment is read (the offset index finds where to start). `consumed` is what
+        Apache Kafka would count against the request's budget (see Segment.read_at): the
+        byte range read, which may end in a partial batch that is not returned.
+        """
         self._check_open()
         leo = self.log_end_offset
         if offset < self._log_start or offset > leo:
             raise OffsetOutOfRange(offset, self._log_start, leo)
         if offset == leo:
-            return b""
+            return b"", 0
         out: list[bytes | memoryview] = []
-        remaining = max_bytes
+        consumed = 0
         for seg in self._segments[self._segment_index(offset):]:
             loc = seg.locate(offset)
             if loc is None:
                 continue
             pos, h = loc
-            if out and h.size > remaining:
+            data, used, at_end = seg.read_at(pos, h, max_bytes - consumed, max_offset,
+                                             min_one=min_one and consumed == 0)
+            if len(data):
+                out.append(data)
+            consumed += used
+            if not at_end or consumed >= max_bytes:
                 break
-            data, at_end = seg.read_at(pos, h, remaining if out else max_bytes, max_offset)
-            out.append(data)
-            remaining -= len(data)
-            if not at_end or remaining <= 0:
-                break
-        return out[0] if len(out) == 1 else b"".join(out)
+        if not out:
+            return b"", consumed
+        return (out[0] if len(out) == 1 else b"".join(out)), consumed
 
     def iter_batch_headers(self, from_offset: int = 0) -> Iterator[BatchHeader]:
         """Headers of readable batches whose last offset is >= from_offset, in log order."""

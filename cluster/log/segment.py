@@ -304,25 +304,34 @@ class Segment:
             pos += advanced
         return None
 
-    def read_at(self, pos: int, first: BatchHeader, max_bytes: int,
-                max_offset: int | None) -> tuple[bytes | memoryview, bool]:
-        """Whole batches from `pos`, at least the first, up to max_bytes, none >= max_offset.
+    def read_at(self, pos: int, first: BatchHeader, max_bytes: int, max_offset: int | None,
+                *, min_one: bool = True) -> tuple[bytes | memoryview, int, bool]:
+        """Whole batches from `pos` up to max_bytes, none starting at >= max_offset.
 
-        Returns (data, reached_segment_end) so the caller knows whether to go on to the
-        next segment. `data` is a memoryview when the read had to be cut before its end (a
-        batch that did not fit, or the high watermark): slicing bytes would copy what is
-        usually most of a Fetch reply once more.
+        Reads only the byte range it may return (one pread of at most max_bytes, or of the
+        first batch when `min_one` lets that batch exceed the limit, KIP-74). Without
+        `min_one`, a first batch bigger than max_bytes gives nothing and nothing is read.
+
+        Returns (data, consumed, reached_segment_end). `consumed` is what the read counts
+        against a Fetch's byte budget, as Apache Kafka counts it: the whole byte range read,
+        including a trailing partial batch (Kafka sends that tail, clients drop it; we drop
+        it here), but only up to max_offset when that cut the read. `data` is a memoryview
+        of the read buffer when a partial tail was cut (slicing bytes would copy most of a
+        Fetch reply once more); it never pins more than `consumed` bytes.
         """
         if max_offset is not None and first.base_offset >= max_offset:
-            return b"", False
+            return b"", 0, False
+        if first.size > max_bytes and not min_one:
+            return b"", 0, False
         want = min(max(max_bytes, first.size), self.size - pos)
         data = pread_exact(self._log_fd(), want, pos)
         end = 0
         for p, h in iter_batches(data):
             if max_offset is not None and h.base_offset >= max_offset:
-                return _head(data, end), False
+                # The budget stops at max_offset, so the buffer must not pin what lies past it.
+                return (bytes(memoryview(data)[:end]) if end else b""), end, False
             end = p + h.size
-        return _head(data, end), pos + end >= self.size
+        return _head(data, end), want, pos + end >= self.size
 
     def iter_from(self, from_offset: int) -> Iterator[tuple[int, BatchHeader]]:
         """(position, header) of each batch whose last offset is >= from_offset."""

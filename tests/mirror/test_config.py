@@ -354,3 +354,15 @@ def test_local_cluster_connection_settings(tmp_path: Path) -> None:
     err = error_of(tmp_path, CONTRACT.replace("data_dir: ./data/west",
                                               "data_dir: ./w\n      queued_max_request_bytes: 0"))
     assert_located(err, 10, "clusters.west.local.queued_max_request_bytes", "-1 for unlimited")
+
+
+def test_local_cluster_fetch_max_bytes(tmp_path: Path) -> None:
+    from mirror.up import broker_config
+
+    cfg = parse_config(CONTRACT.replace("      data_dir: ./data/west\n",
+                                        "      data_dir: ./w\n      fetch_max_bytes: 1048576\n"),
+                       tmp_path / "c.yaml", env={})
+    assert broker_config("west", cfg.clusters["west"].local).fetch_max_bytes == 1048576
+    assert broker_config("east", cfg.clusters["east"].local).fetch_max_bytes == 57671680
+    err = error_of(tmp_path, CONTRACT.replace("data_dir: ./data/west", "data_dir: ./w\n      fetch_max_bytes: 100"))
+    assert_located(err, 10, "clusters.west.local.fetch_max_bytes", "1024")
