@@ -132,6 +132,8 @@ class ConnectionServer:
         self.budget = RequestBytesBudget(cfg.queued_max_request_bytes)
         self.connections: set[Connection] = set()
         self.per_ip: collections.Counter[str] = collections.Counter()
+        # What was closed, and why, since start (for logs' totals and tests' conditions).
+        self.closed: collections.Counter[str] = collections.Counter()
         self._reaper: asyncio.Task[None] | None = None
 
     # ---- lifecycle --------------------------------------------------------------
@@ -158,6 +160,7 @@ class ConnectionServer:
             for conn in list(self.connections):
                 if conn.deadline <= now and not conn.closed_by:
                     conn.closed_by = conn.phase
+                    self.closed[conn.phase] += 1
                     if conn.phase == IDLE:
                         log.info("closing %s: idle for %d ms (connections.max.idle.ms)",
                                  conn.peer, round(self.idle_s * 1000))
@@ -174,11 +177,13 @@ class ConnectionServer:
         if len(self.connections) >= self.max_connections:
             log.info("rejected connection from %s: the broker already has the configured "
                      "maximum of %d connections (max.connections)", conn.peer, self.max_connections)
+            self.closed["max.connections"] += 1
             return False
         if self.per_ip[conn.ip] >= self.max_connections_per_ip:
             log.info("rejected connection from %s: address %s already has the configured maximum "
                      "of %d connections (max.connections.per.ip)",
                      conn.peer, conn.ip, self.max_connections_per_ip)
+            self.closed["max.connections.per.ip"] += 1
             return False
         self.connections.add(conn)
         self.per_ip[conn.ip] += 1

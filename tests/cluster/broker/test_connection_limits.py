@@ -112,6 +112,7 @@ async def test_trickled_frame_closed_at_read_deadline(tmp_path: Path, caplog) ->
         elapsed = time.monotonic() - started_at
         assert 0.3 <= elapsed < 0.3 + SLACK_S, elapsed
         assert any("request.read.timeout.ms" in r.getMessage() for r in caplog.records)
+        assert broker.connections.closed == {"read": 1}
         # The idle deadline (600 s) did not do it, and other clients are unaffected.
         other = await RawConn.open(broker.config.port)
         await other.call(18, 3, API_VERSIONS)
@@ -132,6 +133,7 @@ async def test_max_connections_per_ip(tmp_path: Path, caplog) -> None:
         with caplog.at_level(logging.INFO, logger="cluster.broker.connection"):
             assert await refused(await open_from(port, "127.0.0.1"))
         assert any("max.connections.per.ip" in r.getMessage() for r in caplog.records)
+        assert broker.connections.closed == {"max.connections.per.ip": 1}
         first.close()
         await until(lambda: broker.connections.per_ip["127.0.0.1"] == 1)
         again = await open_from(port, "127.0.0.1")
@@ -152,6 +154,7 @@ async def test_max_connections(tmp_path: Path, caplog) -> None:
         with caplog.at_level(logging.INFO, logger="cluster.broker.connection"):
             assert await refused(await open_from(port, "127.0.0.3"))
         assert any("max.connections)" in r.getMessage() for r in caplog.records)
+        assert broker.connections.closed == {"max.connections": 1}
         b.close()
         await until(lambda: len(broker.connections.connections) == 1)
         c = await open_from(port, "127.0.0.3")
@@ -229,5 +232,52 @@ async def test_settings_shown_by_describe_configs(tmp_path: Path) -> None:
         assert values["queued.max.request.bytes"] == str(100 * 1024 * 1024)
         assert values["dcmirror.connections.request.read.timeout.ms"] == "30000"
         conn.close()
+    finally:
+        await broker.stop()
+
+
+async def test_our_client_carries_on_after_idle_close(tmp_path: Path) -> None:
+    """Kafka closes idle connections too: clients reconnect, nothing acknowledged is lost."""
+    from cluster.client import KafkaClient
+    from cluster.wire.batch_builder import build_batch
+
+    broker = await started(tmp_path, connections_max_idle_ms=300)
+    try:
+        broker.create_topic("t", 1, {})
+        async with KafkaClient(f"127.0.0.1:{broker.config.port}", retry_deadline_s=5) as client:
+            await client.produce("t", 0, build_batch([(b"k", b"one", [], 1_700_000_000_000)]))
+            await until(lambda: not broker.connections.connections)  # closed as idle
+            assert broker.connections.closed["idle"] >= 1
+            await client.produce("t", 0, build_batch([(b"k", b"two", [], 1_700_000_000_000)]))
+        assert broker.partitions[("t", 0)].log.log_end_offset == 2
+    finally:
+        await broker.stop()
+
+
+async def test_librdkafka_carries_on_after_idle_close(tmp_path: Path) -> None:
+    # 1 s, not 300 ms: under librdkafka's own ~1 s metadata timers it re-bootstraps,
+    # reconnects and is closed again before it asks for metadata, over and over.
+    from confluent_kafka import Producer
+
+    broker = await started(tmp_path, connections_max_idle_ms=1000)
+    bootstrap = f"127.0.0.1:{broker.config.port}"
+    try:
+        broker.create_topic("t", 1, {})
+
+        def produce_across_an_idle_close() -> None:
+            p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0,
+                          "reconnect.backoff.max.ms": 200})
+            p.produce("t", value=b"one")
+            assert p.flush(30) == 0
+            closes = broker.connections.closed["idle"]
+            deadline = time.monotonic() + 20
+            while broker.connections.closed["idle"] == closes:  # a Counter read: no await
+                assert time.monotonic() < deadline, "broker kept an idle connection"
+                time.sleep(0.01)
+            p.produce("t", value=b"two")
+            assert p.flush(30) == 0
+
+        await asyncio.to_thread(produce_across_an_idle_close)
+        assert broker.partitions[("t", 0)].log.log_end_offset == 2
     finally:
         await broker.stop()
