@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from cluster.broker.config import INT_MAX, BrokerConfig
+from cluster.broker.config import DEFAULT_MAX_PARTITIONS, INT_MAX, BrokerConfig
 from cluster.broker.server import Broker
 
 log = logging.getLogger("dcmirror.cluster")
@@ -76,12 +76,14 @@ def cluster_group() -> None:
               show_default=True, help="Connections one client address may hold; more are closed.")
 @click.option("--fetch-max-bytes", type=click.IntRange(1024), default=57_671_680, show_default=True,
               help="fetch.max.bytes: the most log bytes one Fetch response carries (KIP-74).")
+@click.option("--max-partitions", type=click.IntRange(1), default=DEFAULT_MAX_PARTITIONS,
+              show_default=True, help="Most partitions the cluster holds, all topics together.")
 def start(
     name: str, port: int, data_dir: Path, host: str, advertised_host: str | None, brokers: int,
     node_id: int, fsync: str, fsync_interval_ms: int, default_partitions: int,
     no_auto_create: bool, retention_check_interval_ms: int, connections_max_idle_ms: int,
     request_read_timeout_ms: int, queued_max_request_bytes: int, max_connections: int,
-    max_connections_per_ip: int, fetch_max_bytes: int,
+    max_connections_per_ip: int, fetch_max_bytes: int, max_partitions: int,
 ) -> None:
     """Run one cluster in the foreground until Ctrl-C or SIGTERM."""
     if brokers > 1:
@@ -100,6 +102,7 @@ def start(
             queued_max_request_bytes=queued_max_request_bytes,
             max_connections=max_connections, max_connections_per_ip=max_connections_per_ip,
             fetch_max_bytes=fetch_max_bytes,
+            max_partitions=max_partitions,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc))

@@ -74,6 +74,7 @@ class LocalClusterConfig:
     # Connection deadlines and limits (README "Connections"): only the keys the file sets;
     # the others keep BrokerConfig's defaults. Keys are BrokerConfig field names.
     connections: Mapping[str, int] = field(default_factory=dict, hash=False)
+    max_partitions: int | None = None  # None: the broker's default ceiling
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,7 @@ _LOCAL_FIELDS: dict[str, Field] = {
     "queued_max_request_bytes": int_field(-1),
     "max_connections": int_field(0),
     "max_connections_per_ip": int_field(0),
+    "max_partitions": int_field(1),
 }
 _LOCAL_CONNECTION_KEYS = ("connections_max_idle_ms", "request_read_timeout_ms",
                           "queued_max_request_bytes", "max_connections", "max_connections_per_ip")
@@ -237,6 +239,7 @@ def _cluster(r: NodeReader, alias: str, node: yaml.Node, path: str) -> ClusterCo
             fetch_max_bytes=lvalues.get("fetch_max_bytes", 57_671_680),
             default_topic_configs=lvalues.get("topic_defaults", {}),
             connections={k: lvalues[k] for k in _LOCAL_CONNECTION_KEYS if k in lvalues},
+            max_partitions=lvalues.get("max_partitions"),
         )
     client = ClientSettings()
     if "client" in values:

@@ -15,13 +15,14 @@ log = logging.getLogger(__name__)
 
 
 def broker_config(alias: str, local) -> BrokerConfig:
+    limits = {} if local.max_partitions is None else {"max_partitions": local.max_partitions}
     return BrokerConfig(
         name=alias, data_dir=local.data_dir, port=local.port, host=local.host,
         advertised_host=local.advertised_host, node_id=local.node_id, fsync=local.fsync,
         fsync_interval_ms=local.fsync_interval_ms, auto_create_topics=local.auto_create_topics,
         default_partitions=local.default_partitions, fetch_max_bytes=local.fetch_max_bytes,
         default_topic_configs=dict(local.default_topic_configs),
-        **dict(local.connections),
+        **dict(local.connections), **limits,
     )
 
 

@@ -27,6 +27,11 @@ CONNECTION_SETTINGS: dict[str, tuple[str, int]] = {
 DEFAULT_FETCH_MAX_BYTES = 57_671_680
 MIN_FETCH_MAX_BYTES = 1024
 
+DEFAULT_MAX_PARTITIONS = 100_000
+# KRaft's ReplicationControlManager.MAX_PARTITIONS_PER_BATCH: one CreateTopics or
+# CreatePartitions request may create at most this many partitions.
+MAX_PARTITIONS_PER_REQUEST = 10_000
+
 
 @dataclass
 class BrokerConfig:
@@ -44,6 +49,9 @@ class BrokerConfig:
     # fetch.max.bytes: caps every Fetch response (request max_bytes is capped to it).
     fetch_max_bytes: int = DEFAULT_FETCH_MAX_BYTES
     retention_check_interval_ms: int = 30_000
+    # Broker-wide ceiling on partitions (all topics together): CreateTopics/CreatePartitions
+    # that would pass it are refused with POLICY_VIOLATION instead of exhausting the host.
+    max_partitions: int = DEFAULT_MAX_PARTITIONS
     default_topic_configs: dict[str, str] = field(default_factory=dict)
     # Connections: see cluster/broker/connection.py and README "Connections".
     connections_max_idle_ms: int = 600_000  # Kafka's default
@@ -57,6 +65,9 @@ class BrokerConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ValueError(f"{key} must be an integer of at least {minimum}, got {value!r}")
+        if isinstance(self.max_partitions, bool) or not isinstance(self.max_partitions, int) \
+                or self.max_partitions < 1:
+            raise ValueError(f"max_partitions must be an integer of at least 1, got {self.max_partitions!r}")
         if self.queued_max_request_bytes == 0:
             raise ValueError("queued.max.request.bytes must be positive, or -1 for unlimited, got 0")
         f = self.fetch_max_bytes

@@ -41,6 +41,7 @@ def broker_configs(broker) -> dict[str, tuple[str, str]]:
         "dcmirror.log.fsync": (c.fsync, "string"),
         **{key: (str(getattr(c, name)), "long" if "bytes" in key or key.endswith(".ms") else "int")
            for name, (key, _) in CONNECTION_SETTINGS.items()},
+        "dcmirror.max.partitions": (str(c.max_partitions), "int"),
     }
 
 

@@ -1,5 +1,9 @@
 """CreateTopics (key 19), v0-v7: partitions, configs, validate-only, topic ids.
 
+A request asking for more than 10,000 partitions in total is refused as a whole, every
+topic with POLICY_VIOLATION and KRaft's message, before anything is created; the
+broker-wide `max_partitions` ceiling is checked topic by topic.
+
 One broker per cluster for now, so any replication factor above 1 is refused with Kafka's
 INVALID_REPLICATION_FACTOR, and manual assignments must name this node.
 """
@@ -9,6 +13,7 @@ from __future__ import annotations
 from kio.schema.errors import ErrorCode
 
 from cluster.broker import topic_config
+from cluster.broker.config import MAX_PARTITIONS_PER_REQUEST
 from cluster.broker.registry import handler
 from cluster.broker.topics import TopicError
 
@@ -20,10 +25,29 @@ def _result(name: str, code: int, message: str | None = None, **extra) -> dict:
 
 @handler(19, 0, 7)
 async def create_topics(broker, hdr, req) -> dict:
+    if requested_partitions(broker, req) > MAX_PARTITIONS_PER_REQUEST:
+        return {"throttle_time": 0, "topics": [
+            _result(t.name, ErrorCode.policy_violation, TOO_MANY_PARTITIONS) for t in req.topics]}
     results: list[dict] = []
     with broker.catalogue.batch():  # one catalogue write for the whole request
         _create_all(broker, req, results)
     return {"throttle_time": 0, "topics": results}
+
+
+TOO_MANY_PARTITIONS = "Excessively large number of partitions per request."
+
+
+def requested_partitions(broker, req) -> int:
+    """Upper bound of the partitions a request creates, counted as KRaft counts them."""
+    total = 0
+    for t in req.topics:
+        if t.assignments:
+            total += len(t.assignments)
+        elif t.num_partitions == -1:
+            total += broker.config.default_partitions
+        elif t.num_partitions > 0:
+            total += t.num_partitions
+    return total
 
 
 def _create_all(broker, req, results: list) -> None:

@@ -1,14 +1,35 @@
-"""CreatePartitions (key 37), v0-v3: grow a topic; shrinking is refused as in Kafka."""
+"""CreatePartitions (key 37), v0-v3: grow a topic; shrinking is refused as in Kafka.
+
+Like CreateTopics, one request may add at most 10,000 partitions (else every topic gets
+POLICY_VIOLATION and nothing grows), and no topic may grow the broker past its
+`max_partitions` ceiling.
+"""
 
 from __future__ import annotations
 
 from kio.schema.errors import ErrorCode
 
+from cluster.broker.config import MAX_PARTITIONS_PER_REQUEST
+from cluster.broker.k19_create_topics import TOO_MANY_PARTITIONS
 from cluster.broker.registry import handler
+from cluster.broker.topics import TopicError
+
+
+def _added(broker, req) -> int:
+    total = 0
+    for t in req.topics:
+        meta = broker.topic(t.name)
+        if meta is not None and t.count > meta.partitions:
+            total += t.count - meta.partitions
+    return total
 
 
 @handler(37, 0, 3)
 async def create_partitions(broker, hdr, req) -> dict:
+    if _added(broker, req) > MAX_PARTITIONS_PER_REQUEST:
+        return {"throttle_time": 0, "results": [
+            {"name": t.name, "error_code": ErrorCode.policy_violation,
+             "error_message": TOO_MANY_PARTITIONS} for t in req.topics]}
     results = []
     for t in req.topics:
         meta = broker.topic(t.name)
@@ -25,7 +46,13 @@ async def create_partitions(broker, hdr, req) -> dict:
             results.append({"name": t.name, "error_code": ErrorCode.invalid_replica_assignment,
                             "error_message": "assignment names unknown brokers"})
             continue
-        if not req.validate_only:
-            broker.add_partitions(t.name, t.count)
+        try:
+            if req.validate_only:
+                broker.check_partition_budget(t.count - meta.partitions)
+            else:
+                broker.add_partitions(t.name, t.count)
+        except TopicError as exc:
+            results.append({"name": t.name, "error_code": exc.code, "error_message": str(exc)})
+            continue
         results.append({"name": t.name, "error_code": 0, "error_message": None})
     return {"throttle_time": 0, "results": results}

@@ -188,6 +188,7 @@ class Broker:
             raise TopicError(ErrorCode.topic_already_exists, f"topic {name!r} already exists")
         if partitions < 1:
             raise TopicError(ErrorCode.invalid_partitions, "number of partitions must be at least 1")
+        self.check_partition_budget(partitions)
         try:
             merged = topic_config.validate({**self.config.default_topic_configs, **configs})
         except topic_config.InvalidConfig as exc:
@@ -198,6 +199,16 @@ class Broker:
         self._open_partitions(meta, range(partitions))
         log.info("created topic %s with %d partition(s)", name, partitions)
         return meta
+
+    def check_partition_budget(self, adding: int) -> None:
+        """Refuse growth past the broker-wide `max_partitions` (POLICY_VIOLATION)."""
+        total = len(self.partitions)
+        if total + adding > self.config.max_partitions:
+            raise TopicError(
+                ErrorCode.policy_violation,
+                f"Adding {adding} partition(s) to the {total} this cluster holds would exceed "
+                f"its limit of {self.config.max_partitions} (max_partitions).",
+            )
 
     def delete_topic(self, name: str) -> None:
         assert self.catalogue is not None
@@ -215,6 +226,7 @@ class Broker:
         assert self.catalogue is not None
         meta = self.catalogue.topics[name]
         old = meta.partitions
+        self.check_partition_budget(total - old)
         self.catalogue.add_partitions(name, total)
         self._open_partitions(meta, range(old, total))
         log.info("topic %s grew from %d to %d partitions", name, old, total)

@@ -366,3 +366,16 @@ def test_local_cluster_fetch_max_bytes(tmp_path: Path) -> None:
     assert broker_config("east", cfg.clusters["east"].local).fetch_max_bytes == 57671680
     err = error_of(tmp_path, CONTRACT.replace("data_dir: ./data/west", "data_dir: ./w\n      fetch_max_bytes: 100"))
     assert_located(err, 10, "clusters.west.local.fetch_max_bytes", "1024")
+
+
+def test_local_cluster_max_partitions(tmp_path: Path) -> None:
+    from mirror.up import broker_config
+
+    text = CONTRACT.replace("      data_dir: ./data/west\n", "      data_dir: ./w\n      max_partitions: 500\n")
+    west = parse_config(text, tmp_path / "c.yaml", env={}).clusters["west"].local
+    assert west is not None and west.max_partitions == 500
+    assert broker_config("west", west).max_partitions == 500
+    plain = parse_config(CONTRACT, tmp_path / "c.yaml", env={}).clusters["west"].local
+    assert plain is not None and broker_config("west", plain).max_partitions == 100_000
+    err = error_of(tmp_path, CONTRACT.replace("data_dir: ./data/west", "data_dir: ./w\n      max_partitions: 0"))
+    assert err.line == 10 and "max_partitions" in str(err)
