@@ -12,7 +12,9 @@ from Produce in four ways, all needed to make the target an exact copy of the so
 - only topics marked as mirrors (`dcmirror.mirror.source` config) accept it, and ordinary
   producers are refused on those topics until failover promotes them.
 Idempotent and transactional producer state is rebuilt from the appended headers, so
-read_committed semantics hold on the copy.
+read_committed semantics hold on the copy. Offsets are taken as given, so they are checked
+first: a batch whose base offset is negative or whose next offset (the new log end) would
+not fit an int64 is refused with INVALID_RECORD and nothing is written.
 """
 
 from __future__ import annotations
@@ -33,6 +35,18 @@ from cluster.log import OffsetOutOfOrder
 from cluster.wire import codec
 from cluster.wire import record_batch as rb
 
+MAX_OFFSET = (1 << 63) - 1  # the largest log end offset Kafka's int64 fields can carry
+
+
+def offset_problem(h: rb.BatchHeader) -> str | None:
+    """Why a batch's offsets cannot be kept as given, or None."""
+    if h.base_offset < 0 or h.last_offset_delta < 0:
+        return f"batch offsets [{h.base_offset}, +{h.last_offset_delta}] are negative"
+    if h.next_offset > MAX_OFFSET:
+        return (f"batch [{h.base_offset}, {h.last_offset}] ends past the largest log end "
+                f"offset {MAX_OFFSET}")
+    return None
+
 
 def mirror_partition(broker, topic: str, index: int, records: bytes | None) -> dict:
     meta = broker.catalogue.topics.get(topic)
@@ -45,6 +59,10 @@ def mirror_partition(broker, topic: str, index: int, records: bytes | None) -> d
     part, batches = checked
     log = part.log
     fresh = []
+    for b in batches:
+        h = rb.read_header(b)
+        if (problem := offset_problem(h)) is not None:
+            return _error(index, ErrorCode.invalid_record, problem)
     for b in batches:
         h = rb.read_header(b)
         if h.next_offset <= log.log_end_offset:

@@ -95,3 +95,30 @@ async def test_first_append_with_markers_lists_each_aborted_transaction_once(bro
     assert part.last_stable_offset == off
     assert [(a.producer_id, a.first_offset) for a in part.aborted_transactions] == [(pid, 2)]
     conn.close()
+
+
+async def test_unencodable_offsets_refused_and_partition_stays_readable(broker) -> None:
+    conn = await RawConn.open(broker.config.port)
+    try:
+        assert (await create(conn, "edge", 1, {"dcmirror.mirror.source": "east"})).error_code == 0
+        good = batch_at(10, 2)
+        assert (await mirror_append(conn, "edge", 0, good)).error_code == ErrorCode.none
+        top = (1 << 63) - 1
+        for bad in (batch_at(top, 1), batch_at(top - 1, 2), batch_at(top - 3, 5),
+                    good[:0] + batch_at(-5, 1)):
+            r = await mirror_append(conn, "edge", 0, bad)
+            assert r.error_code == ErrorCode.invalid_record
+        # A good batch followed by a bad one in the same request: nothing is written.
+        r = await mirror_append(conn, "edge", 0, batch_at(12, 1) + batch_at(top, 1))
+        assert r.error_code == ErrorCode.invalid_record
+        assert await fetch_all_from(conn, "edge", 10) == good
+        # The largest encodable log end is still accepted.
+        r = await mirror_append(conn, "edge", 0, batch_at(top - 2, 2))
+        assert r.error_code == ErrorCode.none
+        resp = await conn.call(2, 7, {"replica_id": -1, "isolation_level": 0, "topics": [
+            {"name": "edge", "partitions": [{"partition_index": 0, "current_leader_epoch": -1,
+                                             "timestamp": -1}]}]})
+        assert resp.topics[0].partitions[0].offset == top
+        assert await fetch_all_from(conn, "edge", 10) == good + batch_at(top - 2, 2)
+    finally:
+        conn.close()
