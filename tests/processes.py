@@ -42,12 +42,20 @@ class CliProcess:
     proc: subprocess.Popen | None
     log_path: Path | None
 
-    def _spawn(self, args: list[str], log_path: Path, port: int) -> None:
+    def _spawn(self, args: list[str], log_path: Path, port: int, nofile: int | None = None) -> None:
+        """`nofile`: soft and hard RLIMIT_NOFILE of the child (it cannot raise them)."""
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log_path = log_path
         log = open(log_path, "ab")
+
+        def limit() -> None:
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
         self.proc = subprocess.Popen([sys.executable, "-m", "dcmirror_cli", *args], stdout=log,
-                                     stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[1])
+                                     stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[1],
+                                     preexec_fn=limit if nofile is not None else None)
         wait_for_port(port, proc=self.proc)
 
     def kill9(self) -> None:
@@ -79,6 +87,7 @@ class ClusterProcess(CliProcess):
     extra_args: list[str] = field(default_factory=list)
     proc: subprocess.Popen | None = None
     log_path: Path | None = None
+    nofile: int | None = None  # RLIMIT_NOFILE for the broker process
 
     @property
     def bootstrap(self) -> str:
@@ -87,7 +96,7 @@ class ClusterProcess(CliProcess):
     def start(self) -> "ClusterProcess":
         self._spawn(["cluster", "start", "--name", self.name, "--port", str(self.port),
                      "--data-dir", str(self.data_dir), *self.extra_args],
-                    self.data_dir.parent / f"{self.name}-{self.port}.log", self.port)
+                    self.data_dir.parent / f"{self.name}-{self.port}.log", self.port, self.nofile)
         return self
 
     def restart(self) -> "ClusterProcess":

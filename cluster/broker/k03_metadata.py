@@ -29,7 +29,7 @@ def topic_entry(broker, meta: TopicMeta) -> dict:
                 "error_code": 0,
                 "partition_index": i,
                 "leader_id": broker.node_id,
-                "leader_epoch": broker.partitions[(meta.name, i)].leader_epoch,
+                "leader_epoch": meta.leader_epochs[i],
                 "replica_nodes": [broker.node_id],
                 "isr_nodes": [broker.node_id],
                 "offline_replicas": [],

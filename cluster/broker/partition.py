@@ -1,24 +1,84 @@
-"""One partition as the broker sees it: its log, leader epoch and fetch waiters.
+"""One partition as the broker sees it: its log (opened on first use), leader epoch and
+fetch waiters.
 
-The waiters let long-polling Fetch requests sleep until data arrives instead of polling:
-an append wakes every future parked on the partition.
+The log is opened through the broker's LogPool the first time a request needs it and may
+be closed again when the pool needs its descriptor (see log_pool.py); everything else
+about a partition (Metadata's view, waiters, producer state) lives here and never needs a
+descriptor. The waiters let long-polling Fetch requests sleep until data arrives instead
+of polling: an append wakes every future parked on the partition.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cluster.log import PartitionLog
+from cluster.log import LogConfig, PartitionLog
+from cluster.log.files import parse_segment_name
+
+if TYPE_CHECKING:
+    from cluster.broker.log_pool import LogPool
 
 
 @dataclass(eq=False)
 class Partition:
     topic: str
     index: int
-    log: PartitionLog
     leader_epoch: int
+    directory: Path
+    config: LogConfig
+    pool: LogPool
+    _log: PartitionLog | None = None
+    # Segments the log had when last closed (None: not opened since the broker started).
+    # Retention and compaction only ever touch rolled segments, so a closed log with one
+    # segment has nothing for them to do and need not be reopened.
+    segments_when_closed: int | None = None
     _waiters: set[asyncio.Future[None]] = field(default_factory=set)
+
+    @property
+    def log(self) -> PartitionLog:
+        """The partition's log, opened now if it is not (may raise OSError)."""
+        if self._log is None:
+            self._log = self.pool.acquire(self)
+        else:
+            self.pool.touch(self)
+        return self._log
+
+    @property
+    def open_log(self) -> PartitionLog | None:
+        """The log if it is open, without opening it or counting as a use."""
+        return self._log
+
+    def detach_log(self, *, clean: bool, sync: bool = True) -> None:
+        """Called by the pool only: close (cleanly, fsynced if `sync`) or abandon the log."""
+        plog, self._log = self._log, None
+        if plog is None:
+            return
+        self.segments_when_closed = plog.segment_count
+        if clean:
+            plog.close(sync=sync)
+        else:
+            plog.abandon()
+
+    def needs_housekeeping(self) -> bool:
+        """Whether retention or compaction could have work here (cheap for closed logs)."""
+        if self._log is not None:
+            return True
+        if self.segments_when_closed is None:
+            try:
+                names = os.listdir(self.directory)
+            except FileNotFoundError:
+                names = []
+            self.segments_when_closed = sum(1 for n in names if parse_segment_name(n) is not None)
+        return self.segments_when_closed > 1
+
+    def set_config(self, config: LogConfig) -> None:
+        self.config = config
+        if self._log is not None:
+            self._log.update_config(config)
 
     @property
     def high_watermark(self) -> int:

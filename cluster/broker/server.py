@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import os
 import pkgutil
 import shutil
 import time
@@ -21,9 +22,10 @@ from kio.schema.errors import ErrorCode
 from cluster.broker import topic_config
 from cluster.broker.config import BrokerConfig
 from cluster.broker.connection import ConnectionServer
+from cluster.broker.log_pool import LogPool, budgets, descriptor_limit
 from cluster.broker.partition import Partition
-from cluster.broker.topics import TopicCatalogue, TopicError, TopicMeta
-from cluster.log import PartitionLog
+from cluster.broker.topics import TopicCatalogue, TopicError, TopicMeta, remove_strays
+from cluster.log.handles import READ_HANDLES
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,7 @@ class Broker:
         self.node_id = config.node_id
         self.data_dir = Path(config.data_dir)
         self.partitions: dict[tuple[str, int], Partition] = {}
+        self.pool = LogPool(0)  # sized from the descriptor limit in start()
         self.catalogue: TopicCatalogue | None = None
         self.cluster_id = ""
         self.groups: Any = None
@@ -75,8 +78,13 @@ class Broker:
         from cluster.broker.producer_state import ProducerState
 
         self.producer_state = ProducerState(self.data_dir / "meta")
+        logs, handles = budgets(descriptor_limit())
+        self.pool = LogPool(logs)
+        READ_HANDLES.capacity = handles
         for meta in self.catalogue.topics.values():
-            self._open_partitions(meta, range(meta.partitions))
+            self._add_partitions(meta, range(meta.partitions))
+        if self.catalogue.existed:
+            remove_strays(self.data_dir, self.catalogue.topics)
         await self._start_groups()
         await self._start_txns()
         self._server = await asyncio.start_server(
@@ -114,7 +122,7 @@ class Broker:
             await self.groups.close()
         for part in self.partitions.values():
             part.notify()
-            part.log.close()
+        self.pool.close_all()
         self.partitions.clear()
 
     async def serve_forever(self) -> None:
@@ -135,46 +143,70 @@ class Broker:
         while True:
             await asyncio.sleep(interval)
             now_ms = int(time.time() * 1000)
-            for part in list(self.partitions.values()):
+            for part in self.pool.open_partitions():
                 try:
-                    part.log.maybe_flush(now_ms)
+                    plog = part.open_log
+                    if plog is not None:
+                        plog.maybe_flush(now_ms)
                 except Exception:
                     log.exception("flush of %s-%d failed", part.topic, part.index)
             if now_ms - last_retention >= self.config.retention_check_interval_ms:
                 last_retention = now_ms
-                for part in list(self.partitions.values()):
-                    try:
-                        removed = part.log.apply_retention(now_ms)
-                        if removed:
-                            log.info(
-                                "retention removed %d segment(s) of %s-%d",
-                                removed, part.topic, part.index,
-                            )
-                    except Exception:
-                        log.exception("retention of %s-%d failed", part.topic, part.index)
-            for key in [k for k, c in cleaners.items() if k not in self.partitions or not c.log.config.compact]:
+                await self._retention_pass(now_ms)
+            for key in [k for k, c in cleaners.items()
+                        if k not in self.partitions or c.log.closed or not c.log.config.compact]:
                 cleaners.pop(key).stop()
-            for key, part in list(self.partitions.items()):
-                if not part.log.config.compact:
+            for part in self.pool.open_partitions():
+                plog = part.open_log
+                if plog is None or not plog.config.compact:
                     continue
+                key = (part.topic, part.index)
                 cleaner = cleaners.get(key)
-                if cleaner is None or cleaner.log is not part.log:
-                    cleaner = cleaners[key] = Cleaner(part.log, check_interval_ms=cleaner_check_ms)
+                if cleaner is None or cleaner.log is not plog:
+                    cleaner = cleaners[key] = Cleaner(plog, check_interval_ms=cleaner_check_ms)
                 try:
                     cleaner.step(now_ms)
                 except Exception:
                     cleaner.stop()
                     log.exception("compaction of %s-%d failed", part.topic, part.index)
 
+    async def _retention_pass(self, now_ms: int) -> None:
+        """Retention over every partition that can have rolled segments; a closed log with
+        one segment is skipped without reopening it. Yields to clients every few hundred."""
+        for n, part in enumerate(list(self.partitions.values())):
+            if n % 256 == 255:
+                await asyncio.sleep(0)
+            if self.partitions.get((part.topic, part.index)) is not part:
+                continue  # deleted meanwhile
+            try:
+                if not part.needs_housekeeping():
+                    continue
+                removed = part.log.apply_retention(now_ms)
+                if removed:
+                    log.info("retention removed %d segment(s) of %s-%d",
+                             removed, part.topic, part.index)
+            except Exception:
+                log.exception("retention of %s-%d failed", part.topic, part.index)
+
     # ---- topics -----------------------------------------------------------------
     def _partition_dir(self, topic: str, index: int) -> Path:
         return self.data_dir / f"{topic}-{index}"
 
-    def _open_partitions(self, meta: TopicMeta, indexes: range) -> None:
+    def _add_partitions(self, meta: TopicMeta, indexes: range) -> None:
+        """Partition objects only: each log opens on first use (see log_pool.py)."""
         cfg = topic_config.log_config(meta.configs, self.config.fsync, self.config.fsync_interval_ms)
         for i in indexes:
-            plog = PartitionLog.open(self._partition_dir(meta.name, i), cfg)
-            self.partitions[(meta.name, i)] = Partition(meta.name, i, plog, meta.leader_epochs[i])
+            self.partitions[(meta.name, i)] = Partition(
+                meta.name, i, meta.leader_epochs[i], self._partition_dir(meta.name, i), cfg, self.pool)
+
+    def _clear_leftovers(self, name: str, indexes: range) -> None:
+        """Remove directories a new partition must not inherit (from a topic of the same
+        name whose deletion was cut short): the catalogue says they belong to no one."""
+        for i in indexes:
+            path = self._partition_dir(name, i)
+            if os.path.lexists(path):
+                log.warning("removing leftover directory %s before creating %s-%d", path, name, i)
+                shutil.rmtree(path, ignore_errors=True)
 
     def create_topic(
         self, name: str, partitions: int, configs: dict[str, str], *, validate_only: bool = False
@@ -195,8 +227,14 @@ class Broker:
             raise TopicError(ErrorCode.invalid_config, str(exc)) from None
         if validate_only:
             return TopicMeta(name, "00000000-0000-0000-0000-000000000000", partitions, merged)
-        meta = self.catalogue.create(name, partitions, merged)
-        self._open_partitions(meta, range(partitions))
+        self._clear_leftovers(name, range(partitions))
+        try:
+            meta = self.catalogue.create(name, partitions, merged)
+        except OSError as exc:
+            log.error("could not record topic %s: %s", name, exc)
+            raise TopicError(ErrorCode.unknown_server_error,
+                             f"could not record topic {name!r}: {exc.strerror or exc}") from None
+        self._add_partitions(meta, range(partitions))
         log.info("created topic %s with %d partition(s)", name, partitions)
         return meta
 
@@ -218,7 +256,7 @@ class Broker:
             if part is not None:
                 self.producer_state.forget(part)
                 part.notify()
-                part.log.close()
+                self.pool.forget(part)
             shutil.rmtree(self._partition_dir(name, i), ignore_errors=True)
         log.info("deleted topic %s", name)
 
@@ -227,8 +265,14 @@ class Broker:
         meta = self.catalogue.topics[name]
         old = meta.partitions
         self.check_partition_budget(total - old)
-        self.catalogue.add_partitions(name, total)
-        self._open_partitions(meta, range(old, total))
+        self._clear_leftovers(name, range(old, total))
+        try:
+            self.catalogue.add_partitions(name, total)
+        except OSError as exc:
+            log.error("could not record %d partitions of %s: %s", total, name, exc)
+            raise TopicError(ErrorCode.unknown_server_error,
+                             f"could not record the new partitions: {exc.strerror or exc}") from None
+        self._add_partitions(meta, range(old, total))
         log.info("topic %s grew from %d to %d partitions", name, old, total)
 
     def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
@@ -237,7 +281,7 @@ class Broker:
         self.catalogue.set_configs(name, configs)
         cfg = topic_config.log_config(meta.configs, self.config.fsync, self.config.fsync_interval_ms)
         for i in range(meta.partitions):
-            self.partitions[(name, i)].log.update_config(cfg)
+            self.partitions[(name, i)].set_config(cfg)
 
     def topic(self, name: str) -> TopicMeta | None:
         assert self.catalogue is not None

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
+import shutil
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
+
+logger = logging.getLogger(__name__)
 
 TOPIC_NAME_RE = re.compile(r"[a-zA-Z0-9._-]+")
 MAX_TOPIC_NAME = 249
@@ -74,6 +78,7 @@ class TopicCatalogue:
         self.by_id: dict[uuid.UUID, TopicMeta] = {}
         self._batching = 0
         self._dirty = False
+        self.existed = self._path.exists()
         if self._path.exists():
             raw = json.loads(self._path.read_text())
             for t in raw["topics"]:
@@ -147,6 +152,30 @@ class TopicCatalogue:
         self._dirty = False
         doc = {"version": 1, "topics": [asdict(t) for t in self.topics.values()]}
         _atomic_write(self._path, json.dumps(doc, indent=1).encode())
+
+
+_PARTITION_DIR_RE = re.compile(r"(.+)-(0|[1-9][0-9]*)")
+
+
+def remove_strays(data_dir: Path, topics: dict[str, TopicMeta]) -> int:
+    """Delete partition directories the catalogue does not know (a deletion cut short by
+    a crash, or a create from a broker version that wrote directories before recording
+    the topic). Only called when the catalogue existed before this start, so a lost
+    catalogue never costs the data."""
+    removed = 0
+    with os.scandir(data_dir) as entries:
+        for entry in entries:
+            m = _PARTITION_DIR_RE.fullmatch(entry.name)
+            if m is None or not entry.is_dir(follow_symlinks=False):
+                continue
+            meta = topics.get(m.group(1))
+            if meta is not None and int(m.group(2)) < meta.partitions:
+                continue
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed += 1
+    if removed:
+        logger.warning("removed %d partition directories of no known topic from %s", removed, data_dir)
+    return removed
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -61,12 +61,12 @@ class LeaderEpochCache:
             cache.entries = []
         return cache
 
-    def save(self) -> None:
+    def save(self, *, sync: bool = True) -> None:
         """Write the checkpoint atomically if anything changed since the last save."""
         if not self.dirty:
             return
         lines = ["0", str(len(self.entries))] + [f"{e.epoch} {e.start_offset}" for e in self.entries]
-        atomic_write(self.path, ("\n".join(lines) + "\n").encode())
+        atomic_write(self.path, ("\n".join(lines) + "\n").encode(), sync=sync)
         self.dirty = False
 
     @property

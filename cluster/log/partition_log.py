@@ -515,15 +515,23 @@ class PartitionLog:
         config.validate()
         self.config = config
 
-    def close(self) -> None:
-        """Persist indexes, fsync, and mark the shutdown clean so the next open skips the CRC scan."""
+    def close(self, *, sync: bool = True) -> None:
+        """Persist indexes, fsync, and mark the shutdown clean so the next open skips the CRC scan.
+
+        `sync=False` (a broker closing an idle log to free its descriptor while the fsync
+        policy is not "always") skips the fsyncs: a process crash loses nothing, since the
+        files are in the page cache; after a power cut the trusted reopen still walks the
+        batch headers past the last index entry and falls back to a full scan if they do
+        not end exactly at the file's end.
+        """
         if self._closed:
             return
-        self._active.deactivate(sync=True)
-        self._epochs.save()
+        self._active.deactivate(sync=sync)
+        self._epochs.save(sync=sync)
         # An empty marker needs no tmp+rename; it must only become durable after the rest.
         os.close(os.open(self.directory / CLEAN_SHUTDOWN_FILE, os.O_WRONLY | os.O_CREAT, 0o644))
-        fsync_dir(self.directory)
+        if sync:
+            fsync_dir(self.directory)
         READ_HANDLES.evict_under(str(self.directory))
         self._closed = True
 
