@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cluster.broker import registry
-from cluster.broker.scatter_write import write_buffers
+from cluster.broker.scatter_write import send_buffers
 from cluster.wire import codec
 from cluster.wire.build import build
 from cluster.wire.framing import read_size
@@ -249,10 +249,11 @@ class ConnectionServer:
             if reply is not None:
                 conn.phase, conn.deadline = IDLE, loop.time() + self.idle_s
                 if isinstance(reply, list):
-                    write_buffers(writer, reply)  # framed buffers around log bytes
+                    await send_buffers(writer, reply)  # framed buffers around log bytes
                 else:
                     writer.write(reply)  # already framed
-                await writer.drain()
+                    await writer.drain()
+                del reply  # a Fetch reply's log bytes go now, not at the next request
             # Fairness: give every other ready connection its turn before our next request.
             await asyncio.sleep(0)
 

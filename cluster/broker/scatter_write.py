@@ -10,6 +10,12 @@ this module is that, for the one place that needs it.
 Only done when the transport's own buffer is empty (so bytes never overtake queued ones)
 and on a plain socket; whatever the kernel does not take goes to the transport as usual,
 which keeps flow control (`drain`) and error handling the transport's job.
+
+`send_buffers` is what the broker uses: the same first `writev`, then the rest handed to
+the transport a chunk at a time, draining in between. The transport copies what it
+buffers, so handing it a 55 MiB Fetch reply at once held the reply twice per connection
+(ours plus its copy) for as long as a slow reader took; chunked, a connection holds its
+reply plus at most one chunk.
 """
 
 from __future__ import annotations
@@ -24,22 +30,53 @@ from cluster.wire.produce_request import Buffer
 _IOV_MAX = 1024
 
 
+# What send_buffers hands the transport at a time (it copies what the kernel does not take).
+CHUNK = 1 << 20
+
+
 def write_buffers(writer: asyncio.StreamWriter, buffers: Sequence[Buffer]) -> None:
     """Write `buffers` in order: as much as the kernel takes now, the rest via the transport."""
+    rest = _write_now(writer, buffers)
+    if rest:
+        writer.writelines(rest)
+
+
+async def send_buffers(writer: asyncio.StreamWriter, buffers: Sequence[Buffer], *,
+                       chunk: int = CHUNK) -> None:
+    """Write `buffers` in order and drain; the transport never holds more than ~`chunk`
+    of them beyond its high-water mark."""
+    group: list[Buffer] = []
+    size = 0
+    for buf in _write_now(writer, buffers):
+        mv = memoryview(buf).cast("B")
+        for start in range(0, mv.nbytes, chunk):
+            piece = mv[start:start + chunk]
+            group.append(piece)
+            size += piece.nbytes
+            if size >= chunk:
+                writer.writelines(group)
+                group, size = [], 0
+                await writer.drain()
+    if group:
+        writer.writelines(group)
+    await writer.drain()
+
+
+def _write_now(writer: asyncio.StreamWriter, buffers: Sequence[Buffer]) -> Sequence[Buffer]:
+    """One `writev` of what the kernel takes now, when that cannot overtake queued bytes;
+    returns what is left to write (everything if the fast path does not apply)."""
     transport = writer.transport
     sock = transport.get_extra_info("socket")
     if (sock is None or transport.is_closing() or transport.get_write_buffer_size()
             or transport.get_extra_info("sslcontext") is not None):
-        writer.writelines(buffers)
-        return
+        return buffers
     try:
         sent = os.writev(sock.fileno(), buffers[:_IOV_MAX])
     except (BlockingIOError, InterruptedError):
         sent = 0
     except OSError:
         # A broken connection: let the transport meet the same error and report it its way.
-        writer.writelines(buffers)
-        return
+        return buffers
     rest: list[Buffer] = []
     for buf in buffers:
         size = memoryview(buf).nbytes
@@ -48,5 +85,4 @@ def write_buffers(writer: asyncio.StreamWriter, buffers: Sequence[Buffer]) -> No
             continue
         rest.append(memoryview(buf)[sent:] if sent else buf)
         sent = 0
-    if rest:
-        writer.writelines(rest)
+    return rest

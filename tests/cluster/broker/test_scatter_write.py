@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from cluster.broker.scatter_write import write_buffers
+from cluster.broker.scatter_write import send_buffers, write_buffers
 
 
 async def _pair(expected: int, sndbuf: int | None = None):
@@ -66,3 +66,39 @@ async def test_queued_bytes_are_not_overtaken() -> None:
 async def test_more_pieces_than_iov_max() -> None:
     got, want = await _received([bytes([i % 251]) * 3 for i in range(3000)])
     assert got == want
+
+
+@pytest.mark.parametrize("sndbuf", [None, 4096])
+async def test_send_buffers_arrive_whole_and_in_order(sndbuf: int | None) -> None:
+    pieces = [os.urandom(n) for n in (8, 3_000_000, 17, 1, 2_500_000, 5)] + [b"x"] * 2000
+    want = b"".join(pieces)
+    server, writer, got, done = await _pair(len(want), sndbuf)
+    await send_buffers(writer, pieces, chunk=100_000)
+    await asyncio.wait_for(done.wait(), 30)
+    writer.close()
+    server.close()
+    assert bytes(got) == want
+
+
+async def test_send_buffers_never_hands_the_transport_the_whole_reply() -> None:
+    """A slow reader: the transport (which copies what it buffers) holds about one chunk of
+    a 6 MB reply at a time, not the reply."""
+    reply = [b"head", os.urandom(6_000_000), b"tail"]
+    want = b"".join(reply)
+    server, writer, got, done = await _pair(len(want), 4096)
+    transport = writer.transport
+    most = 0
+    real = transport.writelines
+
+    def watch(data) -> None:
+        nonlocal most
+        real(data)
+        most = max(most, transport.get_write_buffer_size())
+
+    transport.writelines = watch  # type: ignore[method-assign]
+    await send_buffers(writer, reply, chunk=256 * 1024)
+    await asyncio.wait_for(done.wait(), 30)
+    writer.close()
+    server.close()
+    assert bytes(got) == want
+    assert 0 < most <= 256 * 1024 + transport.get_write_buffer_limits()[1]
