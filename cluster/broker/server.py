@@ -21,7 +21,7 @@ from kio.schema.errors import ErrorCode
 
 from cluster.broker import topic_config
 from cluster.broker.config import BrokerConfig
-from cluster.broker.connection import ConnectionServer
+from cluster.broker.connection import READ_AHEAD_BYTES, ConnectionServer
 from cluster.broker.log_pool import LogPool, budgets, descriptor_limit
 from cluster.broker.partition import Partition
 from cluster.broker.topics import TopicCatalogue, TopicError, TopicMeta, remove_strays
@@ -88,7 +88,7 @@ class Broker:
         await self._start_groups()
         await self._start_txns()
         self._server = await asyncio.start_server(
-            self.connections.serve, self.config.host, self.config.port, limit=1 << 20
+            self.connections.serve, self.config.host, self.config.port, limit=READ_AHEAD_BYTES
         )
         if self.config.port == 0:
             self.config.port = self._server.sockets[0].getsockname()[1]
