@@ -125,7 +125,7 @@ def alter_topics(broker, req, new_configs) -> dict:
     topic's complete new override set with `new_configs(meta, resource)` and store it;
     one catalogue write for the whole request."""
     out = []
-    with broker.catalogue.batch():
+    with broker.topic_batch():
         for r in req.resources:
             base = {"resource_type": r.resource_type, "resource_name": r.resource_name}
             try:

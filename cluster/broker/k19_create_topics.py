@@ -15,7 +15,7 @@ from kio.schema.errors import ErrorCode
 from cluster.broker import topic_config
 from cluster.broker.config import MAX_PARTITIONS_PER_REQUEST
 from cluster.broker.registry import handler
-from cluster.broker.topics import TopicError
+from cluster.broker.topics import CatalogueWriteFailed, TopicError
 
 
 def _result(name: str, code: int, message: str | None = None, **extra) -> dict:
@@ -29,8 +29,14 @@ async def create_topics(broker, hdr, req) -> dict:
         return {"throttle_time": 0, "topics": [
             _result(t.name, ErrorCode.policy_violation, TOO_MANY_PARTITIONS) for t in req.topics]}
     results: list[dict] = []
-    with broker.catalogue.batch():  # one catalogue write for the whole request
-        _create_all(broker, req, results)
+    try:
+        with broker.topic_batch():  # one catalogue write for the whole request
+            _create_all(broker, req, results)
+    except CatalogueWriteFailed as exc:  # nothing of the request was kept
+        failed = set(exc.names)
+        results = [_result(r["name"], ErrorCode.unknown_server_error,
+                           f"could not record topic: {exc.strerror}")
+                   if r["name"] in failed and r["error_code"] == 0 else r for r in results]
     return {"throttle_time": 0, "topics": results}
 
 

@@ -8,6 +8,7 @@ are served by `cluster.broker.connection`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
 import os
@@ -15,7 +16,7 @@ import pkgutil
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from kio.schema.errors import ErrorCode
 
@@ -24,7 +25,7 @@ from cluster.broker.config import BrokerConfig
 from cluster.broker.connection import READ_AHEAD_BYTES, ConnectionServer
 from cluster.broker.log_pool import LogPool, budgets, descriptor_limit
 from cluster.broker.partition import Partition
-from cluster.broker.topics import TopicCatalogue, TopicError, TopicMeta, remove_strays
+from cluster.broker.topics import CatalogueWriteFailed, TopicCatalogue, TopicError, TopicMeta, remove_strays
 from cluster.log.handles import READ_HANDLES
 
 log = logging.getLogger(__name__)
@@ -124,6 +125,8 @@ class Broker:
             part.notify()
         self.pool.close_all()
         self.partitions.clear()
+        if self.catalogue is not None:
+            self.catalogue.close()
 
     async def serve_forever(self) -> None:
         assert self._server is not None
@@ -237,6 +240,34 @@ class Broker:
         self._add_partitions(meta, range(partitions))
         log.info("created topic %s with %d partition(s)", name, partitions)
         return meta
+
+    @contextlib.contextmanager
+    def topic_batch(self) -> Iterator[None]:
+        """One catalogue write for all topic changes inside (see TopicCatalogue.batch); if
+        it fails, the partitions of every rolled-back topic are put back to match."""
+        assert self.catalogue is not None
+        try:
+            with self.catalogue.batch():
+                yield
+        except CatalogueWriteFailed as exc:
+            log.error("could not record changes to %d topic(s): %s", len(exc.names), exc)
+            for name in exc.names:
+                self._resync_partitions(name)
+            raise
+
+    def _resync_partitions(self, name: str) -> None:
+        assert self.catalogue is not None
+        meta = self.catalogue.topics.get(name)
+        i = meta.partitions if meta is not None else 0
+        while (part := self.partitions.pop((name, i), None)) is not None:
+            self.producer_state.forget(part)
+            part.notify()
+            self.pool.forget(part)
+            i += 1
+        if meta is not None:
+            cfg = topic_config.log_config(meta.configs, self.config.fsync, self.config.fsync_interval_ms)
+            for i in range(meta.partitions):
+                self.partitions[(name, i)].set_config(cfg)
 
     def check_partition_budget(self, adding: int) -> None:
         """Refuse growth past the broker-wide `max_partitions` (POLICY_VIOLATION)."""

@@ -1,8 +1,14 @@
 """The cluster's topic catalogue: names, topic ids, partition counts, configs, leader epochs.
 
-Persisted as one JSON document written atomically (tmp file, fsync, rename, fsync of the
-directory), so topic metadata survives kill -9 and power cuts. Pure bookkeeping: opening
-partition logs is the broker's job.
+Persisted as an append-only journal, `<data_dir>/meta/topics/journal`, with the groups'
+journal class (cluster/groups/store.py): one framed, CRC-checked record per topic
+(key = name, value = the topic as JSON; a tombstone on delete), fsynced before the
+change is answered, so topic metadata survives kill -9 and power cuts. A change costs one
+record, not a rewrite of every topic: the whole-document JSON file this replaces
+(`meta/topics.json`) made each create rewrite and fsync the entire catalogue (~300 ms at
+10,000 topics). That file still loads: it is migrated into a journal written to a tmp
+file and renamed into place, then removed. One request's changes (`batch()`) go out as
+one write and one fsync. Pure bookkeeping: partition logs are the broker's job.
 """
 
 from __future__ import annotations
@@ -18,10 +24,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from cluster.groups.store import GroupStore
+
 logger = logging.getLogger(__name__)
 
 TOPIC_NAME_RE = re.compile(r"[a-zA-Z0-9._-]+")
 MAX_TOPIC_NAME = 249
+LEGACY_FILE = "topics.json"
+JOURNAL_DIR = "topics"
 
 
 class TopicError(Exception):
@@ -60,6 +70,9 @@ class TopicMeta:
     def uuid(self) -> uuid.UUID:
         return uuid.UUID(self.topic_id)
 
+    def encode(self) -> bytes:
+        return json.dumps(asdict(self), separators=(",", ":")).encode()
+
 
 @dataclass
 class ClusterIdentity:
@@ -73,18 +86,37 @@ class TopicCatalogue:
     def __init__(self, data_dir: Path) -> None:
         self._dir = data_dir / "meta"
         self._dir.mkdir(parents=True, exist_ok=True)
-        self._path = self._dir / "topics.json"
         self.topics: dict[str, TopicMeta] = {}
         self.by_id: dict[uuid.UUID, TopicMeta] = {}
         self._batching = 0
-        self._dirty = False
-        self.existed = self._path.exists()
-        if self._path.exists():
-            raw = json.loads(self._path.read_text())
-            for t in raw["topics"]:
-                meta = TopicMeta(**t)
-                self.topics[meta.name] = meta
-                self.by_id[meta.uuid] = meta
+        self._pending: dict[str, TopicMeta | None] = {}  # name -> how it was before the batch
+        self._store = GroupStore(self._dir / JOURNAL_DIR, fsync="always")
+        legacy = self._dir / LEGACY_FILE
+        # Whether this data directory had a catalogue before this start (the broker only
+        # removes stray partition directories when it did).
+        self.existed = self._store.path.exists() or legacy.exists()
+        if legacy.exists():
+            self._migrate(legacy)
+        for value in self._store.open().values():
+            meta = TopicMeta(**json.loads(value))
+            self.topics[meta.name] = meta
+            self.by_id[meta.uuid] = meta
+
+    def _migrate(self, legacy: Path) -> None:
+        """Turn the old whole-file catalogue into a journal (all or nothing), then drop it."""
+        if not self._store.path.exists():
+            raw = json.loads(legacy.read_text())
+            metas = [TopicMeta(**t) for t in raw["topics"]]
+            self._store.directory.mkdir(parents=True, exist_ok=True)
+            self._store.live = {m.name.encode(): m.encode() for m in metas}
+            self._store.compact()  # journal.tmp, fsync, rename over the journal, fsync dir
+            self._store.close()
+            logger.info("migrated %d topics from %s to %s", len(metas), legacy, self._store.path)
+        legacy.unlink()
+        _fsync_dir(self._dir)
+
+    def close(self) -> None:
+        self._store.close()
 
     def identity(self, name: str, node_id: int) -> ClusterIdentity:
         """The cluster id, created once and kept (clients compare it across reconnects)."""
@@ -105,53 +137,90 @@ class TopicCatalogue:
         if partitions < 1:
             raise TopicError(ErrorCode.invalid_partitions, "number of partitions must be at least 1")
         meta = TopicMeta(name, str(uuid.uuid4()), partitions, dict(configs), [0] * partitions)
+        self._write({name: meta})  # first: a failed write leaves no trace in memory either
         self.topics[name] = meta
         self.by_id[meta.uuid] = meta
-        self.save()
         return meta
 
     def delete(self, name: str) -> TopicMeta:
-        meta = self.topics.pop(name)
+        meta = self.topics[name]
+        self._write({name: None})
+        del self.topics[name]
         self.by_id.pop(meta.uuid, None)
-        self.save()
         return meta
 
     def add_partitions(self, name: str, total: int) -> TopicMeta:
         meta = self.topics[name]
-        meta.leader_epochs.extend([0] * (total - meta.partitions))
-        meta.partitions = total
-        self.save()
+        grown = TopicMeta(meta.name, meta.topic_id, total, meta.configs,
+                          meta.leader_epochs + [0] * (total - meta.partitions))
+        self._write({name: grown})
+        meta.leader_epochs, meta.partitions = grown.leader_epochs, total
         return meta
 
     def set_configs(self, name: str, configs: dict[str, str]) -> None:
-        self.topics[name].configs = dict(configs)
-        self.save()
+        meta = self.topics[name]
+        self._write({name: TopicMeta(meta.name, meta.topic_id, meta.partitions, dict(configs),
+                                     meta.leader_epochs)})
+        meta.configs = dict(configs)
 
     def bump_leader_epoch(self, name: str, partition: int) -> int:
         meta = self.topics[name]
-        meta.leader_epochs[partition] += 1
-        self.save()
-        return meta.leader_epochs[partition]
+        epochs = list(meta.leader_epochs)
+        epochs[partition] += 1
+        self._write({name: TopicMeta(meta.name, meta.topic_id, meta.partitions, meta.configs, epochs)})
+        meta.leader_epochs = epochs
+        return epochs[partition]
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
-        """Group the saves of one request into one atomic write (and one fsync) at the end,
-        so altering 100 topics' configs costs one write, not 100."""
+        """Group the changes of one request into one journal write (and one fsync) at the
+        end, so creating 10,000 topics or altering 100 topics' configs costs one write.
+
+        Inside a batch a change is visible in memory before it is durable (the request
+        answers only after the write). If the write fails, every topic the batch touched
+        is put back as it was and CatalogueWriteFailed names them."""
         self._batching += 1
         try:
             yield
         finally:
             self._batching -= 1
-            if not self._batching and self._dirty:
-                self.save()
+            if not self._batching and self._pending:
+                undo, self._pending = self._pending, {}
+                try:
+                    self._store.append([(n.encode(), self.topics[n].encode() if n in self.topics else None)
+                                        for n in sorted(undo)])
+                except OSError as exc:
+                    for name, before in undo.items():
+                        self._restore(name, before)
+                    raise CatalogueWriteFailed(sorted(undo), exc) from exc
 
-    def save(self) -> None:
+    def _restore(self, name: str, before: TopicMeta | None) -> None:
+        now = self.topics.pop(name, None)
+        if now is not None:
+            self.by_id.pop(now.uuid, None)
+        if before is not None:
+            self.topics[name] = before
+            self.by_id[before.uuid] = before
+
+    def _write(self, changes: dict[str, TopicMeta | None]) -> None:
+        """Journal `changes` now, or at the end of the current batch (remembering how each
+        topic looked before the batch touched it)."""
         if self._batching:
-            self._dirty = True
+            for name in changes:
+                if name not in self._pending:
+                    old = self.topics.get(name)
+                    self._pending[name] = None if old is None else TopicMeta(
+                        old.name, old.topic_id, old.partitions, dict(old.configs), list(old.leader_epochs))
             return
-        self._dirty = False
-        doc = {"version": 1, "topics": [asdict(t) for t in self.topics.values()]}
-        _atomic_write(self._path, json.dumps(doc, indent=1).encode())
+        self._store.append([(n.encode(), None if m is None else m.encode()) for n, m in changes.items()])
+
+
+class CatalogueWriteFailed(OSError):
+    """A batch of catalogue changes could not be journaled; `names` were rolled back."""
+
+    def __init__(self, names: list[str], cause: OSError) -> None:
+        super().__init__(cause.errno, cause.strerror or str(cause))
+        self.names = names
 
 
 _PARTITION_DIR_RE = re.compile(r"(.+)-(0|[1-9][0-9]*)")
@@ -187,7 +256,11 @@ def _atomic_write(path: Path, data: bytes) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    dfd = os.open(path.parent, os.O_RDONLY)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    dfd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(dfd)
     finally:
