@@ -58,8 +58,8 @@ async def test_idle_connection_closed_at_its_deadline_active_one_not(tmp_path: P
     try:
         idle = await RawConn.open(broker.config.port)
         active = await RawConn.open(broker.config.port)
+        last_activity = time.monotonic()  # before: the broker's idle clock starts after it
         await idle.call(18, 3, API_VERSIONS)
-        last_activity = time.monotonic()
         closed = asyncio.create_task(idle.closed_by_peer())
         while not closed.done():  # the active client asks every 50 ms, well inside 300 ms
             await active.call(18, 3, API_VERSIONS)
@@ -98,8 +98,8 @@ async def test_trickled_frame_closed_at_read_deadline(tmp_path: Path, caplog) ->
     broker = await started(tmp_path, request_read_timeout_ms=300)
     try:
         conn = await RawConn.open(broker.config.port)
+        started_at = time.monotonic()  # before: the broker's read clock starts after it
         await conn.send_raw((100).to_bytes(4, "big") + b"\x00\x12")  # 2 of 100 bytes
-        started_at = time.monotonic()
         closed = asyncio.create_task(conn.closed_by_peer())
         with caplog.at_level(logging.WARNING, logger="cluster.broker.connection"):
             while not closed.done():  # one byte every 50 ms: never idle, never complete
