@@ -1,12 +1,13 @@
 """Produce (key 0), v3-v11: validate RecordBatch v2 bytes and append them to partition logs.
 
-Batches stay bytes: the broker checks each header and CRC32C, patches base offset and
-leader epoch in place, and writes. Records are never decoded here. Errors follow Kafka:
-magic < 2 -> UNSUPPORTED_FOR_MESSAGE_FORMAT, bad CRC or framing -> CORRUPT_MESSAGE,
-a batch over max.message.bytes -> MESSAGE_TOO_LARGE, unknown partition ->
-UNKNOWN_TOPIC_OR_PARTITION. acks=0 requests get no response at all.
-Not implemented here: idempotent/transactional sequence checks (the producer-state
-module hooks in through `broker.producer_state` when present).
+Batches stay bytes: the broker checks each header, CRC32C and every record's structure
+(`cluster.wire.batch_validator`, Kafka's LogValidator rules; records are walked, never
+materialised), patches base offset and leader epoch in place, and writes. Errors follow
+Kafka: magic < 2 -> UNSUPPORTED_FOR_MESSAGE_FORMAT, bad CRC or framing -> CORRUPT_MESSAGE,
+malformed records or header fields -> INVALID_RECORD, a batch over max.message.bytes ->
+MESSAGE_TOO_LARGE, unknown partition -> UNKNOWN_TOPIC_OR_PARTITION. A refused batch
+changes nothing. acks=0 requests get no response at all. Idempotent/transactional
+sequence checks live in the producer-state module (`broker.producer_state`).
 """
 
 from __future__ import annotations
@@ -19,20 +20,23 @@ from kio.schema.errors import ErrorCode
 from cluster.broker import topic_config
 from cluster.broker.recompress import recompress, target_codec
 from cluster.broker.registry import handler
-from cluster.log.compaction import has_keyless_record
 from cluster.wire import record_batch as rb
+from cluster.wire.batch_validator import BatchRefused, CheckedBatch, Origin
 
 log = logging.getLogger(__name__)
 
 
-def _error(index: int, code: int, message: str | None = None) -> dict:
+def _error(index: int, code: int, message: str | None = None,
+           record_index: int | None = None) -> dict:
+    record_errors = [] if record_index is None else [
+        {"batch_index": record_index, "batch_index_error_message": message}]
     return {
         "index": index,
         "error_code": code,
         "base_offset": -1,
         "log_append_time": None,
         "log_start_offset": -1,
-        "record_errors": [],
+        "record_errors": record_errors,
         "error_message": message,
     }
 
@@ -41,8 +45,9 @@ MIRROR_SOURCE = "dcmirror.mirror.source"
 FENCED = "dcmirror.fenced"
 
 
-def validated_batches(broker, topic: str, index: int, records: bytes | None):
-    """The partition and its CRC-checked batches, or an error response entry."""
+async def validated_batches(broker, topic: str, index: int, records: bytes | None,
+                            origin: Origin):
+    """(partition, batches, checks) with every batch validated, or an error response entry."""
     part = broker.partitions.get((topic, index))
     if part is None:
         return _error(index, ErrorCode.unknown_topic_or_partition)
@@ -65,41 +70,46 @@ def validated_batches(broker, topic: str, index: int, records: bytes | None):
                 ErrorCode.message_too_large,
                 f"batch of {len(b)} bytes exceeds max.message.bytes={max_bytes}",
             )
-    return part, batches
-
-
-def _refuse_keyless(index: int, batches) -> dict | None:
-    """Kafka refuses records without a key in a compacted topic (INVALID_RECORD)."""
     try:
-        if any(has_keyless_record(b) for b in batches):
+        checks = await broker.batch_checks.validate(batches, origin)
+    except BatchRefused as exc:
+        log.info("refused a batch for %s-%d: %s", topic, index, exc.message)
+        return _error(index, exc.code, exc.message, exc.record_index)
+    if broker.partitions.get((topic, index)) is not part:  # deleted while we checked
+        return _error(index, ErrorCode.unknown_topic_or_partition)
+    return part, batches, checks
+
+
+def _refuse_keyless(index: int, checks: list[CheckedBatch]) -> dict | None:
+    """Kafka refuses records without a key in a compacted topic (INVALID_RECORD)."""
+    for c in checks:
+        if c.keyless and not c.header.is_control:
             return _error(index, ErrorCode.invalid_record,
-                          "Compacted topic cannot accept message without key")
-    except rb.InvalidBatch as exc:
-        return _error(index, ErrorCode.corrupt_message, str(exc))
+                          "Compacted topic cannot accept message without key", c.first_keyless)
     return None
 
 
-def _refuse_timestamps(index: int, configs: dict[str, str], batches) -> dict | None:
+def _refuse_timestamps(index: int, configs: dict[str, str], checks: list[CheckedBatch]) -> dict | None:
     """Kafka's message.timestamp.after.max.ms / before.max.ms for CreateTime topics,
-    checked on the batch header (first and max timestamp) without decoding records."""
+    checked on every record's timestamp (the validator's min and max per batch)."""
     if configs.get("message.timestamp.type", "CreateTime") != "CreateTime":
         return None
     now = int(time.time() * 1000)
     after = int(configs.get("message.timestamp.after.max.ms", topic_config.DEFAULT_TS_AFTER_MAX_MS))
     before = int(configs.get("message.timestamp.before.max.ms", topic_config.DEFAULT_TS_BEFORE_MAX_MS))
-    for b in batches:
-        h = rb.read_header(b)
-        if h.is_control:
+    for c in checks:
+        if c.header.is_control or c.header.records_count == 0:
             continue
-        if h.max_timestamp > now + after or (0 <= h.base_timestamp < now - before):
+        bad = c.max_timestamp if c.max_timestamp > now + after else (
+            c.min_timestamp if 0 <= c.min_timestamp < now - before else None)
+        if bad is not None:
             return _error(index, ErrorCode.invalid_timestamp,
-                          f"timestamp {h.max_timestamp if h.max_timestamp > now + after else h.base_timestamp}"
-                          f" is out of range (message.timestamp.after.max.ms={after}, "
+                          f"timestamp {bad} is out of range (message.timestamp.after.max.ms={after}, "
                           f"before.max.ms={before})")
     return None
 
 
-def produce_partition(broker, topic: str, index: int, records: bytes | None) -> dict:
+async def produce_partition(broker, topic: str, index: int, records: bytes | None) -> dict:
     """Validate and append one partition's payload; returns its response entry."""
     meta = broker.catalogue.topics.get(topic)
     if meta is not None and meta.configs.get(MIRROR_SOURCE):
@@ -112,17 +122,21 @@ def produce_partition(broker, topic: str, index: int, records: bytes | None) -> 
     if meta is not None and meta.configs.get(FENCED):
         return _error(index, ErrorCode.invalid_request,
                       f"topic {topic} is fenced: it fails over to {meta.configs[FENCED]}, produce there")
-    checked = validated_batches(broker, topic, index, records)
+    checked = await validated_batches(broker, topic, index, records, Origin.CLIENT)
     if isinstance(checked, dict):
         return checked
-    part, batches = checked
-    if part.log.config.compact and (refused := _refuse_keyless(index, batches)) is not None:
+    part, batches, checks = checked
+    if part.log.config.compact and (refused := _refuse_keyless(index, checks)) is not None:
         return refused
-    if (refused := _refuse_timestamps(index, meta.configs if meta else {}, batches)) is not None:
+    if (refused := _refuse_timestamps(index, meta.configs if meta else {}, checks)) is not None:
         return refused
     forced = target_codec(meta.configs.get("compression.type", "producer")) if meta else None
-    if forced is not None:
-        batches = [memoryview(recompress(b, forced)) for b in batches]
+    if forced is not None and any(c.header.compression != forced for c in checks):
+        # Decoding and re-encoding is Python work: off the loop, one batch set at a time.
+        batches = await broker.batch_checks.off_loop(
+            lambda: [memoryview(recompress(b, forced)) for b in batches])
+        if broker.partitions.get((topic, index)) is not part:
+            return _error(index, ErrorCode.unknown_topic_or_partition)
     producer_state = getattr(broker, "producer_state", None)
     if producer_state is not None:
         dup = producer_state.check(part, batches)
@@ -149,11 +163,11 @@ def appended(index: int, base_offset: int, log_start_offset: int, log_append_tim
     }
 
 
-def produce_response(req, per_partition) -> dict | None:
-    """Run `per_partition(topic, index, records)` over a Produce-shaped request."""
+async def produce_response(req, per_partition) -> dict | None:
+    """Run the coroutine `per_partition(topic, index, records)` over a Produce-shaped request."""
     responses = []
     for t in req.topic_data:
-        parts = [per_partition(t.name, p.index, p.records) for p in t.partition_data]
+        parts = [await per_partition(t.name, p.index, p.records) for p in t.partition_data]
         responses.append({"name": t.name, "partition_responses": parts})
     if req.acks == 0:
         return None
@@ -167,4 +181,4 @@ async def produce(broker, hdr, req) -> dict | None:
             {"name": t.name, "partition_responses": [
                 _error(p.index, ErrorCode.invalid_required_acks, f"acks={req.acks} is not -1, 0 or 1")
                 for p in t.partition_data]} for t in req.topic_data]}
-    return produce_response(req, lambda t, i, r: produce_partition(broker, t, i, r))
+    return await produce_response(req, lambda t, i, r: produce_partition(broker, t, i, r))

@@ -2,13 +2,16 @@
 
 Wire format: exactly Produce v9 (request and response), under API key 10000, advertised in
 ApiVersions so the mirror can tell a dcmirror cluster from any other. Semantics differ
-from Produce in four ways, all needed to make the target an exact copy of the source:
+from Produce in five ways, all needed to make the target an exact copy of the source:
 - each batch keeps its base offset and partition leader epoch (gaps allowed, e.g. after
   compaction or retention on the source);
 - batches whose offsets the partition already holds are skipped, so a mirror that crashed
   and re-sends its last request duplicates nothing;
 - an empty partition first moves its log start to the first batch's offset, so a source
   that lost old records to retention is mirrored with the same log start;
+- batches are validated with the MIRROR rules (a compacted source's gaps and control
+  markers are allowed; offsets must fit an int64), so a source sending garbage cannot
+  corrupt the copy;
 - only topics marked as mirrors (`dcmirror.mirror.source` config) accept it, and ordinary
   producers are refused on those topics until failover promotes them.
 Idempotent and transactional producer state is rebuilt from the appended headers, so
@@ -34,6 +37,7 @@ from cluster.broker.registry import handler
 from cluster.log import OffsetOutOfOrder
 from cluster.wire import codec
 from cluster.wire import record_batch as rb
+from cluster.wire.batch_validator import Origin
 
 MAX_OFFSET = (1 << 63) - 1  # the largest log end offset Kafka's int64 fields can carry
 
@@ -48,15 +52,15 @@ def offset_problem(h: rb.BatchHeader) -> str | None:
     return None
 
 
-def mirror_partition(broker, topic: str, index: int, records: bytes | None) -> dict:
+async def mirror_partition(broker, topic: str, index: int, records: bytes | None) -> dict:
     meta = broker.catalogue.topics.get(topic)
     if meta is not None and not meta.configs.get(MIRROR_SOURCE):
         return _error(index, ErrorCode.invalid_request,
                       f"topic {topic} is not a mirror topic (no {MIRROR_SOURCE} config)")
-    checked = validated_batches(broker, topic, index, records)
+    checked = await validated_batches(broker, topic, index, records, Origin.MIRROR)
     if isinstance(checked, dict):
         return checked
-    part, batches = checked
+    part, batches, _ = checked
     log = part.log
     fresh = []
     for b in batches:
@@ -93,4 +97,4 @@ def mirror_partition(broker, topic: str, index: int, records: bytes | None) -> d
 
 @handler(codec.DCMIRROR_APPEND, 0, 0)
 async def mirror_append(broker, hdr, req) -> dict | None:
-    return produce_response(req, lambda t, i, r: mirror_partition(broker, t, i, r))
+    return await produce_response(req, lambda t, i, r: mirror_partition(broker, t, i, r))

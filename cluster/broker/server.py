@@ -21,6 +21,7 @@ from typing import Any, Iterator
 from kio.schema.errors import ErrorCode
 
 from cluster.broker import topic_config
+from cluster.broker.batch_checks import BatchChecks
 from cluster.broker.config import BrokerConfig
 from cluster.broker.connection import READ_AHEAD_BYTES, ConnectionServer
 from cluster.broker.log_pool import LogPool, budgets, descriptor_limit
@@ -52,6 +53,7 @@ class Broker:
         self.groups: Any = None
         self.txns: Any = None
         self.producer_state: Any = None
+        self.batch_checks = BatchChecks()
         self._server: asyncio.base_events.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.connections = ConnectionServer(self)
@@ -127,6 +129,7 @@ class Broker:
         self.partitions.clear()
         if self.catalogue is not None:
             self.catalogue.close()
+        self.batch_checks.close()
 
     async def serve_forever(self) -> None:
         assert self._server is not None

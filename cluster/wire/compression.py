@@ -25,7 +25,9 @@ Corrupt input of any kind raises `CorruptCompressedData`, a subclass of
 from __future__ import annotations
 
 import logging
+import mmap
 import struct
+import threading
 
 import cramjam
 
@@ -79,6 +81,25 @@ class CorruptCompressedData(CompressionError):
     """The compressed bytes do not decode under the codec named in the attributes."""
 
 
+class DecompressionLimit(CompressionError):
+    """The records would inflate past the allowed size: refused, never fully attempted."""
+
+    def __init__(self, codec: int, limit: int) -> None:
+        super().__init__(
+            f"{CODEC_NAMES.get(codec, codec)} records inflate to more than {limit} bytes"
+        )
+        self.limit = limit
+
+
+# Every decompression writes into a per-thread anonymous mapping of this size: the codec
+# stops when the mapping is full, so a bomb costs at most this much work and memory, and
+# pages stay unmapped (out of RSS) until a batch really fills them.
+DECOMPRESS_CEILING = 64 << 20
+_RELEASE_ABOVE = 8 << 20  # give pages back after an output this large
+_scratch = threading.local()
+_FULL = ("failed to write whole buffer", "smaller than required")
+
+
 def codec_name(codec: int) -> str:
     """Human name of a codec number, for logs and CLI output."""
     try:
@@ -115,26 +136,71 @@ def compress(codec: int, data: Buffer) -> bytes:
     raise UnsupportedCodec(codec)
 
 
-def decompress(codec: int, data: Buffer) -> bytes:
-    """Decompress a records section. Raises CorruptCompressedData / UnsupportedCodec."""
+def decompress(codec: int, data: Buffer, limit: int = DECOMPRESS_CEILING) -> bytes:
+    """Decompress a records section of at most `limit` bytes.
+
+    Raises CorruptCompressedData, UnsupportedCodec or DecompressionLimit.
+    """
     if codec == CODEC_NONE:
         return bytes(data)
-    if codec == CODEC_SNAPPY:
-        return snappy_decompress(data)
-    if codec == CODEC_GZIP:
-        module = cramjam.gzip
-    elif codec == CODEC_LZ4:
-        module = cramjam.lz4
-    elif codec == CODEC_ZSTD:
-        module = cramjam.zstd
-    else:
-        raise UnsupportedCodec(codec)
+    with decompressed(codec, data, limit) as view:
+        return bytes(view)
+
+
+class decompressed:
+    """`with decompressed(codec, data, limit) as view:` the inflated bytes, zero-copy.
+
+    The view points into this thread's scratch mapping and is valid only inside the
+    block; the validator walks it there without copying.
+    """
+
+    def __init__(self, codec: int, data: Buffer, limit: int = DECOMPRESS_CEILING) -> None:
+        if codec not in CODEC_NAMES:
+            raise UnsupportedCodec(codec)
+        self.codec = codec
+        self.data = data
+        self.limit = min(limit, DECOMPRESS_CEILING)
+        self.view: memoryview | None = None
+
+    def __enter__(self) -> memoryview:
+        if self.codec == CODEC_NONE:
+            return memoryview(self.data)
+        mm = getattr(_scratch, "mm", None)
+        if mm is None:
+            mm = _scratch.mm = mmap.mmap(-1, DECOMPRESS_CEILING + 1)
+        out = memoryview(mm)[: self.limit + 1]
+        n = _inflate_into(self.codec, memoryview(self.data), out, self.limit)
+        self.view = out[:n]
+        return self.view
+
+    def __exit__(self, *exc: object) -> None:
+        if self.view is not None:
+            if len(self.view) > _RELEASE_ABOVE:
+                _scratch.mm.madvise(mmap.MADV_DONTNEED)
+            self.view.release()
+            self.view = None
+
+
+def _inflate_into(codec: int, data: memoryview, out: memoryview, limit: int) -> int:
+    name = CODEC_NAMES[codec]
     if len(data) == 0:
-        raise CorruptCompressedData(f"empty {CODEC_NAMES[codec]} payload")
+        raise CorruptCompressedData(f"empty {name} payload")
     try:
-        return bytes(module.decompress(data))
+        if codec == CODEC_SNAPPY:
+            if len(data) >= len(XERIAL_HEADER) and data[: len(XERIAL_MAGIC)] == XERIAL_MAGIC:
+                n = _xerial_into(data, out)
+            else:
+                n = cramjam.snappy.decompress_raw_into(data, out)
+        else:
+            module = {CODEC_GZIP: cramjam.gzip, CODEC_LZ4: cramjam.lz4, CODEC_ZSTD: cramjam.zstd}[codec]
+            n = module.decompress_into(data, out)
     except (cramjam.DecompressionError, ValueError, OverflowError, MemoryError) as exc:
-        raise CorruptCompressedData(f"{CODEC_NAMES[codec]}: {exc}") from exc
+        if any(marker in str(exc) for marker in _FULL):
+            raise DecompressionLimit(codec, limit) from None
+        raise CorruptCompressedData(f"{name}: {exc}") from exc
+    if n > limit:
+        raise DecompressionLimit(codec, limit)
+    return n
 
 
 def snappy_xerial_compress(data: Buffer, block_size: int = XERIAL_BLOCK_SIZE) -> bytes:
@@ -150,36 +216,30 @@ def snappy_xerial_compress(data: Buffer, block_size: int = XERIAL_BLOCK_SIZE) ->
 
 def snappy_decompress(data: Buffer) -> bytes:
     """Raw snappy or xerial-framed snappy, told apart by the 8-byte xerial magic."""
-    mv = memoryview(data)
-    if len(mv) >= len(XERIAL_HEADER) and mv[: len(XERIAL_MAGIC)] == XERIAL_MAGIC:
-        return _xerial_decompress(mv)
-    if len(mv) == 0:
-        raise CorruptCompressedData("empty snappy payload")
-    try:
-        return bytes(cramjam.snappy.decompress_raw(mv))
-    except (cramjam.DecompressionError, ValueError, OverflowError, MemoryError) as exc:
-        raise CorruptCompressedData(f"snappy: {exc}") from exc
+    return decompress(CODEC_SNAPPY, data)
 
 
-def _xerial_decompress(mv: memoryview) -> bytes:
-    # Version/compat fields are ignored like kafka-python does: some producers (Redpanda)
-    # wrote them little-endian, and there has only ever been one xerial block format.
-    out: list[bytes] = []
+def _xerial_into(mv: memoryview, out: memoryview) -> int:
+    """xerial blocks decompressed one after another into `out`.
+
+    Version/compat fields are ignored like kafka-python does: some producers (Redpanda)
+    wrote them little-endian, and there has only ever been one xerial block format.
+    snappy-java accepts a second header in place of a block length (concatenated
+    streams), so we do too.
+    """
     pos = len(XERIAL_HEADER)
     end = len(mv)
+    written = 0
     while pos < end:
         if end - pos < 4:
             raise CorruptCompressedData("snappy: truncated xerial block length")
         (length,) = _I32.unpack_from(mv, pos)
         if length == _XERIAL_HEAD_INT and mv[pos : pos + len(XERIAL_MAGIC)] == XERIAL_MAGIC:
-            pos += len(XERIAL_HEADER)  # concatenated stream: skip its header
+            pos += len(XERIAL_HEADER)
             continue
         pos += 4
         if length < 0 or pos + length > end:
             raise CorruptCompressedData(f"snappy: bad xerial block length {length}")
-        try:
-            out.append(bytes(cramjam.snappy.decompress_raw(mv[pos : pos + length])))
-        except (cramjam.DecompressionError, ValueError, OverflowError, MemoryError) as exc:
-            raise CorruptCompressedData(f"snappy (xerial block): {exc}") from exc
+        written += cramjam.snappy.decompress_raw_into(mv[pos : pos + length], out[written:])
         pos += length
-    return b"".join(out)
+    return written
