@@ -74,7 +74,7 @@ async def validated_batches(broker, topic: str, index: int, records: bytes | Non
         checks = await broker.batch_checks.validate(batches, origin)
     except BatchRefused as exc:
         log.info("refused a batch for %s-%d: %s", topic, index, exc.message)
-        return _error(index, exc.code, exc.message, exc.record_index)
+        return _error(index, exc.code, exc.message)  # structural: no record_errors, as Kafka
     if broker.partitions.get((topic, index)) is not part:  # deleted while we checked
         return _error(index, ErrorCode.unknown_topic_or_partition)
     return part, batches, checks

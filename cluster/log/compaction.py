@@ -49,6 +49,7 @@ from cluster.wire.record_batch import (
     crc32c,
     read_header,
 )
+from cluster.wire.batch_validator import Origin, validate_batch
 from cluster.wire.records import InvalidBatch, Record, decode_records
 
 logger = logging.getLogger(__name__)
@@ -186,7 +187,11 @@ def filter_batch(h: BatchHeader, raw: bytes | memoryview, offset_map: OffsetMap,
     if not kept:
         data = empty_batch(h) if keep_header else None
         return Filtered(data, True, 0, removed, 0)
-    return Filtered(rebuild_batch(h, kept), True, len(kept), removed, tombstones)
+    rebuilt = rebuild_batch(h, kept)
+    # The cleaner writes through the same validator as every other write path; a refusal
+    # here is a cleaner bug, and the cleaner stops rather than write it.
+    validate_batch(rebuilt, Origin.LOG)
+    return Filtered(rebuilt, True, len(kept), removed, tombstones)
 
 
 def _pack(h: BatchHeader, attributes: int, max_timestamp: int, count: int, payload: bytes) -> bytes:

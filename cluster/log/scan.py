@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
+from cluster.wire.batch_validator import BatchRefused, Origin, check_header
 from cluster.wire.record_batch import (
     HEADER_SIZE,
     LOG_OVERHEAD,
@@ -63,7 +64,7 @@ class ScanResult:
 
 
 def validated_scan(fd: int, size: int, base_offset: int) -> ScanResult:
-    """Check every batch (magic, length, CRC, rising offsets) from the start of a segment.
+    """Check every batch (magic, length, header rules, CRC, rising offsets) of a segment.
 
     Used on open for the last segment after an unclean shutdown and for any segment whose
     index is damaged. Returns the headers so the caller can rebuild indexes without a
@@ -104,10 +105,11 @@ def validated_scan(fd: int, size: int, base_offset: int) -> ScanResult:
 
 
 def _check_header(h: BatchHeader, expected_min_offset: int) -> str | None:
-    if h.batch_length < HEADER_SIZE - LOG_OVERHEAD:
-        return "batch_length shorter than the header"
-    if h.last_offset_delta < 0 or h.records_count < 0:
-        return "negative last_offset_delta or records_count"
+    """The write paths' header rules for stored batches (batch_validator, Origin.LOG)."""
+    try:
+        check_header(h, h.size, Origin.LOG)
+    except BatchRefused as exc:
+        return exc.message
     if h.base_offset < expected_min_offset:
         return f"base offset {h.base_offset} goes backwards (expected >= {expected_min_offset})"
     return None

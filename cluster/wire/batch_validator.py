@@ -16,7 +16,10 @@ Every origin walks all records (record_walk.py), for compressed batches after bo
 decompression: a batch inflating past `Limits.decompress_limit` or holding more than
 `Limits.max_records` records is refused before it costs more (ours: Kafka has no caps and
 can be made to allocate gigabytes). Since LOG is the loosest origin and recovery uses it,
-recovery accepts every batch Produce or DcMirrorAppend accepted.
+recovery accepts every batch Produce or DcMirrorAppend accepted. Recovery applies the
+header rules (`check_header`) after the CRC: record structure was proven when the batch
+was written and the CRC proves it unchanged, so recovery need not inflate anything. The
+record-count cap is a write-time cap only: data already in a log is never refused by it.
 """
 
 from __future__ import annotations
@@ -119,7 +122,7 @@ def check_header(h: BatchHeader, size: int, origin: Origin, limits: Limits = DEF
         raise _invalid(f"Batch has an invalid offset range: last_offset_delta {h.last_offset_delta}")
     if h.records_count < 0:
         raise _invalid(f"Invalid reported count for record batch: {h.records_count}")
-    if h.records_count > limits.max_records:
+    if h.records_count > limits.max_records and origin is not Origin.LOG:
         raise _invalid(f"batch holds {h.records_count} records, more than the broker's limit of "
                        f"{limits.max_records}")
     if origin is Origin.CLIENT:
