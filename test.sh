@@ -17,4 +17,5 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
 python3 -m peers.fetch
+export DCMIRROR_REQUIRE_C_WALKER=1  # the C record walker must have built (tests/cluster/wire/test_record_walk.py)
 exec python3 -m pytest -q -p no:cacheprovider "$@"

@@ -62,6 +62,12 @@ def cluster_group() -> None:
 @click.option("--no-auto-create", is_flag=True, help="Refuse to auto-create topics.")
 @click.option("--retention-check-interval-ms", type=click.IntRange(10), default=30_000,
               show_default=True, help="How often retention deletes old segments.")
+@click.option("--max-batch-records", type=click.IntRange(1), default=BrokerConfig.max_batch_records,
+              show_default=True, help="Most records one produced batch may hold.")
+@click.option("--max-batch-inflate-bytes", type=click.IntRange(1 << 20, 64 << 20),
+              default=BrokerConfig.max_batch_inflate_bytes, show_default=True,
+              help="Most bytes one compressed batch may inflate to (it may always reach 64x its size "
+                   "or 8 MiB, within this ceiling).")
 @click.option("--connections-max-idle-ms", type=click.IntRange(1), default=600_000,
               show_default=True, help="Close a connection with no request activity this long.")
 @click.option("--request-read-timeout-ms", type=click.IntRange(1), default=30_000,
@@ -84,6 +90,7 @@ def start(
     no_auto_create: bool, retention_check_interval_ms: int, connections_max_idle_ms: int,
     request_read_timeout_ms: int, queued_max_request_bytes: int, max_connections: int,
     max_connections_per_ip: int, fetch_max_bytes: int, max_partitions: int,
+    max_batch_records: int, max_batch_inflate_bytes: int,
 ) -> None:
     """Run one cluster in the foreground until Ctrl-C or SIGTERM."""
     if brokers > 1:
@@ -103,6 +110,7 @@ def start(
             max_connections=max_connections, max_connections_per_ip=max_connections_per_ip,
             fetch_max_bytes=fetch_max_bytes,
             max_partitions=max_partitions,
+            max_batch_records=max_batch_records, max_batch_inflate_bytes=max_batch_inflate_bytes,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc))

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cluster.wire.batch_validator import DEFAULT_LIMITS, Limits
+from cluster.wire.compression import DECOMPRESS_CEILING
 from cluster.wire.framing import DEFAULT_MAX_FRAME
 
 INT_MAX = 2**31 - 1  # Kafka's "unlimited" for max.connections and max.connections.per.ip
@@ -53,6 +55,9 @@ class BrokerConfig:
     # that would pass it are refused with POLICY_VIOLATION instead of exhausting the host.
     max_partitions: int = DEFAULT_MAX_PARTITIONS
     default_topic_configs: dict[str, str] = field(default_factory=dict)
+    # Caps on the work one produced batch may cause (see cluster/wire/batch_validator.py).
+    max_batch_records: int = DEFAULT_LIMITS.max_records
+    max_batch_inflate_bytes: int = DEFAULT_LIMITS.decompress_ceiling
     # Connections: see cluster/broker/connection.py and README "Connections".
     connections_max_idle_ms: int = 600_000  # Kafka's default
     request_read_timeout_ms: int = 30_000  # a frame must arrive this soon after its size
@@ -73,6 +78,17 @@ class BrokerConfig:
         f = self.fetch_max_bytes
         if isinstance(f, bool) or not isinstance(f, int) or f < MIN_FETCH_MAX_BYTES:
             raise ValueError(f"fetch.max.bytes must be an integer of at least {MIN_FETCH_MAX_BYTES}, got {f!r}")
+        self.batch_limits()  # refuses out-of-range batch caps now, not at the first produce
+
+    def batch_limits(self) -> Limits:
+        if self.max_batch_records < 1:
+            raise ValueError(f"max_batch_records must be at least 1, got {self.max_batch_records}")
+        if not 1 << 20 <= self.max_batch_inflate_bytes <= DECOMPRESS_CEILING:
+            raise ValueError(f"max_batch_inflate_bytes must be within {1 << 20}..{DECOMPRESS_CEILING}, "
+                             f"got {self.max_batch_inflate_bytes}")
+        return Limits(max_records=self.max_batch_records,
+                      decompress_floor=min(DEFAULT_LIMITS.decompress_floor, self.max_batch_inflate_bytes),
+                      decompress_ceiling=self.max_batch_inflate_bytes)
 
     @property
     def advertised(self) -> str:

@@ -53,7 +53,7 @@ class Broker:
         self.groups: Any = None
         self.txns: Any = None
         self.producer_state: Any = None
-        self.batch_checks = BatchChecks()
+        self.batch_checks = BatchChecks(config.batch_limits())
         self._server: asyncio.base_events.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.connections = ConnectionServer(self)

@@ -73,7 +73,9 @@ class Limits:
     decompress_ratio: int = 64  # a batch may inflate to this many times its size...
     decompress_floor: int = 8 << 20  # ...or to this much, whichever is more...
     decompress_ceiling: int = DECOMPRESS_CEILING  # ...but never past this
-    max_records: int = 1 << 20
+    # Records are walked in C, but recompression and compaction build an object per
+    # record: this bounds their memory (~50 MB) and time. Real producers stay far below.
+    max_records: int = 1 << 18
 
     def decompress_limit(self, compressed_bytes: int) -> int:
         wanted = max(self.decompress_ratio * compressed_bytes, self.decompress_floor)
