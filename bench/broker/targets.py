@@ -4,6 +4,7 @@ fresh broker keeps rounds independent)."""
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import sys
 import tempfile
@@ -26,10 +27,19 @@ class Running(Protocol):
     def stop(self) -> None: ...
 
 
-class DcmirrorBroker:
-    """Our broker, started through the user-facing CLI as a separate process."""
+REPO = Path(__file__).resolve().parents[2]
 
-    def __init__(self, start_timeout: float = 60.0) -> None:
+
+class DcmirrorBroker:
+    """Our broker, started through the user-facing CLI as a separate process.
+
+    It runs the code of `tree` (default: this checkout), never whatever `dcmirror` an
+    editable install points at, so `--targets dcmirror,dcmirror-base` with
+    DCMIRROR_BASE_TREE set compares two versions of our code in one run.
+    """
+
+    def __init__(self, start_timeout: float = 60.0, tree: Path = REPO) -> None:
+        self.tree = tree
         self.port = free_port()
         self.workdir = Path(tempfile.mkdtemp(prefix="dcmirror-bench-"))
         self.start_timeout = start_timeout
@@ -45,13 +55,10 @@ class DcmirrorBroker:
         return self._proc.pid
 
     def start(self) -> "DcmirrorBroker":
-        beside = Path(sys.executable).with_name("dcmirror")  # skip pyenv/venv shims
-        exe = str(beside) if beside.exists() else shutil.which("dcmirror")
-        prefix = [exe] if exe else [sys.executable, "-c",
-                                    "import sys; from dcmirror_cli import main; sys.exit(main())"]
-        argv = [*prefix, "-q", "cluster", "start", "--name", "bench", "--port", str(self.port),
-                "--data-dir", str(self.workdir / "data")]
-        self._proc = PeerProcess(argv, self.workdir / "broker.log")
+        argv = [sys.executable, "-m", "dcmirror_cli", "-q", "cluster", "start", "--name", "bench",
+                "--port", str(self.port), "--data-dir", str(self.workdir / "data")]
+        env = {**os.environ, "PYTHONPATH": str(self.tree)}
+        self._proc = PeerProcess(argv, self.workdir / "broker.log", cwd=self.tree, env=env)
         self._proc.start()
         try:
             self._proc.wait_ready(lambda: admin_ready(self.bootstrap), self.start_timeout,
@@ -92,8 +99,17 @@ def _tansu() -> Running:
         raise
 
 
+def _dcmirror_base() -> Running:
+    tree = os.environ.get("DCMIRROR_BASE_TREE")
+    if not tree or not (Path(tree) / "dcmirror_cli.py").exists():
+        raise SystemExit("target dcmirror-base needs DCMIRROR_BASE_TREE set to another dcmirror "
+                         "checkout (e.g. git worktree add /tmp/base main)")
+    return DcmirrorBroker(tree=Path(tree)).start()
+
+
 TARGETS: dict[str, Target] = {
     "dcmirror": Target("dcmirror", "dcmirror", lambda: DcmirrorBroker().start()),
+    "dcmirror-base": Target("dcmirror-base", "dcmirror (base tree)", _dcmirror_base),
     "kafka": Target("kafka", "Apache Kafka 4.3.1", _kafka),
     "tansu": Target("tansu", "Tansu (memory)", _tansu),
 }
