@@ -75,6 +75,8 @@ class LocalClusterConfig:
     # the others keep BrokerConfig's defaults. Keys are BrokerConfig field names.
     connections: Mapping[str, int] = field(default_factory=dict, hash=False)
     max_partitions: int | None = None  # None: the broker's default ceiling
+    # Caps on the work one produced batch may cause (README "Bad input"), BrokerConfig names.
+    batch_limits: Mapping[str, int] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)
@@ -171,7 +173,10 @@ _LOCAL_FIELDS: dict[str, Field] = {
     "max_connections": int_field(0),
     "max_connections_per_ip": int_field(0),
     "max_partitions": int_field(1),
+    "max_batch_records": int_field(1),
+    "max_batch_inflate_bytes": int_field(1 << 20),
 }
+_LOCAL_BATCH_KEYS = ("max_batch_records", "max_batch_inflate_bytes")
 _LOCAL_CONNECTION_KEYS = ("connections_max_idle_ms", "request_read_timeout_ms",
                           "queued_max_request_bytes", "max_connections", "max_connections_per_ip")
 
@@ -222,6 +227,9 @@ def _cluster(r: NodeReader, alias: str, node: yaml.Node, path: str) -> ClusterCo
             raise r.error(litems["queued_max_request_bytes"][1],
                           r.join(lpath, "queued_max_request_bytes"),
                           "queued_max_request_bytes must be positive, or -1 for unlimited")
+        if lvalues.get("max_batch_inflate_bytes", 0) > 64 << 20:
+            raise r.error(litems["max_batch_inflate_bytes"][1], r.join(lpath, "max_batch_inflate_bytes"),
+                          "max_batch_inflate_bytes can be at most 67108864 (64 MiB)")
         if len(bootstrap) != 1:
             raise r.error(items["bootstrap"][1], r.join(path, "bootstrap"),
                           "a local cluster is a single node, so bootstrap must be exactly one host:port")
@@ -240,6 +248,7 @@ def _cluster(r: NodeReader, alias: str, node: yaml.Node, path: str) -> ClusterCo
             default_topic_configs=lvalues.get("topic_defaults", {}),
             connections={k: lvalues[k] for k in _LOCAL_CONNECTION_KEYS if k in lvalues},
             max_partitions=lvalues.get("max_partitions"),
+            batch_limits={k: lvalues[k] for k in _LOCAL_BATCH_KEYS if k in lvalues},
         )
     client = ClientSettings()
     if "client" in values:

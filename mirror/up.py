@@ -23,6 +23,7 @@ def broker_config(alias: str, local) -> BrokerConfig:
         default_partitions=local.default_partitions, fetch_max_bytes=local.fetch_max_bytes,
         default_topic_configs=dict(local.default_topic_configs),
         **dict(local.connections), **limits,
+        **dict(local.batch_limits),
     )
 
 

@@ -379,3 +379,22 @@ def test_local_cluster_max_partitions(tmp_path: Path) -> None:
     assert plain is not None and broker_config("west", plain).max_partitions == 100_000
     err = error_of(tmp_path, CONTRACT.replace("data_dir: ./data/west", "data_dir: ./w\n      max_partitions: 0"))
     assert err.line == 10 and "max_partitions" in str(err)
+
+
+def test_local_cluster_batch_limits(tmp_path: Path) -> None:
+    from mirror.up import broker_config
+
+    cfg = parse_config(CONTRACT.replace("      data_dir: ./data/west\n",
+                                        "      data_dir: ./w\n      max_batch_records: 1000\n"
+                                        "      max_batch_inflate_bytes: 2097152\n"),
+                       tmp_path / "c.yaml", env={})
+    west = broker_config("west", cfg.clusters["west"].local)
+    assert (west.max_batch_records, west.max_batch_inflate_bytes) == (1000, 2 << 20)
+    assert west.batch_limits().max_records == 1000
+    east = broker_config("east", cfg.clusters["east"].local)
+    assert (east.max_batch_records, east.max_batch_inflate_bytes) == (262_144, 64 << 20)
+    err = error_of(tmp_path, CONTRACT.replace("data_dir: ./data/west",
+                                              "data_dir: ./w\n      max_batch_inflate_bytes: 999999999"))
+    assert_located(err, 10, "clusters.west.local.max_batch_inflate_bytes", "at most 67108864")
+    err = error_of(tmp_path, CONTRACT.replace("data_dir: ./data/west", "data_dir: ./w\n      max_batch_records: 0"))
+    assert_located(err, 10, "clusters.west.local.max_batch_records", "at least 1")
