@@ -221,6 +221,9 @@ class ConnectionServer:
             self._forget(conn)
             writer.close()
 
+    def _active(self, conn: Connection) -> None:
+        conn.deadline = asyncio.get_running_loop().time() + self.idle_s
+
     async def _serve(self, conn: Connection, reader: asyncio.StreamReader,
                      writer: asyncio.StreamWriter) -> None:
         loop = asyncio.get_running_loop()
@@ -256,7 +259,9 @@ class ConnectionServer:
             if reply is not None:
                 conn.phase, conn.deadline = IDLE, loop.time() + self.idle_s
                 if isinstance(reply, list):
-                    await send_buffers(writer, reply)  # framed buffers around log bytes
+                    # Framed buffers around log bytes; each chunk the client takes is
+                    # activity, so a big reply to a slow but reading client is not idle.
+                    await send_buffers(writer, reply, on_progress=lambda: self._active(conn))
                 else:
                     writer.write(reply)  # already framed
                     await writer.drain()

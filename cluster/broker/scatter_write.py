@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Sequence
+from typing import Callable, Sequence
 
 from cluster.wire.produce_request import Buffer
 
@@ -42,9 +42,10 @@ def write_buffers(writer: asyncio.StreamWriter, buffers: Sequence[Buffer]) -> No
 
 
 async def send_buffers(writer: asyncio.StreamWriter, buffers: Sequence[Buffer], *,
-                       chunk: int = CHUNK) -> None:
+                       chunk: int = CHUNK, on_progress: Callable[[], None] | None = None) -> None:
     """Write `buffers` in order and drain; the transport never holds more than ~`chunk`
-    of them beyond its high-water mark."""
+    of them beyond its high-water mark. `on_progress` is called each time the peer has
+    taken a chunk (the broker's idle deadline: a slow reader that reads is not idle)."""
     group: list[Buffer] = []
     size = 0
     for buf in _write_now(writer, buffers):
@@ -57,6 +58,8 @@ async def send_buffers(writer: asyncio.StreamWriter, buffers: Sequence[Buffer], 
                 writer.writelines(group)
                 group, size = [], 0
                 await writer.drain()
+                if on_progress is not None:
+                    on_progress()
     if group:
         writer.writelines(group)
     await writer.drain()

@@ -94,6 +94,50 @@ async def test_long_poll_outlasting_idle_deadline_is_not_idle(tmp_path: Path) ->
         await broker.stop()
 
 
+async def test_slow_reader_of_a_big_reply_is_not_idle(tmp_path: Path) -> None:
+    """A client that keeps taking a reply slower than the idle deadline is active."""
+    import os
+    import socket
+
+    from cluster.wire.batch_builder import build_batch
+
+    broker = await started(tmp_path, connections_max_idle_ms=300)
+    try:
+        broker.create_topic("big", 1, {})
+        producer = await RawConn.open(broker.config.port)
+        for i in range(9):  # ~8 MiB, more than the kernel's loopback buffers hold
+            batch = build_batch([(None, os.urandom(900_000), [], 1_700_000_000_000)])
+            resp = await producer.call(0, 9, {"transactional_id": None, "acks": 1, "timeout": 5000,
+                                              "topic_data": [{"name": "big", "partition_data": [
+                                                  {"index": 0, "records": batch}]}]})
+            assert resp.responses[0].partition_responses[0].error_code == 0
+        producer.close()
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", broker.config.port))
+        r, w = await asyncio.open_connection(sock=sock, limit=64 * 1024)
+        fetch = build(codec.request_schema(1, 12), {
+            "max_wait": 0, "min_bytes": 0, "max_bytes": 16 << 20, "isolation_level": 0,
+            "session_id": 0, "session_epoch": -1,
+            "topics": [{"topic": "big", "partitions": [
+                {"partition": 0, "fetch_offset": 0, "partition_max_bytes": 16 << 20}]}],
+            "forgotten_topics_data": [], "rack_id": ""})
+        w.write(frame(codec.encode_request(fetch, 1, "slow", api_key=1, api_version=12)))
+        size = int.from_bytes(await r.readexactly(4), "big")
+        assert size > 8_000_000
+        t0, got = time.monotonic(), 0
+        while got < size:  # ~5 MB/s: the whole reply takes several idle deadlines
+            got += len(await r.readexactly(min(256 * 1024, size - got)))
+            await asyncio.sleep(0.05)
+        # Whole: not cut at an idle deadline while the broker was still handing it over.
+        # (Once the kernel has the rest, the broker may close the connection as idle.)
+        assert got == size and time.monotonic() - t0 > 0.6
+        w.close()
+    finally:
+        await broker.stop()
+
+
 async def test_trickled_frame_closed_at_read_deadline(tmp_path: Path, caplog) -> None:
     broker = await started(tmp_path, request_read_timeout_ms=300)
     try:
@@ -265,8 +309,10 @@ async def test_librdkafka_carries_on_after_idle_close(tmp_path: Path) -> None:
         broker.create_topic("t", 1, {})
 
         def produce_across_an_idle_close() -> None:
+            # Idempotent: a retry after a disconnect (librdkafka re-sends what it had in
+            # flight when every connection is down) must not duplicate.
             p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0,
-                          "reconnect.backoff.max.ms": 200})
+                          "reconnect.backoff.max.ms": 200, "enable.idempotence": True})
             p.produce("t", value=b"one")
             assert p.flush(30) == 0
             closes = broker.connections.closed["idle"]
