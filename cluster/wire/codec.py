@@ -21,6 +21,8 @@ from kio.serial import entity_reader, entity_writer
 from kio.serial.readers import read_unsigned_varint
 from kio.static.constants import EntityType
 
+from .request_bounds import check_bounds
+
 _HDR = struct.Struct(">hhi")
 
 DCMIRROR_APPEND = 10000
@@ -152,6 +154,7 @@ def decode_request(frame: bytes) -> Request:
             pos += cid_len
         if schema.__flexible__:
             pos = _skip_tagged_fields(frame, pos)
+        check_bounds(schema, frame, pos)  # kio would reserve memory for claimed counts
         body, _size = _reader(schema)(frame, pos)
     except DecodeError:
         raise
