@@ -75,7 +75,7 @@ def _restart(cluster: ClusterProcess, names: set[str], kill: bool) -> tuple[floa
 
 @click.command()
 @click.option("--topics", default=10_000, show_default=True)
-@click.option("--batch", default=1_000, show_default=True, help="Topics per CreateTopics request.")
+@click.option("--batch", default=10_000, show_default=True, help="Topics per CreateTopics request.")
 @click.option("--singles", default=100, show_default=True, help="Then this many one-topic creates.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
 def main(topics: int, batch: int, singles: int, json_path: Path | None) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from kio.schema.errors import ErrorCode
 
-from cluster.broker import topic_config
+from cluster.broker import create_topics_response, topic_config
 from cluster.broker.config import MAX_PARTITIONS_PER_REQUEST
 from cluster.broker.registry import handler
 from cluster.broker.topics import CatalogueWriteFailed, TopicError
@@ -37,6 +37,8 @@ async def create_topics(broker, hdr, req) -> dict:
         results = [_result(r["name"], ErrorCode.unknown_server_error,
                            f"could not record topic: {exc.strerror}")
                    if r["name"] in failed and r["error_code"] == 0 else r for r in results]
+    if hdr.api_version >= create_topics_response.FIRST_VERSION:
+        return create_topics_response.pre_encoded(hdr.api_version, 0, results)
     return {"throttle_time": 0, "topics": results}
 
 
@@ -57,6 +59,9 @@ def requested_partitions(broker, req) -> int:
 
 
 def _create_all(broker, req, results: list) -> None:
+    # One config list per distinct set of overrides: topics created alike share it, and
+    # the response encoder encodes it once.
+    shared: dict[frozenset, list[dict]] = {}
     for t in req.topics:
         if t.assignments:
             bad = [b for a in t.assignments for b in a.broker_ids if b != broker.node_id]
@@ -79,7 +84,9 @@ def _create_all(broker, req, results: list) -> None:
         except TopicError as exc:
             results.append(_result(t.name, exc.code, str(exc)))
             continue
-        eff = topic_config.effective(meta.configs)
+        key = frozenset(meta.configs.items())
+        if (entries := shared.get(key)) is None:
+            entries = shared[key] = _config_entries(meta.configs)
         results.append({
             "name": t.name,
             "topic_id": meta.uuid,
@@ -87,9 +94,13 @@ def _create_all(broker, req, results: list) -> None:
             "error_message": None,
             "num_partitions": partitions,
             "replication_factor": 1,
-            "configs": [
-                {"name": k, "value": v, "read_only": False,
-                 "config_source": 1 if k in meta.configs else 5, "is_sensitive": False}
-                for k, v in eff.items() if not k.startswith("dcmirror.")
-            ],
+            "configs": entries,
         })
+
+
+def _config_entries(overrides: dict[str, str]) -> list[dict]:
+    return [
+        {"name": k, "value": v, "read_only": False,
+         "config_source": 1 if k in overrides else 5, "is_sensitive": False}
+        for k, v in topic_config.effective(overrides).items() if not k.startswith("dcmirror.")
+    ]

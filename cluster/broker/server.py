@@ -27,6 +27,7 @@ from cluster.broker.connection import READ_AHEAD_BYTES, ConnectionServer
 from cluster.broker.log_pool import LogPool, budgets, descriptor_limit
 from cluster.broker.partition import Partition
 from cluster.broker.topics import CatalogueWriteFailed, TopicCatalogue, TopicError, TopicMeta, remove_strays
+from cluster.log import LogConfig
 from cluster.log.handles import READ_HANDLES
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class Broker:
         self.data_dir = Path(config.data_dir)
         self.partitions: dict[tuple[str, int], Partition] = {}
         self.pool = LogPool(0)  # sized from the descriptor limit in start()
+        self._log_configs: dict[frozenset, LogConfig] = {}  # by topic overrides
         self.catalogue: TopicCatalogue | None = None
         self.cluster_id = ""
         self.groups: Any = None
@@ -200,16 +202,24 @@ class Broker:
 
     def _add_partitions(self, meta: TopicMeta, indexes: range) -> None:
         """Partition objects only: each log opens on first use (see log_pool.py)."""
-        cfg = topic_config.log_config(meta.configs, self.config.fsync, self.config.fsync_interval_ms)
+        key = frozenset(meta.configs.items())
+        cfg = self._log_configs.get(key)
+        if cfg is None:  # topics created alike share one LogConfig (never mutated in place)
+            if len(self._log_configs) > 1024:
+                self._log_configs.clear()
+            cfg = self._log_configs[key] = topic_config.log_config(
+                meta.configs, self.config.fsync, self.config.fsync_interval_ms)
+        base = self.data_dir
         for i in indexes:
             self.partitions[(meta.name, i)] = Partition(
-                meta.name, i, meta.leader_epochs[i], self._partition_dir(meta.name, i), cfg, self.pool)
+                meta.name, i, meta.leader_epochs[i], base / f"{meta.name}-{i}", cfg, self.pool)
 
     def _clear_leftovers(self, name: str, indexes: range) -> None:
         """Remove directories a new partition must not inherit (from a topic of the same
         name whose deletion was cut short): the catalogue says they belong to no one."""
+        base = str(self.data_dir)
         for i in indexes:
-            path = self._partition_dir(name, i)
+            path = os.path.join(base, f"{name}-{i}")
             if os.path.lexists(path):
                 log.warning("removing leftover directory %s before creating %s-%d", path, name, i)
                 shutil.rmtree(path, ignore_errors=True)

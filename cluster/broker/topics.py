@@ -71,7 +71,9 @@ class TopicMeta:
         return uuid.UUID(self.topic_id)
 
     def encode(self) -> bytes:
-        return json.dumps(asdict(self), separators=(",", ":")).encode()
+        return json.dumps({"name": self.name, "topic_id": self.topic_id, "partitions": self.partitions,
+                           "configs": self.configs, "leader_epochs": self.leader_epochs},
+                          separators=(",", ":")).encode()
 
 
 @dataclass
