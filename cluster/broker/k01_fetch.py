@@ -141,7 +141,7 @@ def _wanted_partitions(broker, version: int, req) -> list:
 
 
 @handler(1, 4, 16)
-async def fetch(broker, hdr, req) -> dict:
+async def fetch(broker, hdr, req) -> PreEncoded:
     version = hdr.api_version
     max_wait_s = req.max_wait.total_seconds()
     deadline = time.monotonic() + max_wait_s
@@ -162,15 +162,6 @@ async def fetch(broker, hdr, req) -> dict:
         finally:
             for part in parts:
                 part.remove_waiter(fut)
-    if version >= 12:
-        return PreEncoded(lambda cid: fetch_response_parts(cid, version, responses))
-    for t in responses:  # kio's encoder (v4-v11) wants bytes
-        for part in t["partitions"]:
-            if isinstance(part["records"], memoryview):
-                part["records"] = bytes(part["records"])
-    return {
-        "throttle_time": 0,
-        "error_code": 0,
-        "session_id": 0,
-        "responses": responses,
-    }
+    # Every version is encoded by hand around the log's buffers: kio would copy each
+    # partition's records into its own buffer, and the whole reply once more.
+    return PreEncoded(lambda cid: fetch_response_parts(cid, version, responses))
