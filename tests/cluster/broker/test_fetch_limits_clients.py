@@ -79,14 +79,41 @@ def consume_kafka_python(bootstrap: str, want: int) -> dict[tuple[int, int], int
     return got
 
 
+def consume_aiokafka(bootstrap: str, want: int) -> dict[tuple[int, int], int]:
+    """aiokafka asks Fetch v4-v9: the pre-flexible reply encoder."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer
+
+    async def run() -> dict[tuple[int, int], int]:
+        c = AIOKafkaConsumer(TOPIC, bootstrap_servers=bootstrap, group_id="limits-aio",
+                             auto_offset_reset="earliest", enable_auto_commit=False,
+                             fetch_max_bytes=20_000, max_partition_fetch_bytes=4096,
+                             fetch_max_wait_ms=50)
+        await c.start()
+        got: dict[tuple[int, int], int] = {}
+        deadline = time.monotonic() + 60
+        try:
+            while len(got) < want and time.monotonic() < deadline:
+                for tp, msgs in (await c.getmany(timeout_ms=500, max_records=500)).items():
+                    for m in msgs:
+                        got[(tp.partition, m.offset)] = len(m.value)
+        finally:
+            await c.stop()
+        return got
+
+    return asyncio.run(run())
+
+
 def consume_confluent_defaults(bootstrap: str, want: int) -> dict[tuple[int, int], int]:
     """librdkafka's own limits (50 MiB per fetch, 1 MiB per partition): only the broker's
     fetch.max.bytes keeps its responses small."""
     return consume_confluent(bootstrap, want, limits={})
 
 
-@pytest.mark.parametrize("consume", [consume_confluent, consume_kafka_python, consume_confluent_defaults],
-                         ids=["confluent-kafka", "kafka-python", "confluent-kafka-broker-cap"])
+@pytest.mark.parametrize("consume", [consume_confluent, consume_kafka_python, consume_aiokafka,
+                                     consume_confluent_defaults],
+                         ids=["confluent-kafka", "kafka-python", "aiokafka", "confluent-kafka-broker-cap"])
 def test_small_fetch_limits_still_consume_everything(cluster_factory, consume) -> None:
     cluster = cluster_factory("east", "--fetch-max-bytes", "65536")
     sent = produce_all(cluster.bootstrap)
