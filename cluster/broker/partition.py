@@ -28,7 +28,7 @@ class Partition:
     topic: str
     index: int
     leader_epoch: int
-    directory: Path
+    data_dir: Path  # the broker's; the partition's own directory is derived when needed
     config: LogConfig
     pool: LogPool
     _log: PartitionLog | None = None
@@ -37,6 +37,10 @@ class Partition:
     # segment has nothing for them to do and need not be reopened.
     segments_when_closed: int | None = None
     _waiters: set[asyncio.Future[None]] = field(default_factory=set)
+
+    @property
+    def directory(self) -> Path:
+        return self.data_dir / f"{self.topic}-{self.index}"
 
     @property
     def log(self) -> PartitionLog:

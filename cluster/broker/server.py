@@ -209,10 +209,9 @@ class Broker:
                 self._log_configs.clear()
             cfg = self._log_configs[key] = topic_config.log_config(
                 meta.configs, self.config.fsync, self.config.fsync_interval_ms)
-        base = self.data_dir
         for i in indexes:
             self.partitions[(meta.name, i)] = Partition(
-                meta.name, i, meta.leader_epochs[i], base / f"{meta.name}-{i}", cfg, self.pool)
+                meta.name, i, meta.leader_epochs[i], self.data_dir, cfg, self.pool)
 
     def _clear_leftovers(self, name: str, indexes: range) -> None:
         """Remove directories a new partition must not inherit (from a topic of the same
