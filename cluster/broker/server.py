@@ -173,7 +173,7 @@ class Broker:
                 if cleaner is None or cleaner.log is not plog:
                     cleaner = cleaners[key] = Cleaner(plog, check_interval_ms=cleaner_check_ms)
                 try:
-                    cleaner.step(now_ms)
+                    await cleaner.astep(now_ms, self.batch_checks.off_loop)
                 except Exception:
                     cleaner.stop()
                     log.exception("compaction of %s-%d failed", part.topic, part.index)

@@ -22,7 +22,10 @@ A pass, as in Kafka's LogCleaner:
 4. Save the checkpoint (`cleaner-checkpoint`: first dirty offset and delete horizons).
 
 Throttling: a pass is a generator that yields after each segment it reads and after every
-STEP_BYTES within one, so the broker's housekeeping advances it a few steps per tick. Between steps the log may change
+STEP_BYTES within one, so the broker's housekeeping advances it a few steps per tick. A
+batch big enough that decoding its records would hold the loop (HEAVY_RECORDS records or
+HEAVY_BYTES) is yielded as an `Offload` instead: the broker's driver (`Cleaner.astep`)
+runs it on the batch-check worker thread, other drivers inline. Between steps the log may change
 (appends, rolls, retention, truncation); on every resume the pass checks that the segments
 it planned on are still there, inactive and unchanged, and abandons itself otherwise.
 """
@@ -34,7 +37,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Generator, Iterator
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Generator, Iterator
 
 from cluster.wire.record_batch import BatchHeader, read_header
 
@@ -64,6 +67,28 @@ CLEANED_SUFFIX = ".cleaned"
 SWAP_SUFFIX = ".swap"
 DEFAULT_MAX_MAP_KEYS = 1_000_000
 STEP_BYTES = 1 << 20  # a pass also yields inside a segment after reading this much
+# A batch this big is decoded off the event loop when the driver can (Cleaner.astep): its
+# records become Python objects, which for up to 262,144 records takes most of a second.
+HEAVY_RECORDS = 2048
+HEAVY_BYTES = 256 << 10
+
+
+@dataclass(frozen=True)
+class Offload:
+    """Yielded by a pass: "run `fn` and send me its result", off the loop if the driver can.
+
+    The work is pure (one batch's bytes and the pass's own offset map), so a worker thread
+    may run it while the loop serves clients; the pass re-checks its segments afterwards.
+    """
+
+    fn: Callable[[], Any]
+
+
+def _heavy(h: BatchHeader) -> bool:
+    return h.records_count > HEAVY_RECORDS or h.size > HEAVY_BYTES
+
+
+Step = Generator["Offload | None", Any, "CleanStats | None"]
 
 # Tests set this to raise at a named step of a swap, leaving the files as a crash would.
 crash_hook: Callable[[str], None] | None = None
@@ -324,7 +349,7 @@ class _Guard:
 
 
 def clean_steps(log: "PartitionLog", now_ms: int, *,
-                max_map_keys: int = DEFAULT_MAX_MAP_KEYS) -> Generator[None, None, CleanStats | None]:
+                max_map_keys: int = DEFAULT_MAX_MAP_KEYS) -> Step:
     """One cleaning pass, yielding after each segment read; returns its stats (None: no pass)."""
     directory = log.directory
     cfg = log.config
@@ -347,7 +372,12 @@ def clean_steps(log: "PartitionLog", now_ms: int, *,
                 break
             done = 0
             for h, raw in _batches(segs[i]):
-                omap.add_batch(h, raw, view.outcome(h))
+                outcome = view.outcome(h)
+                if _heavy(h):
+                    yield Offload(lambda h=h, raw=raw, outcome=outcome: omap.add_batch(h, raw, outcome))
+                    guard.check()
+                else:
+                    omap.add_batch(h, raw, outcome)
                 done += h.size
                 if done >= STEP_BYTES:
                     done = 0
@@ -382,7 +412,7 @@ def clean_steps(log: "PartitionLog", now_ms: int, *,
 def _clean_group(log: "PartitionLog", group: list[Segment], omap: OffsetMap,
                  ckpt: CleanerCheckpoint, horizons: dict[int, int], view: TxnView,
                  retained: set[int], now_ms: int, stats: CleanStats,
-                 guard: _Guard) -> Generator[None, None, None]:
+                 guard: _Guard) -> Generator[Offload | None, Any, None]:
     directory = log.directory
     if len(group) == 1 and group[0].size == 0:
         return
@@ -412,8 +442,14 @@ def _clean_group(log: "PartitionLog", group: list[Segment], omap: OffsetMap,
                         stats.batches_dropped += 1
                         continue
                     horizons[h.base_offset] = horizon if horizon is not None else now_ms + log.config.delete_retention_ms
-                f = filter_batch(h, raw, omap, now_ms=now_ms, horizon_ms=horizon, keep_header=keep_header,
-                                 outcome=outcome)
+                def run(h=h, raw=raw, horizon=horizon, keep_header=keep_header, outcome=outcome):
+                    return filter_batch(h, raw, omap, now_ms=now_ms, horizon_ms=horizon,
+                                        keep_header=keep_header, outcome=outcome)
+                if _heavy(h):
+                    f = yield Offload(run)
+                    guard.check()
+                else:
+                    f = run()
                 stats.records_removed += f.removed
                 if f.changed:
                     changed = True
@@ -446,12 +482,14 @@ def _clean_group(log: "PartitionLog", group: list[Segment], omap: OffsetMap,
             unlink_quietly(cleaned)
 
 
-def _run(gen: Generator[None, None, CleanStats | None]) -> CleanStats | None:
+def _run(gen: Step) -> CleanStats | None:
+    sent = None
     while True:
         try:
-            next(gen)
+            req = gen.send(sent)
         except StopIteration as stop:
             return stop.value
+        sent = req.fn() if isinstance(req, Offload) else None
 
 
 def clean(log: "PartitionLog", now_ms: int, *, max_map_keys: int = DEFAULT_MAX_MAP_KEYS) -> CleanStats | None:
@@ -467,13 +505,40 @@ class Cleaner:
         self.log = log
         self.check_interval_ms = check_interval_ms
         self.max_map_keys = max_map_keys
-        self._pass: Generator[None, None, CleanStats | None] | None = None
+        self._pass: Step | None = None
         self._next_check_ms = 0
 
     def step(self, now_ms: int, *, segments: int = 4) -> CleanStats | None:
         """Advance the current pass by up to `segments` steps (a segment, or STEP_BYTES of
         one), starting a pass if one is due. Returns the stats of a pass that finished here.
+        Heavy batches are decoded inline (tests, tools); the broker uses `astep`.
         """
+        return self._drive(now_ms, segments)
+
+    async def astep(self, now_ms: int, off_loop: Callable[[Callable[[], Any]], Awaitable[Any]], *,
+                    segments: int = 4) -> CleanStats | None:
+        """`step` for the broker: heavy batches are decoded by `off_loop` (a worker thread)."""
+        gen = self._start(now_ms)
+        if gen is None:
+            return None
+        sent: Any = None
+        done = 0
+        while done < segments:
+            try:
+                req = gen.send(sent)
+            except StopIteration as stop:
+                self._pass = None
+                return stop.value
+            if isinstance(req, Offload):
+                sent = await off_loop(req.fn)
+                if self._pass is not gen:  # stopped while the worker ran
+                    return None
+            else:
+                sent = None
+                done += 1
+        return None
+
+    def _start(self, now_ms: int) -> Step | None:
         if not self.log.config.compact or self.log.closed:
             self.stop()
             return None
@@ -482,12 +547,25 @@ class Cleaner:
                 return None
             self._next_check_ms = now_ms + self.check_interval_ms
             self._pass = clean_steps(self.log, now_ms, max_map_keys=self.max_map_keys)
-        for _ in range(segments):
+        return self._pass
+
+    def _drive(self, now_ms: int, segments: int) -> CleanStats | None:
+        gen = self._start(now_ms)
+        if gen is None:
+            return None
+        sent: Any = None
+        done = 0
+        while done < segments:
             try:
-                next(self._pass)
+                req = gen.send(sent)
             except StopIteration as stop:
                 self._pass = None
                 return stop.value
+            if isinstance(req, Offload):
+                sent = req.fn()
+            else:
+                sent = None
+                done += 1
         return None
 
     def stop(self) -> None:
