@@ -210,6 +210,10 @@ def iter_records(batch: Buffer, *, verify_crc: bool = True) -> Iterator[Record]:
     """Records of one whole batch (header checks first, then decompression if needed)."""
     # A huge records_count cannot make this loop long: each record consumes >= 7 bytes.
     h = _checked_header(batch, verify_crc)
+    if h.records_count == 0 and len(batch) == HEADER_SIZE:
+        # An empty batch (what Kafka's cleaner leaves to keep producer state) keeps its
+        # attributes, codec included, but has no records section to decompress.
+        return
     yield from iter_payload(batch_payload(batch, h), h.records_count)
 
 

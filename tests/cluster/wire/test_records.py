@@ -209,6 +209,16 @@ def test_batch_level_defects() -> None:
     assert decode_records(tampered, verify_crc=False)[0].value == b"v"
 
 
+@pytest.mark.parametrize("codec", [1, 2, 3, 4])
+def test_empty_batch_with_a_codec_decodes_to_no_records(codec: int) -> None:
+    # Header only, codec bits kept: the validator's mirror/log origins accept it (Kafka's
+    # cleaner writes such batches), so the decoder must too (found by tests/fuzz, `batch`).
+    empty = bytearray(build_batch([]))
+    struct.pack_into(">h", empty, 21, codec)
+    struct.pack_into(">I", empty, 17, crc32c.crc32c(bytes(empty[21:])))
+    assert decode_records(bytes(empty)) == []
+
+
 def test_corrupt_compressed_records_raise_invalid_batch() -> None:
     batch = frame(b"definitely not zstd", 1, attrs=4)
     with pytest.raises(InvalidBatch, match="zstd"):
