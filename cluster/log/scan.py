@@ -25,6 +25,7 @@ from .files import pread_exact
 logger = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
+MAX_RELATIVE_OFFSET = (1 << 31) - 1  # index entries hold offsets relative to the base as int32
 
 
 def iter_headers(fd: int | Callable[[], int], start: int, end: int,
@@ -85,7 +86,7 @@ def validated_scan(fd: int, size: int, base_offset: int) -> ScanResult:
                 h = read_header(chunk, off)
             except InvalidBatch as e:
                 return ScanResult(pos + off, batches, str(e))
-            problem = _check_header(h, expected)
+            problem = _check_header(h, expected, base_offset)
             if problem:
                 return ScanResult(pos + off, batches, problem)
             if pos + off + h.size > size:
@@ -104,7 +105,7 @@ def validated_scan(fd: int, size: int, base_offset: int) -> ScanResult:
     return ScanResult(pos, batches, None)
 
 
-def _check_header(h: BatchHeader, expected_min_offset: int) -> str | None:
+def _check_header(h: BatchHeader, expected_min_offset: int, segment_base: int) -> str | None:
     """The write paths' header rules for stored batches (batch_validator, Origin.LOG)."""
     try:
         check_header(h, h.size, Origin.LOG)
@@ -112,4 +113,9 @@ def _check_header(h: BatchHeader, expected_min_offset: int) -> str | None:
         return exc.message
     if h.base_offset < expected_min_offset:
         return f"base offset {h.base_offset} goes backwards (expected >= {expected_min_offset})"
+    if h.last_offset - segment_base > MAX_RELATIVE_OFFSET:
+        # The log rolls a segment before any batch would pass this; the indexes store
+        # offsets relative to the base as int32 and could not hold it (found by tests/fuzz).
+        return (f"last offset {h.last_offset} is beyond the int32 range of segment "
+                f"{segment_base}'s relative offsets")
     return None

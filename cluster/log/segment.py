@@ -28,12 +28,11 @@ from .files import (
     write_file,
 )
 from .handles import READ_HANDLES
-from .scan import iter_headers, validated_scan
+from .scan import MAX_RELATIVE_OFFSET, iter_headers, validated_scan
 
 logger = logging.getLogger(__name__)
 
 LOCATE_CHUNK = 64 * 1024
-MAX_RELATIVE_OFFSET = (1 << 31) - 1
 
 
 class Segment:

@@ -190,3 +190,24 @@ def test_random_tail_damage_loses_at_most_the_last_batch(tmp_path):
         got = read_all(log)
         assert got == written[: len(got)] and len(got) >= len(written) - 1
         log.close()
+
+
+def test_batch_beyond_the_segments_relative_offsets_is_cut(tmp_path, caplog):
+    # Index entries hold offsets relative to the segment base as int32; the log rolls
+    # before a batch would pass that, so recovery meeting one cuts there instead of
+    # overflowing the index (found by tests/fuzz, target `recovery`).
+    log = PartitionLog.open(tmp_path, cfg(segment_bytes=1 << 20))
+    log.append([make_batch(2)], leader_epoch=0, now_ms=0)
+    log.abandon()
+    seg = last_log(tmp_path)
+    good_size = seg.stat().st_size
+    with open(seg, "ab") as f:
+        f.write(make_batch(1, base_offset=1 << 31))
+    with caplog.at_level(logging.WARNING):
+        log = PartitionLog.open(tmp_path, cfg(segment_bytes=1 << 20))
+    assert log.log_end_offset == 2 and seg.stat().st_size == good_size
+    assert "int32 range" in caplog.text
+    log.close()
+    log = PartitionLog.open(tmp_path, cfg(segment_bytes=1 << 20))
+    assert log.log_end_offset == 2
+    log.close()
