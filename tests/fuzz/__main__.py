@@ -1,4 +1,4 @@
-"""`python -m tests.fuzz TARGET --execs N [--seed S] [--engine builtin|atheris]`.
+"""`python -m tests.fuzz TARGET --execs N [--seconds T] [--seed S] [--engine builtin|atheris]`.
 
 Prints one summary line per target (execs, execs/s, crashes, slowest input) and writes
 each distinct crash's input to --crash-dir. Exit status 1 if anything crashed.
@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tests.fuzz", description=__doc__.split("\n\n")[0])
     p.add_argument("target", choices=[*all_targets, "all"])
     p.add_argument("--execs", type=int, default=100_000, help="inputs to run per target")
+    p.add_argument("--seconds", type=float, default=None, help="stop each target after this long")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same inputs)")
     p.add_argument("--engine", choices=("builtin", "atheris"), default="builtin",
                    help="builtin mutator (default) or coverage-guided atheris if installed")
@@ -56,10 +57,11 @@ def main(argv: list[str] | None = None) -> int:
             import atheris  # noqa: F401
         except ImportError:
             p.error("atheris is not installed (pip install atheris); use --engine builtin")
-        run_atheris(chosen[0], args.execs, args.seed, lambda r: _save(r, args.crash_dir, args.json))
+        run_atheris(chosen[0], args.execs, args.seed, lambda r: _save(r, args.crash_dir, args.json),
+                    args.seconds)
     crashed = False
     for target in chosen:
-        report = run_builtin(target, args.execs, args.seed)
+        report = run_builtin(target, args.execs, args.seed, args.seconds)
         _save(report, args.crash_dir, args.json)
         crashed |= report.crashes > 0
     return 1 if crashed else 0

@@ -1,9 +1,9 @@
 """Fuzz target `recovery`: a segment file of arbitrary bytes, opened after an unclean shutdown.
 
 Each input becomes the only segment (base offset 0) of a partition directory with no
-indexes and no clean-shutdown marker, and `PartitionLog.open` recovers it; then again with
-every batch's CRC32C recomputed over the length its header claims, so mutations reach the
-header rules behind the CRC. Allowed: a log whose segment is a prefix of the input (recovery
+indexes and no clean-shutdown marker, and `PartitionLog.open` recovers it after every
+batch's CRC32C is recomputed over the length its header claims, so mutations reach the
+header rules behind the CRC; the bytes as they are go through `validated_scan` alone. Allowed: a log whose segment is a prefix of the input (recovery
 only ever truncates), in which every batch passes `check_header(..., Origin.LOG)` and its
 CRC with offsets rising, whose log end offset is the last batch's next offset, and whose
 read from the start returns exactly the segment's bytes. Any exception is a crash: bytes
@@ -21,7 +21,7 @@ from functools import cache
 from pathlib import Path
 
 from cluster.log import LogConfig, PartitionLog
-from cluster.log.scan import MAX_RELATIVE_OFFSET
+from cluster.log.scan import MAX_RELATIVE_OFFSET, validated_scan
 from cluster.wire.batch_validator import BatchRefused, Origin, check_header
 from cluster.wire.record_batch import CRC_OFFSET, HEADER_SIZE, InvalidBatch, compute_crc, crc32c, read_header
 
@@ -127,11 +127,24 @@ def _recover(data: bytes) -> None:
         log.close(sync=False)
 
 
+def _scan_only(data: bytes) -> None:
+    """validated_scan alone on an in-memory file: what recovery would keep."""
+    fd = os.memfd_create("fuzz-segment")
+    try:
+        os.write(fd, data)
+        result = validated_scan(fd, len(data), 0)
+    finally:
+        os.close(fd)
+    _check_segment(data[: result.valid_bytes], data)
+    if result.batches and result.batches[-1][0] + result.batches[-1][1].size != result.valid_bytes:
+        raise BadRecovery("validated_scan's valid bytes do not end at its last batch")
+
+
 def check(data: bytes) -> None:
-    _recover(data)
     resealed = reseal_all(data)
-    if resealed != data:
-        _recover(resealed)
+    if resealed != data:  # the raw bytes through the scan alone, the resealed through open
+        _scan_only(data)
+    _recover(resealed)
 
 
 TARGET = Target("recovery", seeds, check, __doc__ or "")
