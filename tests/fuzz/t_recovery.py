@@ -12,7 +12,6 @@ on disk must never stop a partition from opening.
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import struct
@@ -29,7 +28,6 @@ from .engine import Target
 from .t_batch import seeds as batch_seeds
 
 SEGMENT = "00000000000000000000.log"
-logging.getLogger("cluster.log").setLevel(logging.ERROR)  # every truncation warns
 _CONFIG = LogConfig(fsync="never", index_interval_bytes=256)
 
 
