@@ -83,7 +83,7 @@ class LocalClusterConfig:
 class ClientSettings:
     """How the mirror's clients talk to one cluster (ours, Apache Kafka, Tansu...)."""
 
-    client_id: str = "dcmirror"
+    client_id: str | None = None  # None: dcmirror-<role> (dcmirror-<link>, dcmirror-status...)
     request_timeout_s: float = 30.0
     connect_timeout_s: float = 10.0
     metadata_max_age_s: float = 60.0
@@ -253,7 +253,8 @@ def _cluster(r: NodeReader, alias: str, node: yaml.Node, path: str) -> ClusterCo
     client = ClientSettings()
     if "client" in values:
         cpath = r.join(path, "client")
-        cvalues, _ = read_fields(r, values["client"], cpath, _CLIENT_FIELDS)
+        cvalues, citems = read_fields(r, values["client"], cpath, _CLIENT_FIELDS)
+        _refuse_unsupported(r, cpath, cvalues, citems)
         client = ClientSettings(**cvalues)
         protocol = client.security_protocol
         if protocol.startswith("SASL_"):
@@ -262,6 +263,24 @@ def _cluster(r: NodeReader, alias: str, node: yaml.Node, path: str) -> ClusterCo
                     message = f"missing required key {key!r} (security_protocol is {protocol})"
                     raise r.error(values["client"], r.join(cpath, key), message)
     return ClusterConfig(name=alias, bootstrap=bootstrap, local=local, client=client)
+
+
+#: ``client:`` keys the client cannot honour yet; refused rather than silently ignored.
+_UNSUPPORTED_CLIENT_KEYS = ("sasl_mechanism", "sasl_username", "sasl_password",
+                            "ssl_cafile", "ssl_certfile", "ssl_keyfile")
+
+
+def _refuse_unsupported(r: NodeReader, cpath: str, cvalues: dict, citems: dict) -> None:
+    protocol = cvalues.get("security_protocol", "PLAINTEXT")
+    if protocol != "PLAINTEXT":
+        raise r.error(citems["security_protocol"][1], r.join(cpath, "security_protocol"),
+                      f"security_protocol {protocol} is not supported yet (only PLAINTEXT), so "
+                      f"this cluster cannot be reached as configured")
+    for key in _UNSUPPORTED_CLIENT_KEYS:
+        if key in citems:
+            raise r.error(citems[key][0], r.join(cpath, key),
+                          f"{key} is not supported yet (the client speaks PLAINTEXT only), so it "
+                          f"would be ignored; remove it")
 
 
 def _link(r: NodeReader, node: yaml.Node, path: str, clusters: Mapping[str, ClusterConfig]) -> LinkConfig:

@@ -23,6 +23,7 @@ from cluster.wire import record_batch as rb
 from cluster.wire.build import build
 from cluster.wire.records import decode_batches
 from mirror.sinks import is_dcmirror  # noqa: F401  (failover/failback call ops.is_dcmirror)
+from mirror.clients import client_for_cluster
 from mirror.config import MirrorConfig
 from mirror.offsets import Checkpoint, checkpoints_topic, decode_checkpoint
 
@@ -37,8 +38,7 @@ LIST_OFFSETS = 2
 def client_for(cfg: MirrorConfig, alias: str, *, timeout_s: float | None = None) -> KafkaClient:
     c = cfg.clusters[alias]
     t = timeout_s if timeout_s is not None else c.client.request_timeout_s
-    return KafkaClient(c.bootstrap, client_id="dcmirror-failover", request_timeout_s=t,
-                       retry_deadline_s=min(t, 10.0))
+    return client_for_cluster(c, "failover", request_timeout_s=t, retry_deadline_s=min(t, 10.0))
 
 
 async def _any_port_open(bootstrap: list[str], timeout_s: float) -> bool:

@@ -22,6 +22,7 @@ from mirror.config import LinkConfig, MirrorConfig
 from mirror.copier import LinkCopier, _RetryState, _wait_any
 from mirror.link_state import LinkStateWatcher
 from mirror.offsets import OffsetSyncIndex
+from mirror.clients import client_for_cluster
 from mirror.progress import LinkProgress, TP
 from mirror.reversal import Reversal
 from mirror.sinks import PreservingSink, TranslatingSink, is_dcmirror
@@ -35,9 +36,7 @@ class ModeError(Exception):
 
 
 def make_client(cfg: MirrorConfig, alias: str, link: str, dial: Dialer) -> KafkaClient:
-    c = cfg.clusters[alias]
-    return KafkaClient(c.bootstrap, client_id=f"dcmirror-{link}", dial=dial,
-                       request_timeout_s=c.client.request_timeout_s)
+    return client_for_cluster(cfg.clusters[alias], link, dial=dial)
 
 
 class _FencedCopier(LinkCopier):

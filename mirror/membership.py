@@ -379,9 +379,9 @@ class GroupMember:
 
 def member_for_link(cfg, link, *, dial, config: MembershipConfig | None = None) -> GroupMember:
     """A GroupMember for `link`, with its own client to the link's target cluster."""
-    c = cfg.clusters[link.target]
-    client = KafkaClient(c.bootstrap, client_id=f"dcmirror-{link.name}-member", dial=dial,
-                         request_timeout_s=c.client.request_timeout_s)
+    from mirror.clients import client_for_cluster
+
+    client = client_for_cluster(cfg.clusters[link.target], f"{link.name}-member", dial=dial)
     return GroupMember(client, group_id_for(link.name), config or MembershipConfig())
 
 

@@ -17,6 +17,7 @@ from cluster.client.data import FetchPosition
 from cluster.client.errors import KafkaError
 from cluster.wire import record_batch as rb
 from cluster.wire.records import decode_batches
+from mirror.clients import client_for_cluster
 from mirror.config import LinkConfig, MirrorConfig
 from mirror.offsets import checkpoints_topic, decode_checkpoint
 from mirror.policy import is_internal_topic
@@ -24,8 +25,10 @@ from mirror.sinks import TranslatingSink, is_dcmirror
 
 
 def _client(cfg: MirrorConfig, alias: str) -> KafkaClient:
-    return KafkaClient(cfg.clusters[alias].bootstrap, client_id="dcmirror-status",
-                       request_timeout_s=10, retry_deadline_s=5)
+    """Status answers quickly: at most 10 s per request (less if the YAML says so)."""
+    c = cfg.clusters[alias]
+    return client_for_cluster(c, "status", request_timeout_s=min(10.0, c.client.request_timeout_s),
+                              retry_deadline_s=5)
 
 
 async def _oldest_unmirrored_ts(source: KafkaClient, topic: str, p: int, pos: int) -> int:

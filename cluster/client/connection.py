@@ -72,11 +72,14 @@ class BrokerConnection:
         dial: Dialer = default_dial,
         client_id: str | None = "dcmirror",
         request_timeout_s: float = 30.0,
+        connect_timeout_s: float | None = None,
         node_id: int | None = None,
     ) -> "BrokerConnection":
-        """Dial, then negotiate API versions; raises KafkaConnectionError on failure."""
+        """Dial (within connect_timeout_s, default request_timeout_s), then negotiate API
+        versions; raises KafkaConnectionError on failure."""
+        connect_timeout = request_timeout_s if connect_timeout_s is None else connect_timeout_s
         try:
-            reader, writer = await asyncio.wait_for(dial(host, port), request_timeout_s)
+            reader, writer = await asyncio.wait_for(dial(host, port), connect_timeout)
         except (OSError, asyncio.TimeoutError) as exc:
             raise KafkaConnectionError(f"cannot connect to {host}:{port}: {exc!r}") from exc
         conn = cls(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any, Awaitable, Callable, Iterable, TypeVar
 
 from kio.schema.errors import ErrorCode
@@ -65,11 +66,18 @@ class ClientCore:
         dial: Dialer = default_dial,
         request_timeout_s: float = 30.0,
         retry_deadline_s: float | None = None,
+        connect_timeout_s: float = 10.0,
+        metadata_max_age_s: float = 300.0,
     ) -> None:
         self.bootstrap = parse_bootstrap(bootstrap)
         self.client_id = client_id
         self.dial = dial
         self.request_timeout_s = request_timeout_s
+        self.connect_timeout_s = connect_timeout_s
+        #: a full metadata refresh older than this is redone before the next routed call
+        #: (Kafka's metadata.max.age.ms), so new partitions and moved leaders are seen
+        self.metadata_max_age_s = metadata_max_age_s
+        self._meta_at = float("-inf")
         self.retry_deadline_s = request_timeout_s if retry_deadline_s is None else retry_deadline_s
         self._conns: dict[int, BrokerConnection] = {}
         self._dial_locks: dict[int, asyncio.Lock] = {}
@@ -107,7 +115,8 @@ class ClientCore:
     async def _open(self, host: str, port: int, node_id: int | None) -> BrokerConnection:
         return await BrokerConnection.open(
             host, port, dial=self.dial, client_id=self.client_id,
-            request_timeout_s=self.request_timeout_s, node_id=node_id,
+            request_timeout_s=self.request_timeout_s, connect_timeout_s=self.connect_timeout_s,
+            node_id=node_id,
         )
 
     async def connection(self, node_id: int, address: tuple[str, int] | None = None) -> BrokerConnection:
@@ -177,6 +186,7 @@ class ClientCore:
         self._meta = self._meta.merged(fresh, topics)
         if topics is None:
             self._stale = False
+            self._meta_at = time.monotonic()
         return self._meta
 
     async def metadata(self, topics: list[str] | None = None) -> ClusterMetadata:
@@ -190,9 +200,13 @@ class ClientCore:
             self._full_refresh = asyncio.ensure_future(self._metadata_once(None))
         return await asyncio.shield(self._full_refresh)
 
+    def _needs_refresh(self) -> bool:
+        return self._stale or time.monotonic() - self._meta_at > self.metadata_max_age_s
+
     async def leader(self, topic: str, partition: int) -> int:
-        """Leader node id of topic-partition, refreshing metadata when stale or unknown."""
-        if self._stale:
+        """Leader node id of topic-partition, refreshing metadata when stale, older than
+        metadata_max_age_s, or unknown."""
+        if self._needs_refresh():
             await self.refresh_all()
         if self._meta.leader(topic, partition) is None:
             await self._metadata_once([topic])
@@ -210,7 +224,7 @@ class ClientCore:
 
     async def controller(self) -> BrokerConnection:
         """Connection to the controller (admin requests Kafka only accepts there)."""
-        if self._stale or self._meta.controller_id < 0:
+        if self._needs_refresh() or self._meta.controller_id < 0:
             await self.refresh_all()
         if self._meta.controller_id < 0:
             return await self.any_connection()

@@ -102,15 +102,16 @@ def test_mode_resolution() -> None:
 def test_env_references_expand_and_default(tmp_path: Path) -> None:
     text = TWO_CLUSTERS.replace(
         'west: {bootstrap: "127.0.0.1:2"}',
-        'west:\n    bootstrap: "${env:WEST}"\n    client: {sasl_password: "${env:PW}", security_protocol: SASL_SSL,'
-        ' sasl_mechanism: PLAIN, sasl_username: "${env:USER:-mirror}", request_timeout_s: "${env:T}"}',
+        'west:\n    bootstrap: "${env:WEST}"\n    client: {client_id: "${env:CID:-mirror}", request_timeout_s: "${env:T}",'
+        ' connect_timeout_s: 2.5, metadata_max_age_s: 9}',
     )
-    cfg = parse_config(text, tmp_path / "c.yaml", env={"WEST": "10.0.0.2:9092", "PW": "s3cret", "T": "7"})
+    cfg = parse_config(text, tmp_path / "c.yaml", env={"WEST": "10.0.0.2:9092", "T": "7"})
     west = cfg.clusters["west"]
     assert west.bootstrap == ["10.0.0.2:9092"]
-    assert west.client.sasl_password == "s3cret" and west.client.sasl_username == "mirror"
+    assert west.client.client_id == "mirror"
     assert west.client.request_timeout_s == 7.0
-    assert "s3cret" not in repr(west)
+    assert west.client.connect_timeout_s == 2.5 and west.client.metadata_max_age_s == 9.0
+    assert cfg.clusters["east"].client.client_id is None
 
 
 def test_extension_keys_hold_anchors(tmp_path: Path) -> None:
@@ -251,10 +252,13 @@ def test_unset_env_var(tmp_path: Path) -> None:
     assert_located(err, 7, "clusters.west.bootstrap", "environment variable WEST_BOOTSTRAP is not set")
 
 
-def test_sasl_needs_credentials(tmp_path: Path) -> None:
+def test_security_keys_refused_until_supported(tmp_path: Path) -> None:
     text = CONTRACT.replace("    local:\n      data_dir: ./data/west\n", "    client: {security_protocol: SASL_SSL}\n")
     err = error_of(tmp_path, text)
-    assert_located(err, 8, "clusters.west.client.sasl_mechanism", "missing required key")
+    assert_located(err, 8, "clusters.west.client.security_protocol", "SASL_SSL is not supported yet")
+    text = CONTRACT.replace("    local:\n      data_dir: ./data/west\n", "    client:\n      ssl_cafile: ca.pem\n")
+    err = error_of(tmp_path, text)
+    assert_located(err, 9, "clusters.west.client.ssl_cafile", "not supported yet", "remove it")
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from kio.schema.errors import ErrorCode
 
-from cluster.client import FetchPosition, KafkaClient, KafkaProtocolError
+from cluster.client import FetchPosition, KafkaClient, KafkaConnectionError, KafkaProtocolError
 from cluster.wire.build import build
 from cluster.wire.codec import Request, response_schema
 from tests.cluster.client.client_fakes import FakePeer
@@ -153,3 +153,39 @@ async def test_silent_server_times_out() -> None:
             w.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_metadata_older_than_max_age_is_refreshed(fake: FakeCluster) -> None:
+    async with KafkaClient("fake:1", dial=fake.dial, retry_deadline_s=5, metadata_max_age_s=3600) as client:
+        await client.produce("t", 0, b"")
+        before = fake.calls[(1, 3)]
+        await client.produce("t", 0, b"")
+        assert fake.calls[(1, 3)] == before  # young cache: no refresh
+        client.metadata_max_age_s = 0.0  # every full refresh is now too old
+        await client.produce("t", 0, b"")
+        assert fake.calls[(1, 3)] > before
+
+
+async def test_client_id_and_connect_timeout_are_used() -> None:
+    seen: list[str | None] = []
+
+    async def dial(host: str, port: int) -> tuple[asyncio.StreamReader, Any]:
+        def handler(p: FakePeer, r: Request) -> Any:
+            seen.append(r.header.client_id)
+            return FakeCluster().handle(1, p, r)
+
+        peer = FakePeer(table=TABLE, handler=handler)
+        return peer.reader, peer.writer  # type: ignore[return-value]
+
+    async with KafkaClient("fake:1", dial=dial, client_id="quota-key") as client:
+        await client.metadata()
+    assert seen and set(seen) == {"quota-key"}
+
+    async def silent(host: str, port: int) -> Any:
+        await asyncio.sleep(3600)
+
+    client = KafkaClient("fake:1", dial=silent, connect_timeout_s=0.05, request_timeout_s=60,
+                         retry_deadline_s=0.01)
+    with pytest.raises(KafkaConnectionError, match="cannot connect"):
+        await client.start()
+    await client.close()
