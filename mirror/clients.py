@@ -8,9 +8,41 @@ instead of to whichever call site remembered it.
 
 from __future__ import annotations
 
+import functools
+import logging
+import ssl
+
 from cluster.client.client import KafkaClient
 from cluster.client.dial import Dialer, default_dial
-from mirror.config import ClusterConfig
+from cluster.client.security import ClientSecurity, SaslCredentials, tls_context
+from mirror.config import ClientSettings, ClusterConfig
+
+log = logging.getLogger(__name__)
+
+_warned_hostname: set[str] = set()
+
+
+@functools.lru_cache(maxsize=64)
+def _tls(settings: ClientSettings) -> ssl.SSLContext:
+    return tls_context(settings.ssl_cafile, settings.ssl_certfile, settings.ssl_keyfile,
+                       check_hostname=settings.ssl_check_hostname)
+
+
+def security_for(cluster: ClusterConfig) -> ClientSecurity:
+    """TLS context and SASL credentials of a cluster's ``client:`` block."""
+    s = cluster.client
+    protocol = s.security_protocol
+    tls = _tls(s) if protocol in ("SSL", "SASL_SSL") else None
+    if tls is not None and not s.ssl_check_hostname and cluster.name not in _warned_hostname:
+        _warned_hostname.add(cluster.name)
+        log.warning("cluster %s: ssl_check_hostname is false, so any certificate signed by the CA is "
+                    "accepted for any broker name (a man in the middle holding one is not detected)",
+                    cluster.name)
+    sasl = None
+    if protocol.startswith("SASL_"):
+        assert s.sasl_mechanism and s.sasl_username is not None and s.sasl_password is not None
+        sasl = SaslCredentials(s.sasl_mechanism, s.sasl_username, s.sasl_password)
+    return ClientSecurity(tls=tls, sasl=sasl)
 
 
 def client_for_cluster(
@@ -35,4 +67,5 @@ def client_for_cluster(
         retry_deadline_s=retry_deadline_s,
         connect_timeout_s=s.connect_timeout_s,
         metadata_max_age_s=s.metadata_max_age_s,
+        security=security_for(cluster),
     )

@@ -7,8 +7,9 @@ pointing back at its source) fails much later and far from the cause.
 
 We walk PyYAML's node graph ourselves instead of ``yaml.safe_load``: nodes keep their
 marks (for locations) and let us see duplicate keys, which ``safe_load`` silently merges.
-``${env:VAR}`` (or ``${env:VAR:-default}``) in string values is expanded so secrets never
-sit in the YAML; ``$${`` writes a literal ``${``.
+``${env:VAR}`` (or ``${env:VAR:-default}``) and ``${file:PATH}`` (the file's text, one
+trailing newline dropped; relative to the config file) in string values are expanded so
+secrets never sit in the YAML; ``$${`` writes a literal ``${``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from typing import Literal
 
 import yaml
 
+from cluster.client.errors import KafkaTlsError
+from cluster.client.security import tls_context
 from mirror.config_yaml import (
     ConfigError,
     Field,
@@ -94,6 +97,7 @@ class ClientSettings:
     ssl_cafile: Path | None = None
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
+    ssl_check_hostname: bool = True  # False only when written; warned about once
 
 
 @dataclass(frozen=True)
@@ -192,6 +196,7 @@ _CLIENT_FIELDS: dict[str, Field] = {
     "ssl_cafile": path_field,
     "ssl_certfile": path_field,
     "ssl_keyfile": path_field,
+    "ssl_check_hostname": bool_field,
 }
 
 _LINK_FIELDS: dict[str, Field] = {
@@ -254,33 +259,47 @@ def _cluster(r: NodeReader, alias: str, node: yaml.Node, path: str) -> ClusterCo
     if "client" in values:
         cpath = r.join(path, "client")
         cvalues, citems = read_fields(r, values["client"], cpath, _CLIENT_FIELDS)
-        _refuse_unsupported(r, cpath, cvalues, citems)
+        _check_client(r, values["client"], cpath, cvalues, citems)
         client = ClientSettings(**cvalues)
-        protocol = client.security_protocol
-        if protocol.startswith("SASL_"):
-            for key in ("sasl_mechanism", "sasl_username", "sasl_password"):
-                if getattr(client, key) is None:
-                    message = f"missing required key {key!r} (security_protocol is {protocol})"
-                    raise r.error(values["client"], r.join(cpath, key), message)
     return ClusterConfig(name=alias, bootstrap=bootstrap, local=local, client=client)
 
 
-#: ``client:`` keys the client cannot honour yet; refused rather than silently ignored.
-_UNSUPPORTED_CLIENT_KEYS = ("sasl_mechanism", "sasl_username", "sasl_password",
-                            "ssl_cafile", "ssl_certfile", "ssl_keyfile")
+_SASL_KEYS = ("sasl_mechanism", "sasl_username", "sasl_password")
+_SSL_KEYS = ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_check_hostname")
 
 
-def _refuse_unsupported(r: NodeReader, cpath: str, cvalues: dict, citems: dict) -> None:
+def _check_client(r: NodeReader, node: yaml.Node, cpath: str, cvalues: dict, citems: dict) -> None:
+    """Keys that would be ignored under the chosen security_protocol are refused, as are
+    missing credentials and certificate files that are not there."""
     protocol = cvalues.get("security_protocol", "PLAINTEXT")
-    if protocol != "PLAINTEXT":
-        raise r.error(citems["security_protocol"][1], r.join(cpath, "security_protocol"),
-                      f"security_protocol {protocol} is not supported yet (only PLAINTEXT), so "
-                      f"this cluster cannot be reached as configured")
-    for key in _UNSUPPORTED_CLIENT_KEYS:
+    sasl, tls = protocol.startswith("SASL_"), protocol.endswith("SSL")
+    for key in _SASL_KEYS if not sasl else ():
         if key in citems:
             raise r.error(citems[key][0], r.join(cpath, key),
-                          f"{key} is not supported yet (the client speaks PLAINTEXT only), so it "
-                          f"would be ignored; remove it")
+                          f"{key} is set but security_protocol is {protocol}, so it would be ignored; "
+                          f"use SASL_SSL (or SASL_PLAINTEXT), or remove it")
+    for key in _SSL_KEYS if not tls else ():
+        if key in citems:
+            raise r.error(citems[key][0], r.join(cpath, key),
+                          f"{key} is set but security_protocol is {protocol}, so it would be ignored; "
+                          f"use SSL or SASL_SSL, or remove it")
+    if sasl:
+        for key in _SASL_KEYS:
+            if key not in cvalues:
+                raise r.error(node, r.join(cpath, key),
+                              f"missing required key {key!r} (security_protocol is {protocol})")
+    if "ssl_keyfile" in cvalues and "ssl_certfile" not in cvalues:
+        raise r.error(citems["ssl_keyfile"][0], r.join(cpath, "ssl_keyfile"),
+                      "ssl_keyfile needs ssl_certfile (the client certificate it belongs to)")
+    for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+        if key in cvalues and not cvalues[key].is_file():
+            raise r.error(citems[key][1], r.join(cpath, key), f"{key} {cvalues[key]} is not a readable file")
+    if tls:  # load the files now, so a bad one is reported here and not at the first dial
+        try:
+            tls_context(cvalues.get("ssl_cafile"), cvalues.get("ssl_certfile"), cvalues.get("ssl_keyfile"))
+        except KafkaTlsError as exc:
+            key = "ssl_cafile" if "CA file" in str(exc) else "ssl_certfile"
+            raise r.error(citems[key][1], r.join(cpath, key), str(exc)) from None
 
 
 def _link(r: NodeReader, node: yaml.Node, path: str, clusters: Mapping[str, ClusterConfig]) -> LinkConfig:

@@ -3,8 +3,8 @@
 Split from :mod:`mirror.config` so the model and its rules read on their own. We walk the
 node graph instead of calling ``yaml.safe_load`` because nodes keep their marks (for
 ``file:line:column``) and show duplicate keys, which ``safe_load`` silently merges.
-``${env:VAR}`` (or ``${env:VAR:-default}``) in string values is expanded here so secrets
-never sit in the YAML; ``$${`` writes a literal ``${``.
+``${env:VAR}`` (or ``${env:VAR:-default}``) and ``${file:PATH}`` in string values are
+expanded here so secrets never sit in the YAML; ``$${`` writes a literal ``${``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-_ENV_RE = re.compile(r"\$\$\{|\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_ENV_RE = re.compile(r"\$\$\{|\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\{file:([^}]+)\}")
 
 
 class ConfigError(ValueError):
@@ -169,6 +169,8 @@ class NodeReader:
         def sub(m: re.Match[str]) -> str:
             if m.group(0) == "$${":
                 return "${"
+            if m.group(3) is not None:
+                return self._read_secret_file(node, path, m.group(3))
             name, default = m.group(1), m.group(2)
             if name in self.env:
                 return self.env[name]
@@ -178,6 +180,20 @@ class NodeReader:
             raise self.error(node, path, message)
 
         return _ENV_RE.sub(sub, text)
+
+    def _read_secret_file(self, node: yaml.Node, path: str, name: str) -> str:
+        """``${file:PATH}``: the file's text (KIP-297 style), never quoted in an error."""
+        file = Path(name.strip()).expanduser()
+        if not file.is_absolute():
+            file = self.base_dir / file
+        try:
+            text = file.read_text(encoding="utf-8")
+        except OSError as exc:
+            message = f"cannot read {file} (referenced as ${{file:{name}}}): {exc.strerror or type(exc).__name__}"
+            raise self.error(node, path, message) from None
+        except UnicodeDecodeError:
+            raise self.error(node, path, f"{file} (referenced as ${{file:{name}}}) is not UTF-8 text") from None
+        return text[:-1] if text.endswith("\n") else text
 
     def scalar(self, node: yaml.Node, path: str) -> Any:
         if not isinstance(node, yaml.ScalarNode):

@@ -66,12 +66,15 @@ class KafkaBroker(ManagedPeer):
     stop_grace = 15.0
 
     def __init__(self, extra_config: Mapping[str, str] | None = None,
-                 heap: str = "512m", start_timeout: float = 90.0) -> None:
+                 heap: str = "512m", start_timeout: float = 90.0,
+                 format_args: list[str] | None = None) -> None:
         self.port = free_port()
         self.controller_port = free_port()
         self.heap = heap
         self.start_timeout = start_timeout
         self.extra_config = dict(extra_config or {})
+        #: extra StorageTool `format` arguments, e.g. `--add-scram` for SCRAM users
+        self.format_args = list(format_args or [])
         self.workdir = Path(tempfile.mkdtemp(prefix="dcmirror-kafka-"))
         self.cluster_id = random_cluster_id()
         self._proc: PeerProcess | None = None
@@ -120,7 +123,7 @@ class KafkaBroker(ManagedPeer):
     def _format(self, props: Path) -> None:
         res = subprocess.run(
             java_cmd(STORAGE_TOOL, "format", "-t", self.cluster_id, "-c", str(props),
-                     "--standalone"),
+                     "--standalone", *self.format_args),
             capture_output=True, text=True, timeout=120)
         if res.returncode != 0:
             raise RuntimeError(f"kafka-storage format failed:\n{res.stdout}\n{res.stderr}")

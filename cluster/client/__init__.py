@@ -9,18 +9,22 @@ from .connection import BrokerConnection
 from .data import EARLIEST, LATEST, MAX_TIMESTAMP, FetchPosition, FetchResult, ProduceResult
 from .dial import Dialer, default_dial
 from .errors import (
+    KafkaAuthenticationError,
     KafkaConnectionError,
     KafkaError,
     KafkaProtocolError,
     KafkaTimeoutError,
+    KafkaTlsError,
     KafkaUnsupportedVersion,
 )
+from .security import ClientSecurity, SaslCredentials, tls_context
 from .groups import GroupDescription, GroupListing, MemberDescription
 from .metadata import BrokerInfo, ClusterMetadata, PartitionMetadata, TopicMetadata
 from .partitioner import murmur2, partition_for_key
 
 __all__ = [
-    "BrokerConnection", "BrokerInfo", "ClusterDescription", "ClusterMetadata", "ConfigEntry", "Dialer",
+    "BrokerConnection", "BrokerInfo", "ClientSecurity", "KafkaAuthenticationError", "KafkaTlsError",
+    "SaslCredentials", "tls_context", "ClusterDescription", "ClusterMetadata", "ConfigEntry", "Dialer",
     "EARLIEST", "FetchPosition", "FetchResult", "GroupDescription", "GroupListing", "KafkaClient",
     "KafkaConnectionError", "KafkaError", "KafkaProtocolError", "KafkaTimeoutError", "KafkaUnsupportedVersion",
     "LATEST", "MAX_TIMESTAMP", "MemberDescription", "NewTopic", "PartitionMetadata", "ProduceResult",

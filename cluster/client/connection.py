@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import struct
 from typing import Any
 
@@ -20,7 +21,8 @@ from cluster.wire.codec import DecodeError, decode_response, encode_request, req
 from cluster.wire.framing import DEFAULT_MAX_FRAME, frame, read_size
 
 from .dial import Dialer, default_dial
-from .errors import KafkaConnectionError, KafkaTimeoutError, check
+from .errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, check
+from .security import ClientSecurity, authenticate, looks_like_tls, tls_failure
 from .versions import ApiVersionTable
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,11 @@ _ERR = struct.Struct(">h")
 _CID = struct.Struct(">i")
 CLIENT_SOFTWARE_NAME = "dcmirror"
 CLIENT_SOFTWARE_VERSION = "0.1.0"
+
+
+def _retrieve(fut: "asyncio.Future[bytes]") -> None:
+    if not fut.cancelled():
+        fut.exception()
 
 
 class BrokerConnection:
@@ -58,7 +65,16 @@ class BrokerConnection:
         self._write_lock = asyncio.Lock()
         self._closed = False
         self._close_reason: str | None = None
+        self._close_error: KafkaError | None = None
         self.versions = ApiVersionTable()
+        self.security = ClientSecurity()
+        self._frames_read = 0
+        #: cleared while the connection re-authenticates (KIP-368): new requests wait
+        self._gate = asyncio.Event()
+        self._gate.set()
+        self._idle = asyncio.Event()
+        self._reauth_task: asyncio.Task[None] | None = None
+        self.reauthentications = 0  # completed in-place SASL renewals (KIP-368)
         self._read_task = asyncio.get_running_loop().create_task(self._read_loop())
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -74,24 +90,71 @@ class BrokerConnection:
         request_timeout_s: float = 30.0,
         connect_timeout_s: float | None = None,
         node_id: int | None = None,
+        security: ClientSecurity | None = None,
     ) -> "BrokerConnection":
-        """Dial (within connect_timeout_s, default request_timeout_s), then negotiate API
-        versions; raises KafkaConnectionError on failure."""
+        """Dial and (with `security`) start TLS, both within connect_timeout_s (default
+        request_timeout_s); negotiate API versions; authenticate with SASL. Raises
+        KafkaConnectionError, KafkaTlsError or KafkaAuthenticationError."""
+        security = security or ClientSecurity()
         connect_timeout = request_timeout_s if connect_timeout_s is None else connect_timeout_s
         try:
             reader, writer = await asyncio.wait_for(dial(host, port), connect_timeout)
         except (OSError, asyncio.TimeoutError) as exc:
             raise KafkaConnectionError(f"cannot connect to {host}:{port}: {exc!r}") from exc
+        if security.tls is not None:
+            try:
+                await asyncio.wait_for(writer.start_tls(security.tls, server_hostname=host), connect_timeout)
+            except asyncio.TimeoutError:
+                writer.close()
+                raise KafkaConnectionError(
+                    f"{host}:{port} did not complete the TLS handshake within {connect_timeout:g}s; it "
+                    f"may be a plaintext port") from None
+            except (OSError, EOFError, ConnectionError) as exc:
+                writer.close()
+                raise tls_failure(exc, host, port) from None
         conn = cls(
             reader, writer, client_id=client_id, request_timeout_s=request_timeout_s,
             address=(host, port), node_id=node_id,
         )
+        conn.security = security
         try:
             await conn.negotiate_versions()
+            if security.sasl is not None:
+                lifetime = await authenticate(conn, security.sasl)
+                log.debug("authenticated to %s:%s as %s", host, port, security.sasl)
+                if lifetime is not None:
+                    conn._reauth_task = asyncio.get_running_loop().create_task(conn._reauth_loop(lifetime))
         except BaseException:
             await conn.close()
             raise
         return conn
+
+    async def _reauth_loop(self, lifetime_s: float) -> None:
+        """Re-authenticate before the broker's session expires (KIP-368), as the Java
+        client does: at 85-95% of the lifetime, once no request is in flight, with new
+        requests held back meanwhile."""
+        import random
+
+        creds = self.security.sasl
+        assert creds is not None
+        while lifetime_s is not None and not self._closed:
+            await asyncio.sleep(lifetime_s * random.uniform(0.85, 0.95))
+            self._gate.clear()
+            try:
+                if self._pending:
+                    self._idle.clear()
+                    await asyncio.wait_for(self._idle.wait(), max(lifetime_s * 0.05, 0.1))
+                lifetime_s = await authenticate(self, creds)  # type: ignore[assignment]
+                self.reauthentications += 1
+                log.debug("re-authenticated to %s:%s as %s", *self.address, creds)
+            except asyncio.TimeoutError:
+                self._shutdown("could not re-authenticate before the SASL session expired (busy)")
+                return
+            except Exception as exc:  # noqa: BLE001 - any failure ends the session
+                self._shutdown(f"re-authentication failed: {exc}")
+                return
+            finally:
+                self._gate.set()
 
     @property
     def closed(self) -> bool:
@@ -101,6 +164,8 @@ class BrokerConnection:
         """Close the socket and fail every request still waiting."""
         if not self._closed:
             self._shutdown("closed by client")
+        if self._reauth_task is not None:
+            self._reauth_task.cancel()
         self._read_task.cancel()
         try:
             await self._read_task
@@ -111,14 +176,17 @@ class BrokerConnection:
         except (OSError, asyncio.CancelledError):
             pass
 
-    def _shutdown(self, reason: str) -> None:
+    def _shutdown(self, reason: str, error: KafkaError | None = None) -> None:
+        """Close, failing every waiting request with `error` (default: a retriable
+        KafkaConnectionError saying "connection to host:port <reason>")."""
         if self._closed:
             return
         self._closed = True
         self._close_reason = reason
         log.debug("connection to %s:%s closing: %s", *self.address, reason)
         self._writer.close()
-        err = KafkaConnectionError(f"connection to {self.address[0]}:{self.address[1]} {reason}")
+        err = error or KafkaConnectionError(f"connection to {self.address[0]}:{self.address[1]} {reason}")
+        self._close_error = err
         pending, self._pending = self._pending, {}
         for fut in pending.values():
             if not fut.done():
@@ -126,12 +194,19 @@ class BrokerConnection:
 
     async def _read_loop(self) -> None:
         reason = "closed by peer"
+        error: KafkaError | None = None
         try:
             while True:
-                size = read_size(await self._reader.readexactly(4))
+                head = await self._reader.readexactly(4)
+                size = read_size(head)
                 if size < 4 or size > self._max_frame:
-                    reason = f"sent a frame of invalid size {size}"
+                    if self._frames_read == 0 and self.security.tls is None and looks_like_tls(head):
+                        reason = ("answered in TLS: it is a TLS port, so use security_protocol SSL "
+                                  "or SASL_SSL")
+                    else:
+                        reason = f"sent a frame of invalid size {size}"
                     break
+                self._frames_read += 1
                 data = await self._reader.readexactly(size)
                 (cid,) = _CID.unpack_from(data, 0)
                 fut = self._pending.pop(cid, None)
@@ -141,14 +216,33 @@ class BrokerConnection:
                     continue
                 if not fut.done():
                     fut.set_result(data)
+                if not self._pending:
+                    self._idle.set()
         except asyncio.IncompleteReadError:
             reason = "closed by peer"
+            if self._frames_read == 0:
+                reason = self._closed_before_answer_hint()
+            elif self._frames_read == 1 and self.security.sasl is None and self.versions.ranges:
+                reason = ("was closed by the broker right after ApiVersions; it probably requires SASL "
+                          "(security_protocol SASL_PLAINTEXT or SASL_SSL)")
+        except ssl.SSLError as exc:  # e.g. the broker's alert: it rejected our certificate
+            error = tls_failure(exc, *self.address)
+            reason = f"failed in TLS: {error}"
         except (OSError, ConnectionError) as exc:
             reason = f"failed: {exc!r}"
         except asyncio.CancelledError:
             reason = "closed by client"
         finally:
-            self._shutdown(reason)
+            self._shutdown(reason, error)
+
+    def _closed_before_answer_hint(self) -> str:
+        if self.security.tls is None:
+            return ("was closed by the broker before it answered; if it is a TLS port use "
+                    "security_protocol SSL or SASL_SSL, if it needs SASL use SASL_PLAINTEXT or SASL_SSL")
+        if self.security.sasl is None:
+            return ("was closed by the broker before it answered; if it needs SASL use security_protocol "
+                    "SASL_SSL, else it did not accept our client certificate")
+        return "was closed by the broker before it answered"
 
     # -- requests --------------------------------------------------------------------------
 
@@ -168,7 +262,7 @@ class BrokerConnection:
 
     async def _write(self, data: bytes | list) -> None:
         if self._closed:
-            raise KafkaConnectionError(
+            raise self._close_error or KafkaConnectionError(
                 f"connection to {self.address[0]}:{self.address[1]} {self._close_reason}"
             )
         try:
@@ -179,12 +273,17 @@ class BrokerConnection:
             async with self._write_lock:
                 await self._writer.drain()
         except (OSError, ConnectionError) as exc:
+            # The reader usually knows why (a TLS alert, the peer's close): give it a moment
+            # to say so, since its reason is the one a user can act on.
+            await asyncio.wait([self._read_task], timeout=1.0)
+            if self._close_error is not None:
+                raise self._close_error from None
             self._shutdown(f"failed on write: {exc!r}")
             raise KafkaConnectionError(f"write to {self.address[0]}:{self.address[1]} failed: {exc!r}") from exc
 
     async def roundtrip(
         self, body: Any, timeout_s: float | None = None, *, api_key: int | None = None,
-        api_version: int | None = None,
+        api_version: int | None = None, internal: bool = False,
     ) -> bytes:
         """Send a request entity and return the raw response frame (header included).
 
@@ -193,15 +292,20 @@ class BrokerConnection:
         return await self.roundtrip_parts(
             lambda cid: frame(encode_request(body, cid, self.client_id, api_key=api_key,
                                              api_version=api_version)),
-            type(body).__name__, timeout_s)
+            type(body).__name__, timeout_s, internal=internal)
 
-    async def roundtrip_parts(self, make: Any, what: str, timeout_s: float | None = None) -> bytes:
+    async def roundtrip_parts(self, make: Any, what: str, timeout_s: float | None = None, *,
+                              internal: bool = False) -> bytes:
         """Like `roundtrip` for a request the caller encodes itself: `make(correlation_id)`
         returns the framed request as bytes or a list of buffers (sent with writelines,
-        so large record batches are not copied into one request buffer first)."""
+        so large record batches are not copied into one request buffer first).
+        `internal`: part of (re-)authentication, so it does not wait for it."""
+        if not internal and not self._gate.is_set():
+            await self._gate.wait()
         cid = self._allocate()
         fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._pending[cid] = fut
+        fut.add_done_callback(_retrieve)  # a write failure may leave it failed and unawaited
         try:
             await self._write(make(cid))
             timeout = self.request_timeout_s if timeout_s is None else timeout_s
@@ -219,10 +323,11 @@ class BrokerConnection:
 
     async def send(
         self, body: Any, timeout_s: float | None = None, *, api_key: int | None = None,
-        api_version: int | None = None,
+        api_version: int | None = None, internal: bool = False,
     ) -> Any:
         """Send a request entity and return the decoded response entity."""
-        raw = await self.roundtrip(body, timeout_s, api_key=api_key, api_version=api_version)
+        raw = await self.roundtrip(body, timeout_s, api_key=api_key, api_version=api_version,
+                                   internal=internal)
         try:
             _, response = decode_response(raw, response_schema(body.__api_key__, body.__version__))
         except DecodeError as exc:
@@ -232,6 +337,8 @@ class BrokerConnection:
 
     async def send_no_response(self, body: Any) -> None:
         """Send a request the broker will not answer (Produce with acks=0)."""
+        if not self._gate.is_set():
+            await self._gate.wait()
         await self._write(frame(encode_request(body, self._allocate(), self.client_id)))
 
     # -- version negotiation ---------------------------------------------------------------

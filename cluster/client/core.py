@@ -20,6 +20,7 @@ from tenacity.wait import wait_base, wait_exponential, wait_random
 from .connection import BrokerConnection
 from .dial import Dialer, default_dial
 from .errors import REROUTE_CODES, KafkaConnectionError, KafkaProtocolError, check, is_retriable
+from .security import ClientSecurity
 from .metadata import BrokerInfo, ClusterMetadata, parse_metadata
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class ClientCore:
         retry_deadline_s: float | None = None,
         connect_timeout_s: float = 10.0,
         metadata_max_age_s: float = 300.0,
+        security: ClientSecurity | None = None,
     ) -> None:
         self.bootstrap = parse_bootstrap(bootstrap)
         self.client_id = client_id
@@ -78,6 +80,8 @@ class ClientCore:
         #: (Kafka's metadata.max.age.ms), so new partitions and moved leaders are seen
         self.metadata_max_age_s = metadata_max_age_s
         self._meta_at = float("-inf")
+        #: TLS and SASL for every connection, bootstrap and advertised brokers alike
+        self.security = security or ClientSecurity()
         self.retry_deadline_s = request_timeout_s if retry_deadline_s is None else retry_deadline_s
         self._conns: dict[int, BrokerConnection] = {}
         self._dial_locks: dict[int, asyncio.Lock] = {}
@@ -116,7 +120,7 @@ class ClientCore:
         return await BrokerConnection.open(
             host, port, dial=self.dial, client_id=self.client_id,
             request_timeout_s=self.request_timeout_s, connect_timeout_s=self.connect_timeout_s,
-            node_id=node_id,
+            node_id=node_id, security=self.security,
         )
 
     async def connection(self, node_id: int, address: tuple[str, int] | None = None) -> BrokerConnection:

@@ -23,6 +23,17 @@ class KafkaTimeoutError(KafkaConnectionError):
     ordering is no longer trustworthy (as the Java client does)."""
 
 
+class KafkaAuthenticationError(KafkaError):
+    """SASL failed (wrong password, unknown user, mechanism not enabled, a server that
+    could not prove it knows the credential). Never retried: retrying a wrong password
+    changes nothing and may lock the account."""
+
+
+class KafkaTlsError(KafkaError):
+    """The TLS handshake failed for a reason retrying cannot fix (untrusted or expired
+    certificate, host name mismatch, a client certificate the broker wants)."""
+
+
 class KafkaUnsupportedVersion(KafkaError):
     """Neither side has a common version of an API we need."""
 

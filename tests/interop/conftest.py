@@ -23,6 +23,7 @@ if _ROOT not in sys.path:
 from peers.common import PeerUnavailable  # noqa: E402
 from peers.fetch import ensure_kafka, java_path  # noqa: E402
 from peers.kafka_broker import KafkaBroker  # noqa: E402
+from peers.kafka_secure import SecureKafka  # noqa: E402
 from peers.tansu import TansuBroker, tansu_binary  # noqa: E402
 
 
@@ -51,6 +52,16 @@ def kafka_broker() -> Iterator[KafkaBroker]:
     """A single-node KRaft Apache Kafka 4.3.1 for the whole session."""
     require_kafka()
     with KafkaBroker() as broker:
+        yield broker
+
+
+@pytest.fixture(scope="session")
+def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureKafka]:
+    """Apache Kafka 4.3.1 with SASL_SSL (PLAIN, SCRAM-SHA-256/512), SSL with required client
+    certificates and SASL_PLAINTEXT (PLAIN only) listeners; SASL sessions last 6 s, so
+    clients must re-authenticate (KIP-368)."""
+    require_kafka()
+    with SecureKafka(tmp_path_factory.mktemp("pki"), reauth_ms=6000) as broker:
         yield broker
 
 

@@ -31,3 +31,26 @@ def test_client_block_reaches_every_client(tmp_path: Path) -> None:
     east = client_for_cluster(cfg.clusters["east"], "l1")
     assert east.client_id == "dcmirror-l1" and east.request_timeout_s == 30.0
     assert east.connect_timeout_s == 10.0 and east.metadata_max_age_s == 60.0
+
+
+def test_security_settings_reach_every_client(tmp_path: Path, caplog) -> None:
+    from peers.certs import make_pki
+
+    make_pki(tmp_path / "pki")
+    text = YAML.replace(
+        "    client: {client_id: dr-mirror,",
+        "    client: {security_protocol: SASL_SSL, sasl_mechanism: SCRAM-SHA-256, sasl_username: mirror,"
+        " sasl_password: '${env:PW}', ssl_cafile: pki/ca.pem, ssl_check_hostname: false, client_id: dr-mirror,")
+    cfg = parse_config(text, tmp_path / "c.yaml", env={"PW": "hunter2-x"})
+    with caplog.at_level("WARNING"):
+        clients = [client_for_cluster(cfg.clusters["west"], "x"), failover_ops.client_for(cfg, "west"),
+                   status._client(cfg, "west")]
+    for c in clients:
+        assert c.security.protocol == "SASL_SSL"
+        assert c.security.sasl is not None and c.security.sasl.password == "hunter2-x"
+        assert c.security.tls is not None and c.security.tls.check_hostname is False
+        assert c.security.tls.minimum_version.name == "TLSv1_2"
+    warnings = [r for r in caplog.records if "ssl_check_hostname is false" in r.getMessage()]
+    assert len(warnings) == 1  # once, however many clients
+    assert "hunter2-x" not in caplog.text
+    assert client_for_cluster(cfg.clusters["east"], "x").security.protocol == "PLAINTEXT"

@@ -102,16 +102,18 @@ def test_mode_resolution() -> None:
 def test_env_references_expand_and_default(tmp_path: Path) -> None:
     text = TWO_CLUSTERS.replace(
         'west: {bootstrap: "127.0.0.1:2"}',
-        'west:\n    bootstrap: "${env:WEST}"\n    client: {client_id: "${env:CID:-mirror}", request_timeout_s: "${env:T}",'
-        ' connect_timeout_s: 2.5, metadata_max_age_s: 9}',
+        'west:\n    bootstrap: "${env:WEST}"\n    client: {sasl_password: "${env:PW}", security_protocol: SASL_SSL,'
+        ' sasl_mechanism: PLAIN, sasl_username: "${env:USER:-mirror}", request_timeout_s: "${env:T}",'
+        ' client_id: "${env:CID:-dr}", connect_timeout_s: 2.5, metadata_max_age_s: 9}',
     )
-    cfg = parse_config(text, tmp_path / "c.yaml", env={"WEST": "10.0.0.2:9092", "T": "7"})
+    cfg = parse_config(text, tmp_path / "c.yaml", env={"WEST": "10.0.0.2:9092", "PW": "s3cret", "T": "7"})
     west = cfg.clusters["west"]
     assert west.bootstrap == ["10.0.0.2:9092"]
-    assert west.client.client_id == "mirror"
-    assert west.client.request_timeout_s == 7.0
+    assert west.client.sasl_password == "s3cret" and west.client.sasl_username == "mirror"
+    assert west.client.request_timeout_s == 7.0 and west.client.client_id == "dr"
     assert west.client.connect_timeout_s == 2.5 and west.client.metadata_max_age_s == 9.0
     assert cfg.clusters["east"].client.client_id is None
+    assert "s3cret" not in repr(west)
 
 
 def test_extension_keys_hold_anchors(tmp_path: Path) -> None:
@@ -252,13 +254,66 @@ def test_unset_env_var(tmp_path: Path) -> None:
     assert_located(err, 7, "clusters.west.bootstrap", "environment variable WEST_BOOTSTRAP is not set")
 
 
-def test_security_keys_refused_until_supported(tmp_path: Path) -> None:
+def test_sasl_needs_credentials(tmp_path: Path) -> None:
     text = CONTRACT.replace("    local:\n      data_dir: ./data/west\n", "    client: {security_protocol: SASL_SSL}\n")
     err = error_of(tmp_path, text)
-    assert_located(err, 8, "clusters.west.client.security_protocol", "SASL_SSL is not supported yet")
-    text = CONTRACT.replace("    local:\n      data_dir: ./data/west\n", "    client:\n      ssl_cafile: ca.pem\n")
+    assert_located(err, 8, "clusters.west.client.sasl_mechanism", "missing required key")
+
+
+def test_secrets_from_env_and_file(tmp_path: Path) -> None:
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "pw").write_text("fr0m-a-file\n")
+    text = TWO_CLUSTERS.replace(
+        'west: {bootstrap: "127.0.0.1:2"}',
+        'west:\n    bootstrap: 127.0.0.1:2\n    client: {security_protocol: SASL_PLAINTEXT, sasl_mechanism: SCRAM-SHA-512,'
+        ' sasl_username: "${env:U}", sasl_password: "${file:secrets/pw}"}',
+    )
+    cfg = parse_config(text, tmp_path / "c.yaml", env={"U": "mirror"})
+    west = cfg.clusters["west"].client
+    assert west.sasl_password == "fr0m-a-file" and west.sasl_username == "mirror"
+    assert "fr0m-a-file" not in repr(cfg)
+    missing = text.replace("secrets/pw", "secrets/nope")
+    with pytest.raises(ConfigError) as info:
+        parse_config(missing, tmp_path / "c.yaml", env={"U": "mirror"})
+    assert "cannot read" in str(info.value) and "secrets/nope" in str(info.value)
+    assert info.value.key_path == "clusters.west.client.sasl_password" and info.value.line == 5
+
+
+@pytest.mark.parametrize(
+    ("client", "key", "words"),
+    [
+        ("{sasl_username: u}", "sasl_username", "security_protocol is PLAINTEXT, so it would be ignored"),
+        ("{security_protocol: SSL, sasl_mechanism: PLAIN}", "sasl_mechanism", "use SASL_SSL"),
+        ("{security_protocol: SASL_PLAINTEXT, sasl_mechanism: PLAIN, sasl_username: u, sasl_password: p,"
+         " ssl_cafile: ca.pem}", "ssl_cafile", "use SSL or SASL_SSL"),
+        ("{ssl_check_hostname: false}", "ssl_check_hostname", "would be ignored"),
+        ("{security_protocol: SSL, ssl_cafile: nowhere.pem}", "ssl_cafile", "is not a readable file"),
+        ("{security_protocol: SSL, ssl_cafile: bad.pem}", "ssl_cafile", "cannot load the CA file"),
+        ("{security_protocol: SSL, ssl_keyfile: bad.pem}", "ssl_keyfile", "needs ssl_certfile"),
+        ("{security_protocol: SSL, ssl_certfile: bad.pem}", "ssl_certfile", "cannot load the client certificate"),
+        ("{security_protocol: SASL_SSL, sasl_mechanism: GSSAPI, sasl_username: u, sasl_password: p}",
+         "sasl_mechanism", "is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512"),
+    ],
+)
+def test_client_security_mistakes_are_located(tmp_path: Path, client: str, key: str, words: str) -> None:
+    (tmp_path / "bad.pem").write_text("not a certificate\n")
+    text = CONTRACT.replace("    local:\n      data_dir: ./data/west\n", f"    client: {client}\n")
     err = error_of(tmp_path, text)
-    assert_located(err, 9, "clusters.west.client.ssl_cafile", "not supported yet", "remove it")
+    assert_located(err, 8, f"clusters.west.client.{key}", words)
+
+
+def test_tls_settings_load(tmp_path: Path) -> None:
+    from peers.certs import make_pki
+
+    pki = make_pki(tmp_path / "pki")
+    text = CONTRACT.replace("    local:\n      data_dir: ./data/west\n",
+                            "    client:\n      security_protocol: SSL\n      ssl_cafile: pki/ca.pem\n"
+                            "      ssl_certfile: pki/client.pem\n      ssl_keyfile: pki/client.key\n"
+                            "      ssl_check_hostname: false\n")
+    west = load_config(write(tmp_path, text)).clusters["west"].client
+    assert west.ssl_cafile == pki.ca and west.ssl_keyfile == pki.client_key
+    assert west.ssl_check_hostname is False
+    assert load_config(write(tmp_path, CONTRACT)).clusters["west"].client.ssl_check_hostname is True
 
 
 @pytest.mark.parametrize(
