@@ -22,7 +22,10 @@ pytestmark = pytest.mark.interop
 PARTS = 2
 
 
-def secured_config(path: Path, kafka, target: str, topic: str, password_file: Path) -> Path:
+def secured_config(path: Path, kafka, target: str, topic: str, password_file: Path,
+                   kafka_is_target: bool = False) -> Path:
+    the_link = (link("east-to-kafka", "east", "kafka", [re.escape(topic)]) if kafka_is_target
+                else link("kafka-to-east", "kafka", "east", [re.escape(topic)]))
     doc = {
         "clusters": {
             "kafka": {
@@ -38,7 +41,7 @@ def secured_config(path: Path, kafka, target: str, topic: str, password_file: Pa
             },
             "east": {"bootstrap": target},
         },
-        "links": [link("kafka-to-east", "kafka", "east", [re.escape(topic)])],
+        "links": [the_link],
     }
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
@@ -83,3 +86,25 @@ def test_wrong_password_is_one_sentence_in_the_log(secure_kafka, cluster, topic_
     text = m.log_text()
     assert "Wr0ng-Pass-777" not in text and PASSWORD not in text
     assert "refused authentication as 'alice' with SCRAM-SHA-512" in text
+
+
+def test_sasl_ssl_kafka_as_a_foreign_target(secure_kafka, cluster, topic_name, tmp_path: Path) -> None:
+    """Translation mode into Kafka behind SASL_SSL: data and the offset syncs are written
+    with the link's credentials."""
+    plain = secure_kafka.address("PLAINTEXT")
+    clients.create_topic(cluster.bootstrap, topic_name, PARTS)
+    clients.produce_confluent(cluster.bootstrap, topic_name, clients.make_records("out", 40), "zstd")
+    (tmp_path / "kafka.pw").write_text(PASSWORD)
+    cfg = secured_config(tmp_path / "m.yaml", secure_kafka, cluster.bootstrap, topic_name, tmp_path / "kafka.pw",
+                         kafka_is_target=True)
+    m = MirrorProcess(cfg).start()
+    try:
+        wait_until(lambda: sum(ends(plain, topic_name, PARTS).values()) == 40, what="copied to the SASL_SSL target")
+        assert m.status()["links"][0]["mode"] == "translate"
+        from confluent_kafka.admin import AdminClient
+
+        topics = AdminClient({"bootstrap.servers": plain}).list_topics(timeout=5).topics
+        assert "__dcmirror.offset-syncs.east-to-kafka" in topics
+    finally:
+        m.stop()
+    assert PASSWORD not in m.log_text()
