@@ -1,7 +1,10 @@
 """`python -m tests.fuzz TARGET --execs N [--seconds T] [--seed S] [--engine builtin|atheris]`.
 
 Prints one summary line per target (execs, execs/s, crashes, slowest input) and writes
-each distinct crash's input to --crash-dir. Exit status 1 if anything crashed.
+each distinct crash's input to --crash-dir. Exit status 1 if anything crashed. A native
+abort (a C or Rust library failing to allocate, say) ends the process with no summary:
+the builtin engine cannot name the input then, atheris writes it to crash-* in the
+working directory.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import resource
 import sys
 from pathlib import Path
 
@@ -43,12 +47,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--engine", choices=("builtin", "atheris"), default="builtin",
                    help="builtin mutator (default) or coverage-guided atheris if installed")
     p.add_argument("--crash-dir", type=Path, default=None, help="write crashing inputs here")
+    p.add_argument("--max-memory-mb", type=int, default=4096,
+                   help="address-space limit (RLIMIT_AS), so a native reserve of a claimed size "
+                        "fails even on a large machine; 0 for none")
     p.add_argument("--json", action="store_true", help="also print a JSON summary line")
     args = p.parse_args(argv)
     if args.execs < 1:
         p.error("--execs must be at least 1")
     logging.basicConfig(level=logging.ERROR, format="%(name)s: %(message)s")
     logging.getLogger("cluster").setLevel(logging.CRITICAL)  # refusals and truncations log by design
+    if args.max_memory_mb:
+        limit = args.max_memory_mb << 20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     chosen = list(all_targets.values()) if args.target == "all" else [all_targets[args.target]]
     if args.engine == "atheris":
         if len(chosen) != 1:

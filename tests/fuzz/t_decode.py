@@ -6,6 +6,9 @@ built from kio's message schemas twice: with Kafka's zero values (empty arrays) 
 nested entities have something to reach). Allowed outcomes: a decoded request, DecodeError
 or UnsupportedApi; from the frame reader, FrameTooLarge or NegativeFrameSize.
 
+Every request that decodes is re-encoded and the bounds walk (request_bounds.py, which
+runs before kio) must read it to exactly its end: the walk may never misread a valid layout.
+
 Allocation is bounded: every 8th input is decoded under tracemalloc and its peak must stay
 under 1 MiB + 512 bytes per input byte, so a 20-byte request claiming an array of 2^31
 elements cannot make the decoder allocate for the claim.
@@ -31,6 +34,7 @@ from kio.serial._introspect import (
 
 from cluster.wire import codec
 from cluster.wire.build import _zero, build
+from cluster.wire.request_bounds import ArrayTooLong, _Lost, _struct
 from cluster.wire.framing import FrameReader, FrameTooLarge, NegativeFrameSize, frame
 
 from .engine import Target
@@ -112,8 +116,9 @@ def check(data: bytes) -> None:
     sample = _count % SAMPLE_EVERY == 0 and not tracemalloc.is_tracing()
     if sample:
         tracemalloc.start()
+    request = None
     try:
-        codec.decode_request(data)
+        request = codec.decode_request(data)
     except (codec.DecodeError, codec.UnsupportedApi):
         pass
     finally:
@@ -122,6 +127,30 @@ def check(data: bytes) -> None:
             tracemalloc.stop()
     if sample and peak > ALLOC_BASE + ALLOC_PER_BYTE * len(data):
         raise MemoryError(f"decoding {len(data)} bytes allocated {peak} bytes at peak")
+    if request is not None:
+        _bounds_walk_agrees(request)
+
+
+class BoundsWalkDisagrees(AssertionError):
+    """request_bounds read a valid request's layout differently from kio."""
+
+
+def _bounds_walk_agrees(request: codec.Request) -> None:
+    """The bounds walk over a decoded request, re-encoded, must end exactly where it ends."""
+    h = request.header
+    try:
+        canonical = codec.encode_request(request.body, h.correlation_id, h.client_id,
+                                         api_key=h.api_key, api_version=h.api_version)
+    except Exception:  # not every decodable body re-encodes (kio's business, not ours)
+        return
+    schema = codec.request_schema(h.api_key, h.api_version)
+    start = 10 + (len(h.client_id.encode()) if h.client_id is not None else 0) + int(schema.__flexible__)
+    try:
+        end = _struct(schema)(canonical, start, len(canonical))
+    except (_Lost, ArrayTooLong) as exc:
+        raise BoundsWalkDisagrees(f"{schema.__name__}: walk failed on a valid request: {exc!r}") from None
+    if end != len(canonical):
+        raise BoundsWalkDisagrees(f"{schema.__name__}: walk ended at {end} of {len(canonical)}")
 
 
 TARGET = Target("decode", seeds, check, __doc__ or "")
