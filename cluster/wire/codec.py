@@ -219,6 +219,7 @@ def decode_response(frame: bytes, schema: type) -> tuple[int, Any]:
         pos = 4
         if schema.__header_schema__.__flexible__:
             pos = _skip_tagged_fields(frame, pos)
+        check_bounds(schema, frame, pos)  # a broken or hostile peer broker too
         body, _ = _reader(schema)(frame, pos)
     except Exception as exc:
         raise DecodeError(f"malformed {schema.__name__}: {exc}") from None

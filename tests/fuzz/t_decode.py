@@ -1,10 +1,12 @@
-"""Fuzz target `decode`: the frame reader and every request decoder kio gives the broker.
+"""Fuzz target `decode`: the frame reader, every request decoder and every response decoder.
 
 Seeds are one valid request per supported (api_key, version), private APIs included,
 built from kio's message schemas twice: with Kafka's zero values (empty arrays) and
 "populated" (one element in every array, one byte in every bytes field, so mutations of
 nested entities have something to reach). Allowed outcomes: a decoded request, DecodeError
-or UnsupportedApi; from the frame reader, FrameTooLarge or NegativeFrameSize.
+or UnsupportedApi; from the frame reader, FrameTooLarge or NegativeFrameSize. Responses
+(what the mirror and the client read from a peer broker) are fuzzed too: a response seed is
+its (api_key, version) followed by a valid response frame; only DecodeError is allowed.
 
 Every request that decodes is re-encoded and the bounds walk (request_bounds.py, which
 runs before kio) must read it to exactly its end: the walk may never misread a valid layout.
@@ -16,6 +18,7 @@ elements cannot make the decoder allocate for the claim.
 
 from __future__ import annotations
 
+import struct
 import tracemalloc
 from dataclasses import fields
 from functools import cache
@@ -90,7 +93,39 @@ def seeds() -> list[bytes]:
         except (TypeError, ValueError):
             continue
         out.append(codec.encode_request(body, 8, None, api_key=key, api_version=version))
+        response = codec.response_schema(key, version)  # prefixed with the key and version
+        out.append(_RESPONSE_TAG.pack(key, version) + codec.encode_response(9, build(response, {})))
     return out
+
+
+_RESPONSE_TAG = struct.Struct(">hh")
+
+
+def _response(data: bytes) -> None:
+    """The first 4 bytes name the response schema (api_key, version), the rest is the frame."""
+    if len(data) < _RESPONSE_TAG.size:
+        return
+    key, version = _RESPONSE_TAG.unpack_from(data)
+    try:
+        schema = codec.response_schema(key, version)
+    except Exception:
+        return
+    frame = data[_RESPONSE_TAG.size :]
+    try:
+        _cid, body = codec.decode_response(frame, schema)
+    except codec.DecodeError:
+        return
+    try:
+        canonical = codec.encode_response(9, body)
+    except Exception:
+        return
+    start = 4 + int(schema.__header_schema__.__flexible__)
+    try:
+        end = _struct(schema)(canonical, start, len(canonical))
+    except (_Lost, ArrayTooLong) as exc:
+        raise BoundsWalkDisagrees(f"{schema.__name__}: walk failed on a valid response: {exc!r}") from None
+    if end != len(canonical):
+        raise BoundsWalkDisagrees(f"{schema.__name__}: walk ended at {end} of {len(canonical)}")
 
 
 def _frames(data: bytes) -> None:
@@ -129,6 +164,7 @@ def check(data: bytes) -> None:
         raise MemoryError(f"decoding {len(data)} bytes allocated {peak} bytes at peak")
     if request is not None:
         _bounds_walk_agrees(request)
+    _response(data)
 
 
 class BoundsWalkDisagrees(AssertionError):

@@ -56,3 +56,18 @@ def test_bounds_accept_every_valid_request_with_arrays() -> None:
         frame = codec.encode_request(body, 5, "c")
         check_bounds(schema, frame, len(_header(1, version)) + 1)
         assert codec.decode_request(frame).body == body
+
+
+def test_huge_claimed_array_in_a_response_is_a_decode_error_not_an_abort() -> None:
+    # The mirror and the client decode responses from peer brokers with the same reader:
+    # Metadata v12's brokers array claiming 2^35 - 2 entries (found by tests/fuzz, `decode`).
+    frame = struct.pack(">i", 1) + b"\0" + struct.pack(">i", 0) + bytes.fromhex("ffffffff7f")
+    script = (
+        "from cluster.wire import codec\n"
+        f"frame = bytes.fromhex({frame.hex()!r})\n"
+        "try:\n    codec.decode_response(frame, codec.response_schema(3, 12))\n"
+        "except codec.DecodeError as e:\n    print('refused', e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.startswith("refused") and "remaining bytes" in out.stdout, out.stdout
