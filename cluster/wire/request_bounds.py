@@ -8,7 +8,7 @@ takes at least one byte on the wire, so a count above the bytes left is a lie; t
 reads the same layout kio does, builds nothing, and refuses such a count.
 
 The walk follows the message schema: fixed-size primitives, (compact) strings and bytes,
-(compact) arrays, nullable structs (an int8 marker) and, in flexible versions, the tagged
+(compact) arrays, nullable structs (an int8 marker, null only if -1, as kio reads it) and, in flexible versions, the tagged
 fields at the end of every struct, whose known tags are walked inside their stated size.
 It only needs to be right about where arrays start: if it meets bytes it cannot follow it
 stops quietly and leaves the verdict to kio, which will fail on the same bytes.
@@ -123,7 +123,8 @@ def _fail() -> int:
 def _nullable_struct(inner: Step) -> Step:
     def step(buf: bytes, pos: int, end: int) -> int:
         marker, pos = _int(buf, pos, end, 1)
-        return pos if marker < 0 else inner(buf, pos, end)
+        # kio reads only -1 as null (Kafka: any negative): follow kio, it is what reads next.
+        return pos if marker == -1 else inner(buf, pos, end)
     return step
 
 

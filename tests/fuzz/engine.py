@@ -7,7 +7,7 @@ Two engines drive the same targets:
   mutations (bit flips, Kafka's "interesting" integers written big-endian at any offset,
   overlong varints, spliced seeds, truncation). The pytest smoke run uses it.
 * ``atheris`` — coverage-guided (libFuzzer) when the ``atheris`` package is installed; the
-  same seeds are its starting corpus. Better at reaching deep branches, ~3x slower per exec
+  same seeds are its starting corpus. Better at reaching deep branches, 2-4x slower per exec
   because of the instrumentation.
 
 A target's ``check`` returns normally for every input it handles correctly (including the

@@ -25,6 +25,10 @@ HUGE_ARRAYS = [
     (42, 2, "ffffffff0f"),  # DeleteGroups v2: compact array of compact strings
     (42, 0, "7fffffff"),  # DeleteGroups v0: int32 count, 2^31 - 1
     (1, 4, "ffffffff" "00000000" "00000000" "00000000" "00000001" "0001" "74" "7fffffff"),  # Fetch v4 partitions
+    # StreamsGroupHeartbeat v0 with the nullable topology struct's marker -50: kio reads any
+    # marker but -1 as present, then a subtopologies count of 2^31 (atheris found this one)
+    (88, 0, "027802780000000000f67808080808080808080808080d480808080808cececececececececececece"
+            "080010000300000008ffff08000000"),
 ]
 
 
