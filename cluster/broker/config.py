@@ -91,5 +91,12 @@ class BrokerConfig:
                       decompress_ceiling=self.max_batch_inflate_bytes)
 
     @property
+    def authenticates(self) -> bool:
+        """True when some listener authenticates its clients (SASL, or TLS that requires a
+        client certificate): then ACLs are enforced and anonymous clients denied by default.
+        Only the PLAINTEXT listener exists until listeners are configurable."""
+        return False
+
+    @property
     def advertised(self) -> str:
         return self.advertised_host or self.host
