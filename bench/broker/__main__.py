@@ -26,6 +26,8 @@ QUICK = Params(rounds=1, small_count=200_000, large_count=50_000, latency_sample
 @click.option("--rounds", type=click.IntRange(1), default=None, help="Override round count.")
 @click.option("--idle-partitions", type=click.IntRange(0), default=None,
               help="Partitions for the idle RSS measurement (0 skips it).")
+@click.option("--sizes", default="100B,1KB", show_default=True,
+              help="Record sizes to measure (comma-separated: 100B, 1KB).")
 @click.option("--pin", is_flag=True, help="Broker on CPU 0, load generator on CPU 1.")
 @click.option("--fetch-queue-backoff-ms", type=click.IntRange(0), default=None,
               help="Consumer fetch.queue.backoff.ms (default 10; librdkafka's own is 1000).")
@@ -33,7 +35,7 @@ QUICK = Params(rounds=1, small_count=200_000, large_count=50_000, latency_sample
               help="Also write all runs and medians as JSON here.")
 @click.option("-v", "--verbose", is_flag=True)
 def main(quick: bool, targets: str, rounds: int | None, idle_partitions: int | None,
-         pin: bool, fetch_queue_backoff_ms: int | None, json_path: Path | None,
+         sizes: str, pin: bool, fetch_queue_backoff_ms: int | None, json_path: Path | None,
          verbose: bool) -> None:
     """Produce/consume throughput, produce latency and idle-partition RSS of dcmirror's
     broker next to Apache Kafka and Tansu, alternated round by round in one run."""
@@ -50,6 +52,10 @@ def main(quick: bool, targets: str, rounds: int | None, idle_partitions: int | N
         p = replace(p, idle_partitions=idle_partitions)
     if fetch_queue_backoff_ms is not None:
         p = replace(p, fetch_queue_backoff_ms=fetch_queue_backoff_ms)
+    chosen = tuple(x.strip() for x in sizes.split(",") if x.strip())
+    if not chosen or set(chosen) - {"100B", "1KB"}:
+        raise click.BadParameter(f"{sizes!r}: choose from 100B and 1KB", param_hint="--sizes")
+    p = replace(p, sizes=chosen)
     if pin:
         if len(os.sched_getaffinity(0)) < 2:
             raise click.UsageError("--pin needs at least 2 CPUs")

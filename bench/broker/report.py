@@ -76,6 +76,32 @@ def print_report(targets: list[str], results: dict[str, "TargetResult"], baselin
         row += [_ratio(vals.get(baseline), vals.get(t), False) for t in peers]
         table.add_row(*row)
     console.print(table)
+    print_security_cost(targets, med, console)
     for t in targets:
         for e in results[t].errors:
             console.print(f"[red]{t}[/red]: {e}", markup=True, highlight=False)
+
+
+SECURE_SUFFIX = "-sasl-ssl"
+
+
+def print_security_cost(targets: list[str], med: dict[str, dict[str, dict[str, float]]],
+                        console: Console) -> None:
+    """For each broker measured both plain and over SASL_SSL: the secure run's throughput as
+    a share of the plain one (what TLS and SASL cost that broker)."""
+    pairs = [(t[: -len(SECURE_SUFFIX)], t) for t in targets
+             if t.endswith(SECURE_SUFFIX) and t[: -len(SECURE_SUFFIX)] in targets]
+    if not pairs:
+        return
+    table = Table(title="Cost of SASL_SSL: secure throughput / plaintext throughput (1.00 = free)")
+    table.add_column("workload")
+    for plain, _ in pairs:
+        table.add_column(plain, justify="right")
+    workloads = [wl for wl in med[pairs[0][1]] if "latency" not in wl]
+    for wl in workloads:
+        row = [wl]
+        for plain, secure in pairs:
+            a, b = med[plain].get(wl), med[secure].get(wl)
+            row.append(f"{b['mb_s'] / a['mb_s']:.2f}" if a and b and a["mb_s"] else "-")
+        table.add_row(*row)
+    console.print(table)

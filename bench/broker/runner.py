@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from bench.broker import workloads as w
-from bench.broker.targets import TARGETS, Running
+from bench.broker.targets import TARGETS, Running, client_conf
 from peers.common import cpu_seconds, rss_bytes
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,7 @@ class Params:
     latency_samples: int = 2_000
     warmup_count: int = 50_000  # 1 KB records produced+consumed unmeasured (JIT, caches)
     idle_partitions: int = 1_000  # 0 skips the RSS measurement
+    sizes: tuple[str, ...] = ("100B", "1KB")  # record sizes measured (--sizes)
     pin: bool = False  # broker on CPU 0, load generator on CPU 1
     fetch_queue_backoff_ms: int = w.FETCH_QUEUE_BACKOFF_MS  # consumer; 1000 = librdkafka's
 
@@ -47,6 +48,8 @@ def throughput_workloads(p: Params) -> list[tuple[str, int, int, str]]:
     """(name, record size, count, acks) for every produce measurement."""
     out = []
     for size, count in ((p.small_size, p.small_count), (p.large_size, p.large_count)):
+        if _fmt(size) not in p.sizes:
+            continue
         for acks in ("1", "all"):
             out.append((f"produce {_fmt(size)} acks={acks}", size, count, acks))
     return out
@@ -87,7 +90,7 @@ def measure_target(name: str, p: Params, result: TargetResult) -> None:
     broker = _start_pinned(target.start, p.pin)
     log.info("%s up on %s in %.1fs", name, broker.bootstrap, time.monotonic() - t0)
     try:
-        b = broker.bootstrap
+        b = client_conf(broker)
         if p.warmup_count:
             topic = w.new_topic(b, p.partitions, prefix="warmup")
             w.produce_throughput(b, topic, 1024, p.warmup_count, "1")
@@ -122,7 +125,7 @@ def measure_idle_rss(name: str, p: Params, result: TargetResult) -> None:
         n_topics = max(1, p.idle_partitions // per_topic)
         names = [f"idle-{i:04d}" for i in range(n_topics)]
         for i in range(0, len(names), 50):  # modest request sizes for every broker
-            w.create_topics(broker.bootstrap, names[i:i + 50], per_topic, timeout=300)
+            w.create_topics(client_conf(broker), names[i:i + 50], per_topic, timeout=300)
         time.sleep(5)
         result.rss[f"{n_topics * per_topic} idle partitions"] = rss_bytes(broker.pid)
     finally:

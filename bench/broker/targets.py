@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 
 
 class Running(Protocol):
+    """A started broker. A target reached through TLS/SASL also has `client_config`, the
+    librdkafka settings (security.protocol, sasl.*, ssl.*) every client of the bench adds."""
+
     @property
     def bootstrap(self) -> str: ...
     @property
@@ -74,6 +77,48 @@ class DcmirrorBroker:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+def client_conf(broker: Running) -> dict[str, str]:
+    """librdkafka settings that reach `broker`: its bootstrap plus its security settings."""
+    return {"bootstrap.servers": broker.bootstrap, **getattr(broker, "client_config", {})}
+
+
+class SecureKafkaTarget:
+    """Apache Kafka reached on its SASL_SSL listener (SCRAM-SHA-512, TLS 1.2+, CA-verified):
+    the same TLS and SASL settings as `dcmirror-sasl-ssl`, so the two TLS costs compare."""
+
+    def __init__(self) -> None:
+        from peers.kafka_secure import PASSWORD, USER, SecureKafka
+
+        self._pki_dir = Path(tempfile.mkdtemp(prefix="dcmirror-bench-pki-"))
+        self._kafka = SecureKafka(self._pki_dir)
+        self.client_config = sasl_ssl_conf(USER, PASSWORD, self._kafka.pki.ca)
+
+    @property
+    def bootstrap(self) -> str:
+        return self._kafka.address("SASL_SSL")
+
+    @property
+    def pid(self) -> int:
+        return self._kafka.pid
+
+    def start(self) -> "SecureKafkaTarget":
+        try:
+            self._kafka.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        self._kafka.stop()
+        shutil.rmtree(self._pki_dir, ignore_errors=True)
+
+
+def sasl_ssl_conf(user: str, password: str, ca: Path) -> dict[str, str]:
+    return {"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512",
+            "sasl.username": user, "sasl.password": password, "ssl.ca.location": str(ca)}
+
+
 @dataclass(frozen=True)
 class Target:
     name: str
@@ -111,5 +156,7 @@ TARGETS: dict[str, Target] = {
     "dcmirror": Target("dcmirror", "dcmirror", lambda: DcmirrorBroker().start()),
     "dcmirror-base": Target("dcmirror-base", "dcmirror (base tree)", _dcmirror_base),
     "kafka": Target("kafka", "Apache Kafka 4.3.1", _kafka),
+    "kafka-sasl-ssl": Target("kafka-sasl-ssl", "Apache Kafka 4.3.1, SASL_SSL SCRAM-SHA-512",
+                             lambda: SecureKafkaTarget().start()),
     "tansu": Target("tansu", "Tansu (memory)", _tansu),
 }

@@ -1,6 +1,6 @@
 """The measurements themselves, with confluent-kafka (librdkafka) as the load generator.
 
-Each function takes a bootstrap and returns plain numbers. Throughput counts record value
+Each function takes the client settings of a target (`Conf`) and returns plain numbers. Throughput counts record value
 bytes only (1 MB = 10^6 bytes). Payloads are random bytes and compression is off, so no
 broker gets an advantage from compressible data.
 """
@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+
+Conf = dict[str, str]  # librdkafka settings to reach a target: bootstrap.servers + security
 
 
 @contextlib.contextmanager
@@ -56,10 +58,10 @@ class Latency:
     p99_ms: float
 
 
-def create_topics(bootstrap: str, names: list[str], partitions: int,
+def create_topics(conf: Conf, names: list[str], partitions: int,
                   timeout: float = 120.0) -> None:
     """Create topics and wait until metadata shows a leader for every partition."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(dict(conf))
     for fut in admin.create_topics([NewTopic(n, partitions, 1) for n in names],
                                    request_timeout=timeout).values():
         fut.result(timeout=timeout)
@@ -77,17 +79,17 @@ def create_topics(bootstrap: str, names: list[str], partitions: int,
         time.sleep(0.2)
 
 
-def new_topic(bootstrap: str, partitions: int, prefix: str = "bench") -> str:
+def new_topic(conf: Conf, partitions: int, prefix: str = "bench") -> str:
     name = f"{prefix}-{uuid.uuid4().hex[:10]}"
-    create_topics(bootstrap, [name], partitions)
+    create_topics(conf, [name], partitions)
     return name
 
 
-def produce_throughput(bootstrap: str, topic: str, size: int, count: int,
+def produce_throughput(conf: Conf, topic: str, size: int, count: int,
                        acks: str) -> Throughput:
     """Batched produce: linger.ms=5, batch.size 1 MiB, as fast as the client can go."""
     p = Producer({
-        "bootstrap.servers": bootstrap, "acks": acks, "linger.ms": 5,
+        **conf, "acks": acks, "linger.ms": 5,
         "batch.size": 1 << 20, "compression.type": "none",
         "queue.buffering.max.messages": 1_000_000,
         "queue.buffering.max.kbytes": 1 << 20,
@@ -121,7 +123,7 @@ def produce_throughput(bootstrap: str, topic: str, size: int, count: int,
     return Throughput(count, count * size, dt)
 
 
-def consume_throughput(bootstrap: str, topic: str, partitions: int, expected: int,
+def consume_throughput(conf: Conf, topic: str, partitions: int, expected: int,
                        size: int, timeout: float = 300.0,
                        fetch_queue_backoff_ms: int = FETCH_QUEUE_BACKOFF_MS) -> Throughput:
     """Read `expected` records of `size` bytes from the beginning of every partition
@@ -137,7 +139,7 @@ def consume_throughput(bootstrap: str, topic: str, partitions: int, expected: in
     looked faster for it. With 10 ms every broker is measured at the client's own limit
     (`python -m bench.broker --fetch-queue-backoff-ms 1000` measures the default)."""
     c = Consumer({
-        "bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4().hex}",
+        **conf, "group.id": f"bench-{uuid.uuid4().hex}",
         "enable.auto.commit": False, "auto.offset.reset": "earliest",
         "fetch.wait.max.ms": 100, "queued.max.messages.kbytes": 256 * 1024,
         "fetch.queue.backoff.ms": fetch_queue_backoff_ms,
@@ -164,10 +166,10 @@ def consume_throughput(bootstrap: str, topic: str, partitions: int, expected: in
         c.close()
 
 
-def produce_latency(bootstrap: str, topic: str, samples: int, size: int = 100,
+def produce_latency(conf: Conf, topic: str, samples: int, size: int = 100,
                     warmup: int = 50) -> Latency:
     """One produce in flight at a time, acks=1: time from produce() to delivery report."""
-    p = Producer({"bootstrap.servers": bootstrap, "acks": "1", "linger.ms": 0,
+    p = Producer({**conf, "acks": "1", "linger.ms": 0,
                   "enable.idempotence": False})
     payload = os.urandom(size)
     p.list_topics(topic, timeout=30)
