@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from cluster.broker.config import DEFAULT_MAX_PARTITIONS, INT_MAX, BrokerConfig
+from cluster.auth.listeners import Listener, apply_advertised, parse_listener
 from cluster.broker.server import Broker
 
 log = logging.getLogger("dcmirror.cluster")
@@ -25,9 +26,9 @@ async def run_broker(config: BrokerConfig, ready_line: bool = True) -> None:
         loop.add_signal_handler(sig, stop.set)
     if ready_line:
         log.info(
-            "cluster %s ready: node %d listening on %s:%d (data in %s, cluster id %s)",
-            config.name, config.node_id, config.host, config.port, config.data_dir,
-            broker.cluster_id,
+            "cluster %s ready: node %d listening on %s (data in %s, cluster id %s)",
+            config.name, config.node_id, ", ".join(lst.describe() for lst in config.listeners),
+            config.data_dir, broker.cluster_id,
         )
     try:
         await stop.wait()
@@ -43,10 +44,18 @@ def cluster_group() -> None:
 
 @cluster_group.command("start")
 @click.option("--name", required=True, help="Cluster name (shown in logs and the cluster id).")
-@click.option("--port", type=click.IntRange(0, 65535), required=True, help="Listener port.")
+@click.option("--port", type=click.IntRange(0, 65535), default=None,
+              help="Port of the single PLAINTEXT listener (shorthand for --listener; 0: a free port).")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), required=True)
-@click.option("--host", default="127.0.0.1", show_default=True, help="Listener address.")
-@click.option("--advertised-host", default=None, help="Host clients should connect to.")
+@click.option("--host", default=None, help="Address of the single PLAINTEXT listener [default: 127.0.0.1].")
+@click.option("--advertised-host", default=None, help="Host clients should connect to (with --host/--port).")
+@click.option("--listener", "listener_specs", multiple=True, metavar="NAME=PROTOCOL://HOST:PORT",
+              help="A listener (repeatable); PROTOCOL is PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL; "
+                   "port 0 takes a free port. Replaces --host/--port.")
+@click.option("--advertised", "advertised_specs", multiple=True, metavar="NAME=HOST:PORT",
+              help="The address clients are told for listener NAME (repeatable; default: its own).")
+@click.option("--allow-unauthenticated", is_flag=True,
+              help="Allow a listener that does not authenticate clients on a non-loopback address.")
 @click.option("--brokers", type=click.IntRange(1), default=1, show_default=True)
 @click.option("--node-id", type=int, default=1, show_default=True)
 @click.option(
@@ -85,7 +94,9 @@ def cluster_group() -> None:
 @click.option("--max-partitions", type=click.IntRange(1), default=DEFAULT_MAX_PARTITIONS,
               show_default=True, help="Most partitions the cluster holds, all topics together.")
 def start(
-    name: str, port: int, data_dir: Path, host: str, advertised_host: str | None, brokers: int,
+    name: str, port: int | None, data_dir: Path, host: str | None, advertised_host: str | None,
+    listener_specs: tuple[str, ...], advertised_specs: tuple[str, ...], allow_unauthenticated: bool,
+    brokers: int,
     node_id: int, fsync: str, fsync_interval_ms: int, default_partitions: int,
     no_auto_create: bool, retention_check_interval_ms: int, connections_max_idle_ms: int,
     request_read_timeout_ms: int, queued_max_request_bytes: int, max_connections: int,
@@ -99,8 +110,10 @@ def start(
             "in-cluster replication lands."
         )
     try:
+        listeners = _listeners(port, host, advertised_host, listener_specs, advertised_specs)
         config = BrokerConfig(
-            name=name, data_dir=data_dir, port=port, host=host, advertised_host=advertised_host,
+            name=name, data_dir=data_dir, listeners=listeners,
+            allow_unauthenticated=allow_unauthenticated,
             node_id=node_id, fsync=fsync, fsync_interval_ms=fsync_interval_ms,
             default_partitions=default_partitions, auto_create_topics=not no_auto_create,
             retention_check_interval_ms=retention_check_interval_ms,
@@ -117,4 +130,24 @@ def start(
     try:
         asyncio.run(run_broker(config))
     except OSError as exc:
-        raise click.ClickException(f"cannot start cluster {name} on {host}:{port}: {exc.strerror or exc}")
+        where = ", ".join(lst.url() for lst in config.listeners)
+        raise click.ClickException(f"cannot start cluster {name} on {where}: {exc.strerror or exc}")
+
+
+def _listeners(port: int | None, host: str | None, advertised_host: str | None,
+               specs: tuple[str, ...], advertised: tuple[str, ...]) -> list[Listener]:
+    """--listener/--advertised, or the --host/--port shorthand (one PLAINTEXT listener)."""
+    if specs:
+        given = [flag for flag, value in (("--host", host), ("--port", port),
+                                          ("--advertised-host", advertised_host)) if value is not None]
+        if given:
+            raise ValueError(f"{'/'.join(given)} and --listener both say where to listen; give only "
+                             f"--listener (and --advertised), or only --host/--port")
+        listeners = [parse_listener(spec) for spec in specs]
+        apply_advertised(listeners, list(advertised))
+        return listeners
+    if advertised:
+        raise ValueError("--advertised names a --listener; with --host/--port use --advertised-host")
+    if port is None:
+        raise ValueError("say where to listen: --port PORT (with --host), or one or more --listener")
+    return [Listener("PLAINTEXT", "PLAINTEXT", host or "127.0.0.1", port, advertised_host)]

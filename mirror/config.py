@@ -24,6 +24,14 @@ from typing import Literal
 
 import yaml
 
+from cluster.auth.listeners import (
+    CLIENT_AUTH,
+    Listener,
+    apply_advertised,
+    check_listeners,
+    check_security,
+    parse_listener,
+)
 from cluster.client.errors import KafkaTlsError
 from cluster.client.security import tls_context
 from mirror.config_yaml import (
@@ -80,6 +88,14 @@ class LocalClusterConfig:
     max_partitions: int | None = None  # None: the broker's default ceiling
     # Caps on the work one produced batch may cause (README "Bad input"), BrokerConfig names.
     batch_limits: Mapping[str, int] = field(default_factory=dict, hash=False)
+    # Listeners and TLS (README "Security (broker side)"); empty listeners: one PLAINTEXT
+    # listener on host:port. The broker copies the listeners (it writes bound ports back).
+    listeners: tuple[Listener, ...] = field(default=(), hash=False)
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_cafile: Path | None = None
+    ssl_client_auth: str = "none"
+    allow_unauthenticated: bool = False
 
 
 @dataclass(frozen=True)
@@ -179,7 +195,15 @@ _LOCAL_FIELDS: dict[str, Field] = {
     "max_partitions": int_field(1),
     "max_batch_records": int_field(1),
     "max_batch_inflate_bytes": int_field(1 << 20),
+    "listeners": lambda r, n, p: r.strings(n, p, what="listeners (NAME=PROTOCOL://HOST:PORT)"),
+    "advertised": lambda r, n, p: r.strings(n, p, what="advertised addresses (NAME=HOST:PORT)"),
+    "ssl_certfile": path_field,
+    "ssl_keyfile": path_field,
+    "ssl_cafile": path_field,
+    "ssl_client_auth": choice_field(*CLIENT_AUTH),
+    "allow_unauthenticated": bool_field,
 }
+_LOCAL_SECURITY_KEYS = ("ssl_certfile", "ssl_keyfile", "ssl_cafile", "ssl_client_auth", "allow_unauthenticated")
 _LOCAL_BATCH_KEYS = ("max_batch_records", "max_batch_inflate_bytes")
 _LOCAL_CONNECTION_KEYS = ("connections_max_idle_ms", "request_read_timeout_ms",
                           "queued_max_request_bytes", "max_connections", "max_connections_per_ip")
@@ -239,11 +263,14 @@ def _cluster(r: NodeReader, alias: str, node: yaml.Node, path: str) -> ClusterCo
             raise r.error(items["bootstrap"][1], r.join(path, "bootstrap"),
                           "a local cluster is a single node, so bootstrap must be exactly one host:port")
         adv_host, port = parse_host_port(bootstrap[0])
+        listeners = _local_listeners(r, lpath, lvalues, litems, items, port)
         local = LocalClusterConfig(
             data_dir=lvalues["data_dir"],
-            host=lvalues.get("host", adv_host),
-            port=port,
+            host=listeners[0].host if listeners else lvalues.get("host", adv_host),
+            port=listeners[0].port if listeners else port,
             advertised_host=adv_host,
+            listeners=tuple(listeners),
+            **{k: lvalues[k] for k in _LOCAL_SECURITY_KEYS if k in lvalues},
             node_id=lvalues.get("node_id", 1),
             fsync=lvalues.get("fsync", "never"),
             fsync_interval_ms=lvalues.get("fsync_interval_ms", 1000),
@@ -261,7 +288,74 @@ def _cluster(r: NodeReader, alias: str, node: yaml.Node, path: str) -> ClusterCo
         cvalues, citems = read_fields(r, values["client"], cpath, _CLIENT_FIELDS)
         _check_client(r, values["client"], cpath, cvalues, citems)
         client = ClientSettings(**cvalues)
+    if local is not None:
+        _check_local_security(r, path, local, client, values, items)
     return ClusterConfig(name=alias, bootstrap=bootstrap, local=local, client=client)
+
+
+def _local_listeners(r: NodeReader, lpath: str, lvalues: dict, litems: dict, items: dict,
+                     bootstrap_port: int) -> list[Listener]:
+    """`listeners:` and `advertised:` under `local:`; [] when absent (host/port shorthand)."""
+    if "listeners" not in lvalues:
+        if "advertised" in lvalues:
+            raise r.error(litems["advertised"][0], r.join(lpath, "advertised"),
+                          "advertised names entries of listeners, and there is no listeners key")
+        return []
+    lnode = litems["listeners"][1]
+    if "host" in lvalues:
+        raise r.error(litems["host"][0], r.join(lpath, "host"),
+                      "host and listeners both say where to listen; give only listeners")
+    listeners = []
+    for i, spec in enumerate(lvalues["listeners"]):
+        try:
+            listeners.append(parse_listener(spec))
+        except ValueError as exc:
+            raise r.error(lnode.value[i], r.join(r.join(lpath, "listeners"), i), str(exc)) from None
+    try:
+        if "advertised" in lvalues:
+            apply_advertised(listeners, lvalues["advertised"])
+        check_listeners(listeners)
+    except ValueError as exc:
+        key = "advertised" if "advertised" in litems and "advertised" in str(exc) else "listeners"
+        raise r.error(litems[key][1], r.join(lpath, key), str(exc)) from None
+    if not any(bootstrap_port in (lst.port, lst.advertised[1]) for lst in listeners):
+        raise r.error(items["bootstrap"][1], r.join(lpath.rsplit(".", 1)[0], "bootstrap"),
+                      f"bootstrap port {bootstrap_port} is not the port of any listener of this "
+                      f"local cluster, so the mirror could not reach it")
+    return listeners
+
+
+def _check_local_security(r: NodeReader, path: str, local: LocalClusterConfig, client: ClientSettings,
+                          values: dict, items: dict) -> None:
+    """The TLS keys and the secure-by-default rule, as the broker applies them; and the
+    client block must speak the protocol of the listener the bootstrap address names."""
+    lpath = r.join(path, "local")
+    listeners = list(local.listeners) or [Listener("PLAINTEXT", "PLAINTEXT", local.host, local.port,
+                                                   local.advertised_host)]
+    try:
+        check_security(listeners, ssl_certfile=local.ssl_certfile, ssl_keyfile=local.ssl_keyfile,
+                       ssl_cafile=local.ssl_cafile, ssl_client_auth=local.ssl_client_auth,
+                       allow_unauthenticated=local.allow_unauthenticated)
+    except ValueError as exc:
+        text = str(exc)
+        key = next((k for k in ("ssl_client_auth", "ssl_certfile", "ssl_keyfile", "ssl_cafile")
+                    if text.startswith(k) and r.join(lpath, k) in r.marks), None)
+        if key is None:
+            key = "listeners" if local.listeners else ("host" if r.join(lpath, "host") in r.marks else None)
+        key_path = r.join(lpath, key) if key else lpath
+        raise r.error(None, key_path, text) from None
+    for key in ("ssl_certfile", "ssl_keyfile", "ssl_cafile"):
+        value = getattr(local, key)
+        if value is not None and not value.is_file():
+            raise r.error(None, r.join(lpath, key), f"{key} {value} is not a readable file")
+    bport = parse_host_port(values["bootstrap"][0])[1]
+    entry = next((lst for lst in listeners if bport in (lst.port, lst.advertised[1])), None)
+    if entry is not None and entry.protocol != client.security_protocol:
+        where = r.join(path, "client.security_protocol") if "client" in values else r.join(path, "bootstrap")
+        raise r.error(None, where,
+                      f"bootstrap {values['bootstrap'][0]} is listener {entry.name}, which speaks "
+                      f"{entry.protocol}, but the client block uses {client.security_protocol}; set "
+                      f"client.security_protocol: {entry.protocol} (or point bootstrap at another listener)")
 
 
 _SASL_KEYS = ("sasl_mechanism", "sasl_username", "sasl_password")

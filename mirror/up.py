@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 
@@ -24,6 +25,9 @@ def broker_config(alias: str, local) -> BrokerConfig:
         default_topic_configs=dict(local.default_topic_configs),
         **dict(local.connections), **limits,
         **dict(local.batch_limits),
+        listeners=[dataclasses.replace(lst) for lst in local.listeners],
+        ssl_certfile=local.ssl_certfile, ssl_keyfile=local.ssl_keyfile, ssl_cafile=local.ssl_cafile,
+        ssl_client_auth=local.ssl_client_auth, allow_unauthenticated=local.allow_unauthenticated,
     )
 
 
@@ -36,8 +40,8 @@ async def run_up(cfg: MirrorConfig, *, metrics_port: int | None = None, live: bo
             b = Broker(broker_config(alias, c.local))
             await b.start()
             brokers.append(b)
-            log.info("cluster %s ready on %s:%d (data in %s)", alias, c.local.host, c.local.port,
-                     c.local.data_dir)
+            log.info("cluster %s ready on %s (data in %s)", alias,
+                     ", ".join(lst.describe() for lst in b.config.listeners), c.local.data_dir)
         daemon = Daemon(cfg, metrics_port=metrics_port)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -105,6 +105,34 @@ class ClusterProcess(CliProcess):
 
 
 @dataclass
+class ListenerClusterProcess(CliProcess):
+    """`dcmirror cluster start --listener NAME=PROTOCOL://127.0.0.1:PORT ...`, each listener
+    on its own free port; waits until every port answers."""
+
+    name: str
+    data_dir: Path
+    listeners: dict[str, str]  # listener name -> security protocol, in order
+    extra_args: list[str] = field(default_factory=list)
+    ports: dict[str, int] = field(default_factory=dict)
+    proc: subprocess.Popen | None = None
+    log_path: Path | None = None
+
+    def bootstrap(self, listener: str) -> str:
+        return f"127.0.0.1:{self.ports[listener]}"
+
+    def start(self) -> "ListenerClusterProcess":
+        self.ports = self.ports or {n: free_port() for n in self.listeners}
+        specs = [a for n, proto in self.listeners.items()
+                 for a in ("--listener", f"{n}={proto}://127.0.0.1:{self.ports[n]}")]
+        first = next(iter(self.ports.values()))
+        self._spawn(["cluster", "start", "--name", self.name, "--data-dir", str(self.data_dir),
+                     *specs, *self.extra_args], self.data_dir.parent / f"{self.name}-{first}.log", first)
+        for port in self.ports.values():
+            wait_for_port(port, proc=self.proc)
+        return self
+
+
+@dataclass
 class MirrorProcess(CliProcess):
     """`dcmirror mirror CONFIG` as a real process, with its metrics/status endpoint."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cluster.auth.listeners import Listener, authenticates, check_listeners, check_security
 from cluster.wire.batch_validator import DEFAULT_LIMITS, Limits
 from cluster.wire.compression import DECOMPRESS_CEILING
 from cluster.wire.framing import DEFAULT_MAX_FRAME
@@ -39,9 +40,21 @@ MAX_PARTITIONS_PER_REQUEST = 10_000
 class BrokerConfig:
     name: str
     data_dir: Path
-    port: int
+    # The single-PLAINTEXT shorthand (CLI --host/--port). With `listeners` given, these
+    # mirror the first listener (its bound port after start), for callers that want one.
+    port: int = 0
     host: str = "127.0.0.1"
     advertised_host: str | None = None
+    # Listeners (see cluster/broker/listeners.py); empty: one PLAINTEXT listener from
+    # host/port/advertised_host. The first one is the broker's primary address.
+    listeners: list[Listener] = field(default_factory=list)
+    # Server-side TLS for SSL and SASL_SSL listeners (see cluster/broker/tls.py).
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_cafile: Path | None = None
+    ssl_client_auth: str = "none"  # none | requested | required (SSL listeners; Kafka's ssl.client.auth)
+    # Listen on a non-loopback address without authenticating clients (README "Security").
+    allow_unauthenticated: bool = False
     node_id: int = 1
     auto_create_topics: bool = True
     default_partitions: int = 1
@@ -66,6 +79,7 @@ class BrokerConfig:
     max_connections_per_ip: int = INT_MAX
 
     def __post_init__(self) -> None:
+        self._check_listeners()
         for name, (key, minimum) in CONNECTION_SETTINGS.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -90,13 +104,36 @@ class BrokerConfig:
                       decompress_floor=min(DEFAULT_LIMITS.decompress_floor, self.max_batch_inflate_bytes),
                       decompress_ceiling=self.max_batch_inflate_bytes)
 
+    def _check_listeners(self) -> None:
+        if not self.listeners:
+            self.listeners = [Listener("PLAINTEXT", "PLAINTEXT", self.host, self.port, self.advertised_host)]
+        else:
+            self.listeners = list(self.listeners)
+            first = self.listeners[0]
+            self.host, self.port, self.advertised_host = first.host, first.port, first.advertised_host
+        check_listeners(self.listeners)
+        check_security(self.listeners, ssl_certfile=self.ssl_certfile, ssl_keyfile=self.ssl_keyfile,
+                       ssl_cafile=self.ssl_cafile, ssl_client_auth=self.ssl_client_auth,
+                       allow_unauthenticated=self.allow_unauthenticated)
+
+    def listener_authenticates(self, listener: Listener) -> bool:
+        """SASL listeners authenticate; so do SSL listeners that require a client certificate."""
+        return authenticates(listener, self.ssl_client_auth)
+
     @property
     def authenticates(self) -> bool:
         """True when some listener authenticates its clients (SASL, or TLS that requires a
-        client certificate): then ACLs are enforced and anonymous clients denied by default.
-        Only the PLAINTEXT listener exists until listeners are configurable."""
-        return False
+        client certificate): then ACLs are enforced and anonymous clients denied by default."""
+        return any(self.listener_authenticates(lst) for lst in self.listeners)
+
+    def listener(self, name: str) -> Listener:
+        """The listener called `name`; the primary (first) one when there is none (callers
+        outside a client connection)."""
+        for lst in self.listeners:
+            if lst.name == name:
+                return lst
+        return self.listeners[0]
 
     @property
     def advertised(self) -> str:
-        return self.advertised_host or self.host
+        return self.listeners[0].advertised[0]

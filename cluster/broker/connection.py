@@ -24,6 +24,9 @@ dead or trickling connections. What this module guarantees:
   Requests never wait on the budget once read, so nothing acknowledged is dropped.
 - **Limits**: `max.connections` and `max.connections.per.ip` close a connection over the
   limit as soon as it is accepted, with a log line.
+- **Identity**: each connection's task binds a `session.Session` (listener, security
+  protocol, client address; `authenticated=False` on SASL listeners until SASL succeeds),
+  which every handler of that connection reads through `session.current()`.
 
 A bad frame costs its connection, never the broker.
 """
@@ -32,12 +35,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from cluster.broker import registry
+from cluster.broker import registry, session
+from cluster.auth.listeners import Listener
 from cluster.broker.scatter_write import send_buffers
 from cluster.wire import codec
 from cluster.wire.build import build
@@ -124,6 +129,7 @@ class Connection:
     deadline: float = math.inf
     phase: str = IDLE
     closed_by: str = field(default="")
+    session: session.Session | None = None
 
 
 class ConnectionServer:
@@ -180,6 +186,18 @@ class ConnectionServer:
                     conn.writer.transport.abort()
 
     # ---- accepting --------------------------------------------------------------
+    async def listen(self, listener: Listener) -> asyncio.base_events.Server:
+        """Open `listener`'s server socket; a port of 0 becomes the bound port (and the
+        advertised one, unless that was given)."""
+        if listener.tls:
+            raise NotImplementedError(f"listener {listener.name}: TLS listeners are not served yet")
+        server = await asyncio.start_server(
+            functools.partial(self.serve, listener=listener), listener.host, listener.port,
+            limit=READ_AHEAD_BYTES)
+        if listener.port == 0:
+            listener.port = server.sockets[0].getsockname()[1]
+        return server
+
     def _admit(self, conn: Connection) -> bool:
         if len(self.connections) >= self.max_connections:
             log.info("rejected connection from %s: the broker already has the configured "
@@ -203,14 +221,21 @@ class ConnectionServer:
             del self.per_ip[conn.ip]
 
     # ---- serving ----------------------------------------------------------------
-    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """The `asyncio.start_server` callback: one task per connection."""
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    listener: Listener | None = None, principal: str = session.ANONYMOUS) -> None:
+        """The `asyncio.start_server` callback: one task per connection, on `listener`
+        (the primary one when not given)."""
+        lst = listener or self.broker.config.listeners[0]
         peer = writer.get_extra_info("peername")
         ip = peer[0] if isinstance(peer, tuple) and peer else str(peer)
         conn = Connection(peer, ip, writer)
         if not self._admit(conn):
             writer.transport.abort()
             return
+        conn.session = session.Session(principal=principal, listener=lst.name,
+                                       security_protocol=lst.protocol, host=ip,
+                                       authenticated=not lst.sasl)
+        token = session.bind(conn.session)
         try:
             await self._serve(conn, reader, writer)
         except asyncio.CancelledError:
@@ -218,6 +243,7 @@ class ConnectionServer:
         except ConnectionError:
             pass
         finally:
+            session.reset(token)
             self._forget(conn)
             writer.close()
 

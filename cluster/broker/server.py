@@ -20,10 +20,10 @@ from typing import Any, Iterator
 
 from kio.schema.errors import ErrorCode
 
-from cluster.broker import topic_config
+from cluster.broker import session, topic_config
 from cluster.broker.batch_checks import BatchChecks
 from cluster.broker.config import BrokerConfig
-from cluster.broker.connection import READ_AHEAD_BYTES, ConnectionServer
+from cluster.broker.connection import ConnectionServer
 from cluster.broker.log_pool import LogPool, budgets, descriptor_limit
 from cluster.broker.partition import Partition
 from cluster.broker.topics import CatalogueWriteFailed, TopicCatalogue, TopicError, TopicMeta, remove_strays
@@ -56,19 +56,24 @@ class Broker:
         self.txns: Any = None
         self.producer_state: Any = None
         self.batch_checks = BatchChecks(config.batch_limits())
-        self._server: asyncio.base_events.Server | None = None
+        self._servers: list[asyncio.base_events.Server] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.connections = ConnectionServer(self)
         self.started_ms = int(time.time() * 1000)
 
     # ---- identity ---------------------------------------------------------------
+    def endpoint(self) -> tuple[str, int]:
+        """The advertised address of the listener the current client came in on (the
+        primary listener's outside a connection), as Kafka answers Metadata."""
+        return self.config.listener(session.current().listener).advertised
+
     @property
     def advertised_host(self) -> str:
-        return self.config.advertised
+        return self.endpoint()[0]
 
     @property
     def advertised_port(self) -> int:
-        return self.config.port
+        return self.endpoint()[1]
 
     @property
     def controller_id(self) -> int:
@@ -92,11 +97,15 @@ class Broker:
             remove_strays(self.data_dir, self.catalogue.topics)
         await self._start_groups()
         await self._start_txns()
-        self._server = await asyncio.start_server(
-            self.connections.serve, self.config.host, self.config.port, limit=READ_AHEAD_BYTES
-        )
-        if self.config.port == 0:
-            self.config.port = self._server.sockets[0].getsockname()[1]
+        try:
+            for lst in self.config.listeners:
+                self._servers.append(await self.connections.listen(lst))
+        except BaseException:
+            for srv in self._servers:
+                srv.close()
+            raise
+        first = self.config.listeners[0]
+        self.config.host, self.config.port = first.host, first.port
         self.connections.start()
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
 
@@ -115,8 +124,8 @@ class Broker:
         await self.txns.start()
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
+        for srv in self._servers:
+            srv.close()
         await self.connections.stop()
         for t in self._tasks:
             t.cancel()
@@ -134,9 +143,8 @@ class Broker:
         self.batch_checks.close()
 
     async def serve_forever(self) -> None:
-        assert self._server is not None
-        async with self._server:
-            await self._server.serve_forever()
+        assert self._servers
+        await asyncio.gather(*(srv.serve_forever() for srv in self._servers))
 
     async def _housekeeping(self) -> None:
         """Retention, compaction and interval fsyncs, off the request path."""

@@ -378,6 +378,7 @@ def test_local_cluster_options_and_metrics(tmp_path: Path) -> None:
     text = CONTRACT.replace(
         "      data_dir: ./data/west\n",
         "      data_dir: /srv/west\n      host: 0.0.0.0\n      fsync: always\n      node_id: 3\n"
+        "      allow_unauthenticated: true\n"
         "      topic_defaults: {retention.ms: 1000, cleanup.policy: delete}\n",
     ) + "metrics:\n  listen: 127.0.0.1:9500\n"
     cfg = parse_config(text, tmp_path / "c.yaml", env={})
