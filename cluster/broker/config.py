@@ -24,7 +24,15 @@ CONNECTION_SETTINGS: dict[str, tuple[str, int]] = {
     "queued_max_request_bytes": ("queued.max.request.bytes", -1),
     "max_connections": ("max.connections", 0),
     "max_connections_per_ip": ("max.connections.per.ip", 0),
+    # SASL (cluster/broker/k36_sasl_authenticate.py, README "Security (broker side)")
+    "connections_max_reauth_ms": ("connections.max.reauth.ms", 0),
+    "sasl_server_max_receive_size": ("sasl.server.max.receive.size", 1),
+    "connection_failed_authentication_delay_ms": ("connection.failed.authentication.delay.ms", 0),
 }
+
+# What --sasl-mechanisms may name (cluster/auth/sasl_server.py implements them).
+SASL_MECHANISMS: tuple[str, ...] = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+DEFAULT_SASL_MECHANISMS: tuple[str, ...] = ("SCRAM-SHA-256", "SCRAM-SHA-512")
 
 # Apache Kafka's fetch.max.bytes default (55 MiB) and its lower bound.
 DEFAULT_FETCH_MAX_BYTES = 57_671_680
@@ -77,6 +85,13 @@ class BrokerConfig:
     queued_max_request_bytes: int = 100 * 1024 * 1024  # Kafka: -1 (unlimited); -1 allowed
     max_connections: int = INT_MAX
     max_connections_per_ip: int = INT_MAX
+    # SASL: the mechanisms SASL_* listeners offer (sasl.enabled.mechanisms); PLAIN on a
+    # SASL_PLAINTEXT listener sends passwords in the clear and is refused unless allowed.
+    sasl_mechanisms: tuple[str, ...] = DEFAULT_SASL_MECHANISMS
+    sasl_plain_over_plaintext: bool = False  # dcmirror.sasl.plain.over.plaintext.allowed
+    connections_max_reauth_ms: int = 0  # Kafka's default: no re-authentication required
+    sasl_server_max_receive_size: int = 524_288  # largest frame before authentication
+    connection_failed_authentication_delay_ms: int = 100
 
     def __post_init__(self) -> None:
         self._check_listeners()
@@ -84,6 +99,7 @@ class BrokerConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ValueError(f"{key} must be an integer of at least {minimum}, got {value!r}")
+        self.sasl_mechanisms = check_sasl_mechanisms(self.sasl_mechanisms)
         if isinstance(self.max_partitions, bool) or not isinstance(self.max_partitions, int) \
                 or self.max_partitions < 1:
             raise ValueError(f"max_partitions must be an integer of at least 1, got {self.max_partitions!r}")
@@ -120,6 +136,12 @@ class BrokerConfig:
         """SASL listeners authenticate; so do SSL listeners that require a client certificate."""
         return authenticates(listener, self.ssl_client_auth)
 
+    def sasl_offered(self, security_protocol: str) -> list[str]:
+        """The mechanisms a listener of this protocol offers: PLAIN only over TLS unless
+        `sasl_plain_over_plaintext` allows it."""
+        return [m for m in self.sasl_mechanisms
+                if m != "PLAIN" or security_protocol == "SASL_SSL" or self.sasl_plain_over_plaintext]
+
     @property
     def authenticates(self) -> bool:
         """True when some listener authenticates its clients (SASL, or TLS that requires a
@@ -137,3 +159,15 @@ class BrokerConfig:
     @property
     def advertised(self) -> str:
         return self.listeners[0].advertised[0]
+
+
+def check_sasl_mechanisms(names) -> tuple[str, ...]:
+    """`PLAIN,SCRAM-SHA-256` or a list of names, checked; raises ValueError with one sentence."""
+    items = [n.strip() for n in names.split(",")] if isinstance(names, str) else [str(n).strip() for n in names]
+    items = [n for n in items if n]
+    if not items:
+        raise ValueError(f"sasl mechanisms must name at least one of {', '.join(SASL_MECHANISMS)}")
+    for n in items:
+        if n not in SASL_MECHANISMS:
+            raise ValueError(f"unknown SASL mechanism {n!r}; this broker supports {', '.join(SASL_MECHANISMS)}")
+    return tuple(dict.fromkeys(items))

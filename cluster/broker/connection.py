@@ -28,6 +28,13 @@ dead or trickling connections. What this module guarantees:
   protocol, client address; `authenticated=False` on SASL listeners until SASL succeeds),
   which every handler of that connection reads through `session.current()`.
 
+- **SASL gating**: on a connection whose session is not authenticated (a SASL_* listener
+  before SaslAuthenticate succeeds) only ApiVersions, SaslHandshake and SaslAuthenticate
+  are served; anything else, or a frame over `sasl.server.max.receive.size`, closes the
+  connection. A failed authentication is answered after
+  `connection.failed.authentication.delay.ms`, then the connection is closed. A session
+  past its `connections.max.reauth.ms` deadline is closed at its next other request (KIP-368).
+
 A bad frame costs its connection, never the broker.
 """
 
@@ -38,6 +45,8 @@ import collections
 import functools
 import logging
 import math
+import struct
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +70,9 @@ log = logging.getLogger(__name__)
 READ_AHEAD_BYTES = 64 * 1024
 
 # What a connection's deadline guards; the reaper logs it when it closes the connection.
+# What an unauthenticated connection may ask: ApiVersions, SaslHandshake, SaslAuthenticate.
+SASL_APIS = frozenset((17, 18, 36))
+
 IDLE = "idle"
 READ = "read"
 BUSY = "busy"  # a handler runs: no deadline (long-poll Fetch, JoinGroup wait on purpose)
@@ -263,6 +275,13 @@ class ConnectionServer:
             except (asyncio.IncompleteReadError, ConnectionError):
                 return
             size = read_size(prefix)
+            sess = session.current()
+            if not sess.authenticated and not 0 <= size <= self.broker.config.sasl_server_max_receive_size:
+                log.warning("closing %s: request size %d before SASL authentication is outside 0..%d "
+                            "(sasl.server.max.receive.size)", peer, size,
+                            self.broker.config.sasl_server_max_receive_size)
+                self.closed["sasl.server.max.receive.size"] += 1
+                return
             if size < 0 or size > max_request:
                 log.warning("closing %s: request size %d outside 0..%d", peer, size, max_request)
                 return
@@ -277,9 +296,22 @@ class ConnectionServer:
                         log.warning("closing %s: connection ended inside a request", peer)
                     return
                 conn.phase, conn.deadline = BUSY, math.inf
-                reply = await handle_frame(self.broker, frame, peer)
+                if sess.sasl_raw:
+                    reply = raw_sasl_token(self.broker, sess, frame)
+                else:
+                    reply = await handle_frame(self.broker, frame, peer)
             finally:
                 budget.release(size)
+            if sess.close_after_reply_s is not None:
+                # A failed or refused authentication: answered (after the failed-auth delay,
+                # which slows password guessing), then closed.
+                self.closed["sasl"] += 1
+                if sess.close_after_reply_s > 0:
+                    await asyncio.sleep(sess.close_after_reply_s)
+                if isinstance(reply, bytes):
+                    writer.write(reply)
+                    await writer.drain()
+                return
             if reply is False:
                 return
             if reply is not None:
@@ -298,6 +330,15 @@ class ConnectionServer:
 
 async def handle_frame(broker: Broker, frame: bytes, peer: Any) -> bytes | list | None | bool:
     """The encoded reply, None for no reply, or False to close the connection."""
+    sess = session.current()
+    if not sess.authenticated:
+        # Gated on the header's api_key alone: nothing else of the frame is parsed for an
+        # anonymous client on a SASL listener.
+        api_key = int.from_bytes(frame[:2], "big", signed=True) if len(frame) >= 2 else -1
+        if api_key not in SASL_APIS:
+            log.warning("closing %s: api_key=%d before SASL authentication on listener %s",
+                        peer, api_key, sess.listener)
+            return False
     try:
         request = codec.decode_request(frame)
     except codec.UnsupportedApi as exc:
@@ -318,6 +359,12 @@ async def handle_frame(broker: Broker, frame: bytes, peer: Any) -> bytes | list 
             peer, hdr.api_key, hdr.api_version,
         )
         return False
+    if hdr.api_key not in SASL_APIS:
+        sess = session.current()
+        if sess.reauth_deadline != math.inf and time.monotonic() >= sess.reauth_deadline:
+            log.info("closing %s: the SASL session of %s expired (connections.max.reauth.ms) and was "
+                     "not re-authenticated", peer, sess.principal)
+            return False
     h = registry.HANDLERS[hdr.api_key]
     try:
         result = await h.fn(broker, hdr, request.body)
@@ -335,3 +382,16 @@ async def handle_frame(broker: Broker, frame: bytes, peer: Any) -> bytes | list 
             peer, hdr.api_key, hdr.api_version,
         )
         return False
+
+
+def raw_sasl_token(broker: Broker, sess: session.Session, frame: bytes) -> bytes | None:
+    """After SaslHandshake v0 a frame is a bare SASL token and so is the reply (size-prefixed).
+    A failure has no reply: the session is marked for the delayed close."""
+    from cluster.auth.sasl_server import SaslFailed
+    from cluster.broker.k36_sasl_authenticate import step
+
+    try:
+        token, _ = step(broker, sess, frame)
+    except SaslFailed:
+        return None
+    return struct.pack(">i", len(token)) + token

@@ -20,6 +20,7 @@ from typing import Any, Iterator
 
 from kio.schema.errors import ErrorCode
 
+from cluster.auth.credentials import CredentialStore
 from cluster.broker import session, topic_config
 from cluster.broker.batch_checks import BatchChecks
 from cluster.broker.config import BrokerConfig
@@ -55,6 +56,7 @@ class Broker:
         self.groups: Any = None
         self.txns: Any = None
         self.producer_state: Any = None
+        self.credentials: CredentialStore | None = None  # SCRAM users (meta/scram-credentials.json)
         self.batch_checks = BatchChecks(config.batch_limits())
         self._servers: list[asyncio.base_events.Server] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -88,6 +90,7 @@ class Broker:
         from cluster.broker.producer_state import ProducerState
 
         self.producer_state = ProducerState(self.data_dir / "meta")
+        self.credentials = CredentialStore(self.data_dir / "meta")
         logs, handles = budgets(descriptor_limit())
         self.pool = LogPool(logs)
         READ_HANDLES.capacity = handles

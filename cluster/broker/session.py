@@ -11,7 +11,9 @@ housekeeping task) sees `INTERNAL`, which is never a client.
 from __future__ import annotations
 
 import contextvars
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
+from typing import Any
 
 ANONYMOUS = "User:ANONYMOUS"
 
@@ -26,6 +28,12 @@ class Session:
     host: str = ""  # client IP, as ACL host patterns match it
     authenticated: bool = True  # False on a SASL listener until SaslAuthenticate succeeds
     internal: bool = False  # True only for INTERNAL: in-process callers, not a client
+    # SASL progress (cluster/broker/k17_sasl_handshake.py, k36_sasl_authenticate.py):
+    sasl_exchange: Any = field(default=None, repr=False)  # the mechanism's state machine, mid-exchange
+    sasl_raw: bool = False  # after SaslHandshake v0: tokens come unframed (no SaslAuthenticate)
+    sasl_mechanism: str | None = None  # the mechanism that authenticated this connection
+    reauth_deadline: float = math.inf  # time.monotonic() after which only re-authentication is served
+    close_after_reply_s: float | None = None  # set on failure: answer after this delay, then close
 
 
 INTERNAL = Session(principal="User:dcmirror-internal", listener="", host="", internal=True)
