@@ -87,7 +87,7 @@ class BrokerConfig:
     max_connections_per_ip: int = INT_MAX
     # SASL: the mechanisms SASL_* listeners offer (sasl.enabled.mechanisms); PLAIN on a
     # SASL_PLAINTEXT listener sends passwords in the clear and is refused unless allowed.
-    sasl_mechanisms: tuple[str, ...] = DEFAULT_SASL_MECHANISMS
+    sasl_mechanisms: tuple[str, ...] | None = None  # None: DEFAULT_SASL_MECHANISMS
     sasl_plain_over_plaintext: bool = False  # dcmirror.sasl.plain.over.plaintext.allowed
     connections_max_reauth_ms: int = 0  # Kafka's default: no re-authentication required
     sasl_server_max_receive_size: int = 524_288  # largest frame before authentication
@@ -99,7 +99,7 @@ class BrokerConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ValueError(f"{key} must be an integer of at least {minimum}, got {value!r}")
-        self.sasl_mechanisms = check_sasl_mechanisms(self.sasl_mechanisms)
+        self._check_sasl()
         if isinstance(self.max_partitions, bool) or not isinstance(self.max_partitions, int) \
                 or self.max_partitions < 1:
             raise ValueError(f"max_partitions must be an integer of at least 1, got {self.max_partitions!r}")
@@ -135,6 +135,27 @@ class BrokerConfig:
     def listener_authenticates(self, listener: Listener) -> bool:
         """SASL listeners authenticate; so do SSL listeners that require a client certificate."""
         return authenticates(listener, self.ssl_client_auth)
+
+    def _check_sasl(self) -> None:
+        """Refuse SASL settings that would be ignored, and PLAIN where it can only cross in the clear."""
+        sasl = [lst for lst in self.listeners if lst.sasl]
+        if self.sasl_mechanisms is None:
+            self.sasl_mechanisms = DEFAULT_SASL_MECHANISMS
+        else:
+            self.sasl_mechanisms = check_sasl_mechanisms(self.sasl_mechanisms)
+            if not sasl:
+                raise ValueError("sasl mechanisms are set but no listener uses SASL_PLAINTEXT or SASL_SSL, "
+                                 "so they would be ignored")
+        cleartext = [lst for lst in sasl if lst.protocol == "SASL_PLAINTEXT"]
+        if self.sasl_plain_over_plaintext and not ("PLAIN" in self.sasl_mechanisms and cleartext):
+            raise ValueError("sasl_plain_over_plaintext is set but PLAIN is not enabled on a SASL_PLAINTEXT "
+                             "listener, so it would be ignored")
+        if "PLAIN" in self.sasl_mechanisms and sasl and len(cleartext) == len(sasl) \
+                and not self.sasl_plain_over_plaintext:
+            raise ValueError(f"PLAIN is enabled but listener {cleartext[0].name} is SASL_PLAINTEXT, where PLAIN "
+                             f"would send passwords in the clear; use SASL_SSL, a SCRAM mechanism, or allow it "
+                             f"explicitly (--sasl-plain-over-plaintext, or sasl_plain_over_plaintext: true "
+                             f"under local:)")
 
     def sasl_offered(self, security_protocol: str) -> list[str]:
         """The mechanisms a listener of this protocol offers: PLAIN only over TLS unless

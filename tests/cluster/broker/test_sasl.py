@@ -12,7 +12,10 @@ import time
 import pytest
 from scramp import ScramClient
 
+from cluster.auth.listeners import parse_listener
 from cluster.auth.sasl_server import PLAIN_FAILED, scram_failed
+from cluster.broker.config import BrokerConfig
+from cluster.broker.server import Broker
 from cluster.wire import codec
 from cluster.wire.build import build
 from cluster.wire.framing import frame
@@ -58,12 +61,42 @@ async def test_scram_right_wrong_unknown(tmp_path, mech) -> None:
         await broker.stop()
 
 
-async def test_plain_refused_over_plaintext_unless_allowed(tmp_path) -> None:
-    broker = await sasl_broker(tmp_path, sasl_mechanisms=("PLAIN", "SCRAM-SHA-256"))
+async def test_plain_not_offered_over_plaintext_unless_allowed(tmp_path) -> None:
+    broker = await sasl_broker(tmp_path, sasl_mechanisms=("PLAIN", "SCRAM-SHA-256"), sasl_plain_over_plaintext=True)
+    # What a broker with a SASL_SSL listener too does on its SASL_PLAINTEXT one (load-time
+    # refusal covers the all-plaintext case: test_sasl_config_refusals).
+    broker.config.sasl_plain_over_plaintext = False
     try:
         c = await RawConn.open(broker.config.port)
         hs = await c.call(17, 1, {"mechanism": "PLAIN"})
         assert hs.error_code == 33 and list(hs.mechanisms) == ["SCRAM-SHA-256"]
+        assert await c.closed_by_peer()
+    finally:
+        await broker.stop()
+
+
+def test_sasl_config_refusals(tmp_path) -> None:
+    sasl = lambda: [parse_listener("S=SASL_PLAINTEXT://127.0.0.1:0")]  # noqa: E731
+    with pytest.raises(ValueError, match="unknown SASL mechanism 'GSSAPI'"):
+        BrokerConfig(name="x", data_dir=tmp_path, listeners=sasl(), sasl_mechanisms="SCRAM-SHA-256,GSSAPI")
+    with pytest.raises(ValueError, match="PLAIN would send passwords in the clear"):
+        BrokerConfig(name="x", data_dir=tmp_path, listeners=sasl(), sasl_mechanisms=("PLAIN",))
+    with pytest.raises(ValueError, match="no listener uses SASL"):
+        BrokerConfig(name="x", data_dir=tmp_path, port=0, sasl_mechanisms=("SCRAM-SHA-256",))
+    with pytest.raises(ValueError, match="sasl_plain_over_plaintext is set"):
+        BrokerConfig(name="x", data_dir=tmp_path, listeners=sasl(), sasl_plain_over_plaintext=True)
+    cfg = BrokerConfig(name="x", data_dir=tmp_path, listeners=sasl(), sasl_mechanisms="PLAIN, SCRAM-SHA-512",
+                       sasl_plain_over_plaintext=True)
+    assert cfg.sasl_mechanisms == ("PLAIN", "SCRAM-SHA-512") and cfg.sasl_offered("SASL_PLAINTEXT") == ["PLAIN", "SCRAM-SHA-512"]
+    assert BrokerConfig(name="x", data_dir=tmp_path, listeners=sasl()).sasl_mechanisms == ("SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+async def test_handshake_on_plaintext_listener_is_illegal(tmp_path) -> None:
+    broker = Broker(BrokerConfig(name="t", data_dir=tmp_path / "p", port=0))
+    await broker.start()
+    try:
+        c = await RawConn.open(broker.config.port)
+        assert (await c.call(17, 1, {"mechanism": "SCRAM-SHA-256"})).error_code == 34
         assert await c.closed_by_peer()
     finally:
         await broker.stop()

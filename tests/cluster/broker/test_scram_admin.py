@@ -38,8 +38,8 @@ async def test_describe_and_alter(broker) -> None:
     c.close()
 
 
-async def test_user_created_through_api_logs_in(tmp_path, monkeypatch) -> None:
-    broker = await sasl_broker(tmp_path, monkeypatch)
+async def test_user_created_through_api_logs_in(tmp_path) -> None:
+    broker = await sasl_broker(tmp_path)
     try:
         broker.credentials.upsert_password("admin", "SCRAM-SHA-512", PASSWORD)
         c = await RawConn.open(broker.config.port)
