@@ -6,12 +6,14 @@ import asyncio
 import logging
 import signal
 from pathlib import Path
+from typing import Any
 
 import click
 
 from cluster.broker.config import DEFAULT_MAX_PARTITIONS, INT_MAX, BrokerConfig
 from cluster.auth.listeners import Listener, apply_advertised, parse_listener
 from cluster.broker.server import Broker
+from cluster.sasl_cli import sasl_options, sasl_settings, users_group
 
 log = logging.getLogger("dcmirror.cluster")
 
@@ -93,6 +95,7 @@ def cluster_group() -> None:
               help="fetch.max.bytes: the most log bytes one Fetch response carries (KIP-74).")
 @click.option("--max-partitions", type=click.IntRange(1), default=DEFAULT_MAX_PARTITIONS,
               show_default=True, help="Most partitions the cluster holds, all topics together.")
+@sasl_options
 def start(
     name: str, port: int | None, data_dir: Path, host: str | None, advertised_host: str | None,
     listener_specs: tuple[str, ...], advertised_specs: tuple[str, ...], allow_unauthenticated: bool,
@@ -101,7 +104,7 @@ def start(
     no_auto_create: bool, retention_check_interval_ms: int, connections_max_idle_ms: int,
     request_read_timeout_ms: int, queued_max_request_bytes: int, max_connections: int,
     max_connections_per_ip: int, fetch_max_bytes: int, max_partitions: int,
-    max_batch_records: int, max_batch_inflate_bytes: int,
+    max_batch_records: int, max_batch_inflate_bytes: int, **sasl: Any,
 ) -> None:
     """Run one cluster in the foreground until Ctrl-C or SIGTERM."""
     if brokers > 1:
@@ -124,6 +127,7 @@ def start(
             fetch_max_bytes=fetch_max_bytes,
             max_partitions=max_partitions,
             max_batch_records=max_batch_records, max_batch_inflate_bytes=max_batch_inflate_bytes,
+            **sasl_settings(sasl),
         )
     except ValueError as exc:
         raise click.UsageError(str(exc))
@@ -151,3 +155,6 @@ def _listeners(port: int | None, host: str | None, advertised_host: str | None,
     if port is None:
         raise ValueError("say where to listen: --port PORT (with --host), or one or more --listener")
     return [Listener("PLAINTEXT", "PLAINTEXT", host or "127.0.0.1", port, advertised_host)]
+
+
+cluster_group.add_command(users_group)

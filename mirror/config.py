@@ -32,6 +32,7 @@ from cluster.auth.listeners import (
     check_security,
     parse_listener,
 )
+from cluster.auth.sasl_server import check_sasl_mechanisms, check_sasl_settings
 from cluster.client.errors import KafkaTlsError
 from cluster.client.security import tls_context
 from mirror.config_yaml import (
@@ -96,6 +97,9 @@ class LocalClusterConfig:
     ssl_cafile: Path | None = None
     ssl_client_auth: str = "none"
     allow_unauthenticated: bool = False
+    # SASL (README "Security (broker side): SASL and users"); None: the broker's default.
+    sasl_mechanisms: tuple[str, ...] | None = None
+    sasl_plain_over_plaintext: bool = False
 
 
 @dataclass(frozen=True)
@@ -202,11 +206,19 @@ _LOCAL_FIELDS: dict[str, Field] = {
     "ssl_cafile": path_field,
     "ssl_client_auth": choice_field(*CLIENT_AUTH),
     "allow_unauthenticated": bool_field,
+    "sasl_mechanisms": lambda r, n, p: _sasl_mechanisms(r, n, p),
+    "sasl_plain_over_plaintext": bool_field,
+    "connections_max_reauth_ms": int_field(0),
+    "connection_failed_authentication_delay_ms": int_field(0),
+    "sasl_server_max_receive_size": int_field(1),
 }
-_LOCAL_SECURITY_KEYS = ("ssl_certfile", "ssl_keyfile", "ssl_cafile", "ssl_client_auth", "allow_unauthenticated")
+_LOCAL_SECURITY_KEYS = ("ssl_certfile", "ssl_keyfile", "ssl_cafile", "ssl_client_auth", "allow_unauthenticated",
+                        "sasl_mechanisms", "sasl_plain_over_plaintext")
 _LOCAL_BATCH_KEYS = ("max_batch_records", "max_batch_inflate_bytes")
 _LOCAL_CONNECTION_KEYS = ("connections_max_idle_ms", "request_read_timeout_ms",
-                          "queued_max_request_bytes", "max_connections", "max_connections_per_ip")
+                          "queued_max_request_bytes", "max_connections", "max_connections_per_ip",
+                          "connections_max_reauth_ms", "connection_failed_authentication_delay_ms",
+                          "sasl_server_max_receive_size")
 
 _CLIENT_FIELDS: dict[str, Field] = {
     "client_id": str_field,
@@ -293,6 +305,16 @@ def _cluster(r: NodeReader, alias: str, node: yaml.Node, path: str) -> ClusterCo
     return ClusterConfig(name=alias, bootstrap=bootstrap, local=local, client=client)
 
 
+def _sasl_mechanisms(r: NodeReader, node: yaml.Node, path: str) -> tuple[str, ...]:
+    """A list of mechanism names, or one comma-separated string as on the command line."""
+    names = r.strings(node, path, what="SASL mechanisms") if isinstance(node, yaml.SequenceNode) \
+        else r.string(node, path, what="SASL mechanisms")
+    try:
+        return check_sasl_mechanisms(names)
+    except ValueError as exc:
+        raise r.error(node, path, str(exc)) from None
+
+
 def _local_listeners(r: NodeReader, lpath: str, lvalues: dict, litems: dict, items: dict,
                      bootstrap_port: int) -> list[Listener]:
     """`listeners:` and `advertised:` under `local:`; [] when absent (host/port shorthand)."""
@@ -344,6 +366,13 @@ def _check_local_security(r: NodeReader, path: str, local: LocalClusterConfig, c
             key = "listeners" if local.listeners else ("host" if r.join(lpath, "host") in r.marks else None)
         key_path = r.join(lpath, key) if key else lpath
         raise r.error(None, key_path, text) from None
+    try:
+        check_sasl_settings(listeners, local.sasl_mechanisms, local.sasl_plain_over_plaintext)
+    except ValueError as exc:
+        key = "sasl_plain_over_plaintext" if str(exc).startswith("sasl_plain") else "sasl_mechanisms"
+        if r.join(lpath, key) not in r.marks:
+            key = "listeners" if local.listeners else "sasl_mechanisms"
+        raise r.error(None, r.join(lpath, key), str(exc)) from None
     for key in ("ssl_certfile", "ssl_keyfile", "ssl_cafile"):
         value = getattr(local, key)
         if value is not None and not value.is_file():

@@ -28,6 +28,7 @@ def broker_config(alias: str, local) -> BrokerConfig:
         listeners=[dataclasses.replace(lst) for lst in local.listeners],
         ssl_certfile=local.ssl_certfile, ssl_keyfile=local.ssl_keyfile, ssl_cafile=local.ssl_cafile,
         ssl_client_auth=local.ssl_client_auth, allow_unauthenticated=local.allow_unauthenticated,
+        sasl_mechanisms=local.sasl_mechanisms, sasl_plain_over_plaintext=local.sasl_plain_over_plaintext,
     )
 
 

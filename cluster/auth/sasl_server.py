@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Iterable, Protocol
 
 from scramp import ScramException, ScramMechanism
 
@@ -37,7 +37,8 @@ from cluster.auth.credentials import CredentialStore
 
 log = logging.getLogger(__name__)
 
-ALL_MECHANISMS: tuple[str, ...] = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+SASL_MECHANISMS: tuple[str, ...] = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+DEFAULT_SASL_MECHANISMS: tuple[str, ...] = ("SCRAM-SHA-256", "SCRAM-SHA-512")
 PLAIN_FAILED = "Authentication failed: Invalid username or password"
 
 
@@ -206,3 +207,40 @@ class ScramExchange:
                              f"{self.mechanism}: wrong password or unknown user {self.user!r}")
         self.complete = True
         return final.encode("utf-8")
+
+
+def check_sasl_mechanisms(names: str | Iterable[str]) -> tuple[str, ...]:
+    """`PLAIN,SCRAM-SHA-256` or a list of names, checked; ValueError with one sentence."""
+    items = [n.strip() for n in names.split(",")] if isinstance(names, str) else [str(n).strip() for n in names]
+    items = [n for n in items if n]
+    if not items:
+        raise ValueError(f"sasl mechanisms must name at least one of {', '.join(SASL_MECHANISMS)}")
+    for n in items:
+        if n not in SASL_MECHANISMS:
+            raise ValueError(f"unknown SASL mechanism {n!r}; this broker supports {', '.join(SASL_MECHANISMS)}")
+    return tuple(dict.fromkeys(items))
+
+
+def check_sasl_settings(listeners: Iterable[Any], mechanisms: str | Iterable[str] | None,
+                        plain_over_plaintext: bool) -> tuple[str, ...]:
+    """The broker's SASL mechanisms (None: the default), refusing settings that would be
+    ignored and PLAIN where every SASL listener is SASL_PLAINTEXT (passwords in the clear)
+    unless `plain_over_plaintext`. Shared by BrokerConfig and the cluster YAML reader."""
+    sasl = [lst for lst in listeners if lst.protocol.startswith("SASL_")]
+    if mechanisms is None:
+        mechs = DEFAULT_SASL_MECHANISMS
+    else:
+        mechs = check_sasl_mechanisms(mechanisms)
+        if not sasl:
+            raise ValueError("sasl mechanisms are set but no listener uses SASL_PLAINTEXT or SASL_SSL, "
+                             "so they would be ignored")
+    cleartext = [lst for lst in sasl if lst.protocol == "SASL_PLAINTEXT"]
+    if plain_over_plaintext and not ("PLAIN" in mechs and cleartext):
+        raise ValueError("sasl_plain_over_plaintext is set but PLAIN is not enabled on a SASL_PLAINTEXT "
+                         "listener, so it would be ignored")
+    if "PLAIN" in mechs and sasl and len(cleartext) == len(sasl) and not plain_over_plaintext:
+        raise ValueError(f"PLAIN is enabled but listener {cleartext[0].name} is SASL_PLAINTEXT, where PLAIN "
+                         f"would send passwords in the clear; use SASL_SSL, a SCRAM mechanism, or allow it "
+                         f"explicitly (--sasl-plain-over-plaintext, or sasl_plain_over_plaintext: true "
+                         f"under local:)")
+    return mechs

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cluster.auth.sasl_server import SASL_MECHANISMS, check_sasl_settings  # noqa: F401 (re-exported)
 from cluster.auth.listeners import Listener, authenticates, check_listeners, check_security
 from cluster.wire.batch_validator import DEFAULT_LIMITS, Limits
 from cluster.wire.compression import DECOMPRESS_CEILING
@@ -30,9 +31,7 @@ CONNECTION_SETTINGS: dict[str, tuple[str, int]] = {
     "connection_failed_authentication_delay_ms": ("connection.failed.authentication.delay.ms", 0),
 }
 
-# What --sasl-mechanisms may name (cluster/auth/sasl_server.py implements them).
-SASL_MECHANISMS: tuple[str, ...] = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
-DEFAULT_SASL_MECHANISMS: tuple[str, ...] = ("SCRAM-SHA-256", "SCRAM-SHA-512")
+
 
 # Apache Kafka's fetch.max.bytes default (55 MiB) and its lower bound.
 DEFAULT_FETCH_MAX_BYTES = 57_671_680
@@ -87,7 +86,7 @@ class BrokerConfig:
     max_connections_per_ip: int = INT_MAX
     # SASL: the mechanisms SASL_* listeners offer (sasl.enabled.mechanisms); PLAIN on a
     # SASL_PLAINTEXT listener sends passwords in the clear and is refused unless allowed.
-    sasl_mechanisms: tuple[str, ...] | None = None  # None: DEFAULT_SASL_MECHANISMS
+    sasl_mechanisms: tuple[str, ...] | None = None  # None: SCRAM-SHA-256 and SCRAM-SHA-512
     sasl_plain_over_plaintext: bool = False  # dcmirror.sasl.plain.over.plaintext.allowed
     connections_max_reauth_ms: int = 0  # Kafka's default: no re-authentication required
     sasl_server_max_receive_size: int = 524_288  # largest frame before authentication
@@ -138,24 +137,8 @@ class BrokerConfig:
 
     def _check_sasl(self) -> None:
         """Refuse SASL settings that would be ignored, and PLAIN where it can only cross in the clear."""
-        sasl = [lst for lst in self.listeners if lst.sasl]
-        if self.sasl_mechanisms is None:
-            self.sasl_mechanisms = DEFAULT_SASL_MECHANISMS
-        else:
-            self.sasl_mechanisms = check_sasl_mechanisms(self.sasl_mechanisms)
-            if not sasl:
-                raise ValueError("sasl mechanisms are set but no listener uses SASL_PLAINTEXT or SASL_SSL, "
-                                 "so they would be ignored")
-        cleartext = [lst for lst in sasl if lst.protocol == "SASL_PLAINTEXT"]
-        if self.sasl_plain_over_plaintext and not ("PLAIN" in self.sasl_mechanisms and cleartext):
-            raise ValueError("sasl_plain_over_plaintext is set but PLAIN is not enabled on a SASL_PLAINTEXT "
-                             "listener, so it would be ignored")
-        if "PLAIN" in self.sasl_mechanisms and sasl and len(cleartext) == len(sasl) \
-                and not self.sasl_plain_over_plaintext:
-            raise ValueError(f"PLAIN is enabled but listener {cleartext[0].name} is SASL_PLAINTEXT, where PLAIN "
-                             f"would send passwords in the clear; use SASL_SSL, a SCRAM mechanism, or allow it "
-                             f"explicitly (--sasl-plain-over-plaintext, or sasl_plain_over_plaintext: true "
-                             f"under local:)")
+        self.sasl_mechanisms = check_sasl_settings(self.listeners, self.sasl_mechanisms,
+                                                   self.sasl_plain_over_plaintext)
 
     def sasl_offered(self, security_protocol: str) -> list[str]:
         """The mechanisms a listener of this protocol offers: PLAIN only over TLS unless
@@ -181,14 +164,3 @@ class BrokerConfig:
     def advertised(self) -> str:
         return self.listeners[0].advertised[0]
 
-
-def check_sasl_mechanisms(names) -> tuple[str, ...]:
-    """`PLAIN,SCRAM-SHA-256` or a list of names, checked; raises ValueError with one sentence."""
-    items = [n.strip() for n in names.split(",")] if isinstance(names, str) else [str(n).strip() for n in names]
-    items = [n for n in items if n]
-    if not items:
-        raise ValueError(f"sasl mechanisms must name at least one of {', '.join(SASL_MECHANISMS)}")
-    for n in items:
-        if n not in SASL_MECHANISMS:
-            raise ValueError(f"unknown SASL mechanism {n!r}; this broker supports {', '.join(SASL_MECHANISMS)}")
-    return tuple(dict.fromkeys(items))

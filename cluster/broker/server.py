@@ -91,6 +91,7 @@ class Broker:
 
         self.producer_state = ProducerState(self.data_dir / "meta")
         self.credentials = CredentialStore(self.data_dir / "meta")
+        self._hold_running_lock()
         logs, handles = budgets(descriptor_limit())
         self.pool = LogPool(logs)
         READ_HANDLES.capacity = handles
@@ -111,6 +112,17 @@ class Broker:
         self.config.host, self.config.port = first.host, first.port
         self.connections.start()
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
+
+    def _hold_running_lock(self) -> None:
+        """A shared lock on meta/broker.lock while running: `dcmirror cluster users` (which
+        edits the credential file this broker holds in memory) sees it and refuses."""
+        import fcntl
+
+        self._running_lock = open(self.data_dir / "meta" / "broker.lock", "a")
+        try:
+            fcntl.flock(self._running_lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            pass
 
     async def _start_groups(self) -> None:
         try:
@@ -144,6 +156,9 @@ class Broker:
         if self.catalogue is not None:
             self.catalogue.close()
         self.batch_checks.close()
+        lock = getattr(self, "_running_lock", None)
+        if lock is not None:
+            lock.close()
 
     async def serve_forever(self) -> None:
         assert self._servers
