@@ -39,7 +39,10 @@ config_arg = click.argument("config", type=click.Path(dir_okay=False, path_type=
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
               help="Serve /metrics, /healthz and /status on this port.")
 @click.option("--metrics-host", default="127.0.0.1", show_default=True)
-def mirror_cmd(config: Path, links: tuple[str, ...], metrics_port: int | None, metrics_host: str) -> None:
+@click.option("--check", "check_first", is_flag=True,
+              help="Run `dcmirror check` first; refuse to start (exit 1) if a permission is missing.")
+def mirror_cmd(config: Path, links: tuple[str, ...], metrics_port: int | None, metrics_host: str,
+               check_first: bool) -> None:
     """Run the mirror daemon for CONFIG against clusters already running anywhere."""
     from mirror.daemon import Daemon, run_daemon
 
@@ -47,6 +50,13 @@ def mirror_cmd(config: Path, links: tuple[str, ...], metrics_port: int | None, m
     unknown = [l for l in links if l not in {x.name for x in cfg.links}]
     if unknown:
         raise click.UsageError(f"no link named {unknown[0]!r} in {config}")
+    if check_first:
+        from mirror.cli_check import EXIT_MISSING, run_check
+
+        if not run_check(cfg, list(links) or None, err=True):
+            click.echo("dcmirror: not starting: the check above found missing permissions or "
+                       "unreachable clusters", err=True)
+            sys.exit(EXIT_MISSING)
     if metrics_port is None and cfg.metrics is not None:
         metrics_port, metrics_host = cfg.metrics.port, cfg.metrics.host
     asyncio.run(run_daemon(Daemon(cfg, links=list(links) or None, metrics_port=metrics_port,
@@ -113,7 +123,9 @@ def status_cmd(config: Path, links: tuple[str, ...], as_json: bool, max_lag: int
             sys.exit(EXIT_UNHEALTHY)
 
 
-commands = click.Group(commands=[mirror_cmd, up_cmd, status_cmd])
+from mirror.cli_check import check_cmd  # noqa: E402
+
+commands = click.Group(commands=[mirror_cmd, up_cmd, status_cmd, check_cmd])
 
 from mirror.cli_failover import commands as _failover_commands  # noqa: E402  (failover, failback, offsets, link)
 

@@ -23,7 +23,7 @@ from tenacity import wait_exponential_jitter
 
 from cluster.client.client import KafkaClient
 from cluster.client.data import FetchPosition, FetchResult
-from cluster.client.errors import KafkaError
+from cluster.client.errors import KafkaError, KafkaProtocolError
 from cluster.wire import record_batch as rb
 from mirror.progress import Alarm, LinkProgress, TP
 from mirror.sinks import Sink
@@ -228,7 +228,7 @@ class LinkCopier:
         pp = self.progress.partitions[tp]
         pos = self._positions[tp]
         if res.error_code:
-            raise KafkaError(f"fetch {tp[0]}-{tp[1]}: {ErrorCode(res.error_code).name}")
+            raise KafkaProtocolError(res.error_code, context=f"fetch {tp[0]}-{tp[1]}")
         pp.source_end = res.high_watermark
         pp.source_start = res.log_start_offset
         if res.log_start_offset > pos:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Callable
 
 from kio.schema.errors import ErrorCode
 
@@ -38,9 +39,14 @@ MIRROR_SOURCE = "dcmirror.mirror.source"
 _TOPIC_OVERRIDE = 1
 
 
-async def describe_topics(client: KafkaClient) -> list[TopicDescription]:
+async def describe_topics(client: KafkaClient, configs_of: Callable[[str], bool] = lambda name: True,
+                          ) -> list[TopicDescription]:
+    """Every visible topic; overrides only of those ``configs_of`` accepts. A least-privilege
+    link may see topics it has no DescribeConfigs on (a wide Describe grant), and asking
+    for those would fail the whole round with TOPIC_AUTHORIZATION_FAILED."""
     topics = {n: t for n, t in (await client.list_topics()).items() if not is_internal_topic(n)}
-    configs = await client.describe_configs(list(topics)) if topics else {}
+    wanted = [n for n in topics if configs_of(n)]
+    configs = await client.describe_configs(wanted) if wanted else {}
     out = []
     for name, t in topics.items():
         overrides = {k: e.value for k, e in configs.get(name, {}).items()
@@ -64,8 +70,14 @@ class TopicSync:
 
     async def once(self) -> list[MirroredTopic]:
         """One planning round; returns the topics the copier should copy now."""
-        sources = await describe_topics(self.source)
-        targets = await describe_topics(self.target)
+        policy, sync = self.policy, self.link.sync_configs
+
+        def ours(target_name: str) -> bool:
+            source_name = policy.source_of(target_name)
+            return source_name is not None and policy.should_mirror_topic(source_name)
+
+        sources = await describe_topics(self.source, lambda n: sync and policy.should_mirror_topic(n))
+        targets = await describe_topics(self.target, lambda n: sync and ours(n))
         if self.preserve_offsets:
             targets = [TopicDescription(t.name, t.partitions,
                                         {k: v for k, v in t.configs.items() if k != MIRROR_SOURCE},
