@@ -311,6 +311,7 @@ class ConnectionServer:
                 if isinstance(reply, bytes):
                     writer.write(reply)
                     await writer.drain()
+                await _linger(reader, writer)
                 return
             if reply is False:
                 return
@@ -382,6 +383,20 @@ async def handle_frame(broker: Broker, frame: bytes, peer: Any) -> bytes | list 
             peer, hdr.api_key, hdr.api_version,
         )
         return False
+
+
+async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout_s: float = 1.0) -> None:
+    """Close our side and let the client read the last reply: closing with unread client
+    bytes in the socket sends a reset, which can drop the reply before the client reads it.
+    Whatever the client still sends is discarded; after `timeout_s` the close goes ahead."""
+    try:
+        if writer.can_write_eof():
+            writer.write_eof()
+        async with asyncio.timeout(timeout_s):
+            while await reader.read(65536):
+                pass
+    except (TimeoutError, ConnectionError, OSError):
+        pass
 
 
 def raw_sasl_token(broker: Broker, sess: session.Session, frame: bytes) -> bytes | None:

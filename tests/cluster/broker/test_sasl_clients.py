@@ -1,0 +1,167 @@
+"""Real clients against a `dcmirror cluster start` with a SASL_PLAINTEXT listener:
+{confluent-kafka, kafka-python, aiokafka} x {PLAIN (allowed explicitly), SCRAM-SHA-256,
+SCRAM-SHA-512} x {right password, wrong password, unknown user}. Right works; wrong and
+unknown fail with the broker's one sentence. kafka-python re-authenticates under a short
+connections.max.reauth.ms (KIP-368). The password appears 0 times in the broker's log."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cluster.auth.sasl_server import PLAIN_FAILED, scram_failed
+from tests.processes import ListenerClusterProcess, wait_until
+
+PASSWORD = "Cl1ent-pw-9b2e77"
+WRONG = "Wr0ng-pw-41aa"
+MECHS = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+CASES = {"right": ("alice", PASSWORD), "wrong": ("alice", WRONG), "unknown": ("mallory", PASSWORD)}
+
+
+def _add_user(data_dir: Path, user: str, password: str) -> None:
+    res = subprocess.run([sys.executable, "-m", "dcmirror_cli", "cluster", "users", "add", "--data-dir",
+                          str(data_dir), "--user", user, "--password-env", "PW"],
+                         env={**os.environ, "PW": password}, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+
+
+@pytest.fixture(scope="module")
+def sasl_cluster(tmp_path_factory):
+    base = tmp_path_factory.mktemp("sasl")
+    _add_user(base / "d", "alice", PASSWORD)  # before the first start: the bootstrap path
+    c = ListenerClusterProcess("sasl", base / "d", {"SASL": "SASL_PLAINTEXT"},
+                               extra_args=["--sasl-mechanisms", ",".join(MECHS), "--sasl-plain-over-plaintext",
+                                           "--connection-failed-authentication-delay-ms", "20"]).start()
+    yield c
+    c.stop()
+    text = c.log_text()
+    assert PASSWORD not in text and WRONG not in text
+    assert "Traceback" not in text
+
+
+def confluent(bootstrap: str, mech: str, user: str, password: str) -> str | None:
+    from confluent_kafka.admin import AdminClient
+
+    errors: list[str] = []
+    admin = AdminClient({"bootstrap.servers": bootstrap, "security.protocol": "SASL_PLAINTEXT",
+                         "sasl.mechanism": mech, "sasl.username": user, "sasl.password": password,
+                         "error_cb": lambda e: errors.append(e.str())})
+    try:
+        md = admin.list_topics(timeout=10)
+        return None if md.cluster_id else "no metadata"
+    except Exception as exc:  # noqa: BLE001 - the client's own error is what we compare
+        wait_until(lambda: admin.poll(0.5) is not None and errors, timeout=20, what="the error callback")
+        return " | ".join(errors) or str(exc)
+
+
+def kafka_python(bootstrap: str, mech: str, user: str, password: str) -> str | None:
+    import logging
+
+    from kafka import KafkaAdminClient
+
+    seen: list[str] = []  # kafka-python retries the bootstrap and logs the broker's error
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    keep = Keep()
+    logging.getLogger("kafka").addHandler(keep)
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, security_protocol="SASL_PLAINTEXT",
+                                 sasl_mechanism=mech, sasl_plain_username=user, sasl_plain_password=password,
+                                 request_timeout_ms=5000)
+    except Exception as exc:  # noqa: BLE001
+        return f"{type(exc).__name__}: {exc} | " + " | ".join(m for m in seen if "SaslAuthentication" in m)
+    finally:
+        logging.getLogger("kafka").removeHandler(keep)
+    try:
+        admin.list_topics()
+        return None
+    finally:
+        admin.close()
+
+
+def aiokafka(bootstrap: str, mech: str, user: str, password: str) -> str | None:
+    from aiokafka import AIOKafkaProducer
+
+    import logging
+
+    seen: list[str] = []  # aiokafka logs the broker's error and raises "Unable to bootstrap"
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    async def run() -> str | None:
+        p = AIOKafkaProducer(bootstrap_servers=bootstrap, security_protocol="SASL_PLAINTEXT",
+                             sasl_mechanism=mech, sasl_plain_username=user, sasl_plain_password=password,
+                             request_timeout_ms=10000)
+        try:
+            await p.start()
+        except Exception as exc:  # noqa: BLE001
+            await p.stop()
+            return f"{type(exc).__name__}: {exc} | " + " | ".join(m for m in seen if "Error 58" in m)
+        await p.stop()
+        return None
+
+    keep = Keep()
+    logging.getLogger("aiokafka").addHandler(keep)
+    try:
+        return asyncio.run(run())
+    finally:
+        logging.getLogger("aiokafka").removeHandler(keep)
+
+
+CLIENTS = {"confluent-kafka": confluent, "kafka-python": kafka_python, "aiokafka": aiokafka}
+
+
+@pytest.mark.parametrize("mech", MECHS)
+@pytest.mark.parametrize("client", list(CLIENTS))
+def test_right_wrong_unknown(sasl_cluster, client, mech) -> None:
+    fn = CLIENTS[client]
+    bootstrap = sasl_cluster.bootstrap("SASL")
+    assert fn(bootstrap, mech, *CASES["right"]) is None
+    expected = PLAIN_FAILED if mech == "PLAIN" else scram_failed(mech)
+    for case in ("wrong", "unknown"):
+        error = fn(bootstrap, mech, *CASES[case])
+        assert error is not None and expected in error, (case, error)
+        assert PASSWORD not in error and WRONG not in error
+
+
+def test_anonymous_client_cannot_use_a_sasl_listener(sasl_cluster) -> None:
+    from kafka import KafkaAdminClient
+
+    with pytest.raises(Exception):  # noqa: B017 - closed connection: the client cannot bootstrap
+        KafkaAdminClient(bootstrap_servers=sasl_cluster.bootstrap("SASL"), request_timeout_ms=3000).list_topics()
+    wait_until(lambda: "before SASL authentication" in sasl_cluster.log_text(), what="gating log line")
+
+
+def test_kafka_python_reauthenticates(tmp_path) -> None:
+    from kafka import KafkaAdminClient
+
+    _add_user(tmp_path / "d", "alice", PASSWORD)
+    c = ListenerClusterProcess("reauth", tmp_path / "d", {"SASL": "SASL_PLAINTEXT"},
+                               extra_args=["--connections-max-reauth-ms", "1500"]).start()
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=c.bootstrap("SASL"), security_protocol="SASL_PLAINTEXT",
+                                 sasl_mechanism="SCRAM-SHA-256", sasl_plain_username="alice",
+                                 sasl_plain_password=PASSWORD)
+        try:
+            def used_and_reauthenticated() -> bool:
+                admin.list_topics()  # keeps using the connection across the session deadline
+                return "re-authenticated as User:alice" in c.log_text()
+
+            wait_until(used_and_reauthenticated, timeout=30, what="a KIP-368 re-authentication")
+            admin.list_topics()
+        finally:
+            admin.close()
+        assert "expired (connections.max.reauth.ms)" not in c.log_text()
+    finally:
+        c.stop()
+    assert PASSWORD not in c.log_text()
