@@ -14,6 +14,7 @@ from cluster.broker.config import DEFAULT_MAX_PARTITIONS, INT_MAX, BrokerConfig
 from cluster.auth.listeners import Listener, apply_advertised, parse_listener
 from cluster.broker.server import Broker
 from cluster.sasl_cli import sasl_options, sasl_settings, users_group
+from cluster.broker.tls import TlsSetupError
 
 log = logging.getLogger("dcmirror.cluster")
 
@@ -56,6 +57,14 @@ def cluster_group() -> None:
                    "port 0 takes a free port. Replaces --host/--port.")
 @click.option("--advertised", "advertised_specs", multiple=True, metavar="NAME=HOST:PORT",
               help="The address clients are told for listener NAME (repeatable; default: its own).")
+@click.option("--ssl-certfile", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="The broker's certificate (PEM, chain allowed) for SSL and SASL_SSL listeners.")
+@click.option("--ssl-keyfile", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="The private key of --ssl-certfile (PEM, unencrypted).")
+@click.option("--ssl-cafile", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="CA certificates (PEM) that client certificates must chain to.")
+@click.option("--ssl-client-auth", type=click.Choice(["none", "requested", "required"]), default=None,
+              help="Client certificates on SSL listeners (Kafka's ssl.client.auth) [default: none].")
 @click.option("--allow-unauthenticated", is_flag=True,
               help="Allow a listener that does not authenticate clients on a non-loopback address.")
 @click.option("--brokers", type=click.IntRange(1), default=1, show_default=True)
@@ -98,7 +107,9 @@ def cluster_group() -> None:
 @sasl_options
 def start(
     name: str, port: int | None, data_dir: Path, host: str | None, advertised_host: str | None,
-    listener_specs: tuple[str, ...], advertised_specs: tuple[str, ...], allow_unauthenticated: bool,
+    listener_specs: tuple[str, ...], advertised_specs: tuple[str, ...], ssl_certfile: Path | None,
+    ssl_keyfile: Path | None, ssl_cafile: Path | None, ssl_client_auth: str | None,
+    allow_unauthenticated: bool,
     brokers: int,
     node_id: int, fsync: str, fsync_interval_ms: int, default_partitions: int,
     no_auto_create: bool, retention_check_interval_ms: int, connections_max_idle_ms: int,
@@ -116,7 +127,8 @@ def start(
         listeners = _listeners(port, host, advertised_host, listener_specs, advertised_specs)
         config = BrokerConfig(
             name=name, data_dir=data_dir, listeners=listeners,
-            allow_unauthenticated=allow_unauthenticated,
+            ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile, ssl_cafile=ssl_cafile,
+            ssl_client_auth=ssl_client_auth or "none", allow_unauthenticated=allow_unauthenticated,
             node_id=node_id, fsync=fsync, fsync_interval_ms=fsync_interval_ms,
             default_partitions=default_partitions, auto_create_topics=not no_auto_create,
             retention_check_interval_ms=retention_check_interval_ms,
@@ -133,6 +145,8 @@ def start(
         raise click.UsageError(str(exc))
     try:
         asyncio.run(run_broker(config))
+    except TlsSetupError as exc:
+        raise click.ClickException(f"cannot start cluster {name}: {exc}")
     except OSError as exc:
         where = ", ".join(lst.url() for lst in config.listeners)
         raise click.ClickException(f"cannot start cluster {name} on {where}: {exc.strerror or exc}")

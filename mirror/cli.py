@@ -69,13 +69,13 @@ def mirror_cmd(config: Path, links: tuple[str, ...], metrics_port: int | None, m
 @click.option("--no-live", is_flag=True, help="Log lines instead of the live status view.")
 def up_cmd(config: Path, metrics_port: int | None, no_live: bool) -> None:
     """Start every local cluster of CONFIG and the mirror for every link (Ctrl-C stops all)."""
-    from mirror.up import run_up
+    from mirror.up import UpError, run_up
 
     cfg = _load(config)
     live = sys.stdout.isatty() and not no_live
     try:
         asyncio.run(run_up(cfg, metrics_port=metrics_port, live=live))
-    except OSError as exc:
+    except (OSError, UpError) as exc:
         raise click.ClickException(str(exc))
 
 

@@ -9,10 +9,15 @@ import signal
 
 from cluster.broker.config import BrokerConfig
 from cluster.broker.server import Broker
+from cluster.broker.tls import TlsSetupError
 from mirror.config import MirrorConfig
 from mirror.daemon import Daemon
 
 log = logging.getLogger(__name__)
+
+
+class UpError(Exception):
+    """A local cluster cannot start (its TLS files cannot be loaded...); one sentence."""
 
 
 def broker_config(alias: str, local) -> BrokerConfig:
@@ -39,7 +44,10 @@ async def run_up(cfg: MirrorConfig, *, metrics_port: int | None = None, live: bo
             if c.local is None:
                 continue
             b = Broker(broker_config(alias, c.local))
-            await b.start()
+            try:
+                await b.start()
+            except TlsSetupError as exc:
+                raise UpError(f"cluster {alias}: {exc}") from None
             brokers.append(b)
             log.info("cluster %s ready on %s (data in %s)", alias,
                      ", ".join(lst.describe() for lst in b.config.listeners), c.local.data_dir)

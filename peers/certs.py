@@ -31,6 +31,7 @@ class Pki:
     other_ca: Path           # an unrelated CA: trusting it instead of `ca` must fail
     other_client_cert: Path  # a client certificate the broker must not trust
     other_client_key: Path
+    ca_key: Path             # the CA's key, to sign more certificates in a test
 
 
 def _name(cn: str) -> x509.Name:
@@ -95,4 +96,5 @@ def make_pki(directory: Path) -> Pki:
         other_ca=_write(directory / "other-ca.pem", other),
         other_client_cert=_write(directory / "other-client.pem", oclient),
         other_client_key=_write(directory / "other-client.key", okey),
+        ca_key=_write(directory / "ca.key", ca_key),
     )

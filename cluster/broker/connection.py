@@ -45,12 +45,15 @@ import collections
 import functools
 import logging
 import math
+import socket
+import ssl
 import struct
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cluster.broker import registry, session
+from cluster.auth import x509_name
 from cluster.auth.listeners import Listener
 from cluster.broker.scatter_write import send_buffers
 from cluster.wire import codec
@@ -137,7 +140,7 @@ class Connection:
 
     peer: Any
     ip: str
-    writer: asyncio.StreamWriter
+    writer: asyncio.StreamWriter | None  # None while its TLS handshake runs
     deadline: float = math.inf
     phase: str = IDLE
     closed_by: str = field(default="")
@@ -160,6 +163,7 @@ class ConnectionServer:
         # What was closed, and why, since start (for logs' totals and tests' conditions).
         self.closed: collections.Counter[str] = collections.Counter()
         self._reaper: asyncio.Task[None] | None = None
+        self._handshakes: set[asyncio.Task[None]] = set()
 
     # ---- lifecycle --------------------------------------------------------------
     def start(self) -> None:
@@ -169,8 +173,12 @@ class ConnectionServer:
         if self._reaper is not None:
             self._reaper.cancel()
             await asyncio.gather(self._reaper, return_exceptions=True)
+        for task in list(self._handshakes):
+            task.cancel()
+        await asyncio.gather(*self._handshakes, return_exceptions=True)
         for conn in list(self.connections):
-            conn.writer.close()
+            if conn.writer is not None:
+                conn.writer.close()
 
     @property
     def reap_interval_s(self) -> float:
@@ -183,7 +191,7 @@ class ConnectionServer:
             await asyncio.sleep(self.reap_interval_s)
             now = loop.time()
             for conn in list(self.connections):
-                if conn.deadline <= now and not conn.closed_by:
+                if conn.deadline <= now and not conn.closed_by and conn.writer is not None:
                     conn.closed_by = conn.phase
                     self.closed[conn.phase] += 1
                     if conn.phase == IDLE:
@@ -198,17 +206,68 @@ class ConnectionServer:
                     conn.writer.transport.abort()
 
     # ---- accepting --------------------------------------------------------------
-    async def listen(self, listener: Listener) -> asyncio.base_events.Server:
-        """Open `listener`'s server socket; a port of 0 becomes the bound port (and the
-        advertised one, unless that was given)."""
-        if listener.tls:
-            raise NotImplementedError(f"listener {listener.name}: TLS listeners are not served yet")
-        server = await asyncio.start_server(
-            functools.partial(self.serve, listener=listener), listener.host, listener.port,
-            limit=READ_AHEAD_BYTES)
+    async def listen(self, listener: Listener, tls: ssl.SSLContext | None = None) -> Any:
+        """Open `listener`'s server socket (an object with close() and serve_forever());
+        a port of 0 becomes the bound port (and the advertised one, unless that was given)."""
+        if tls is None:
+            server = await asyncio.start_server(
+                functools.partial(self.serve, listener=listener), listener.host, listener.port,
+                limit=READ_AHEAD_BYTES)
+            sock = server.sockets[0]
+        else:
+            tls_server = TlsServer(self, listener, tls)
+            sock = tls_server.sock
+            server = tls_server
         if listener.port == 0:
-            listener.port = server.sockets[0].getsockname()[1]
+            listener.port = sock.getsockname()[1]
         return server
+
+    async def handshake(self, client: socket.socket, listener: Listener, tls: ssl.SSLContext) -> None:
+        """One accepted socket of a TLS listener: admit it, shake hands (within the request
+        read timeout), take the principal from a client certificate, then serve it. A
+        failed handshake closes the connection with one log line."""
+        try:
+            peer = client.getpeername()
+        except OSError:
+            client.close()
+            return
+        ip = peer[0] if isinstance(peer, tuple) and peer else str(peer)
+        conn = Connection(peer, ip, None)
+        if not self._admit(conn):
+            client.close()
+            return
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=READ_AHEAD_BYTES)
+        protocol = asyncio.StreamReaderProtocol(reader)
+        try:
+            transport, _ = await loop.connect_accepted_socket(
+                lambda: protocol, client, ssl=tls, ssl_handshake_timeout=self.read_s)
+        except asyncio.CancelledError:
+            self._forget(conn)
+            client.close()
+            raise
+        except (OSError, EOFError) as exc:  # ssl.SSLError, resets, handshake timeout
+            self._forget(conn)
+            client.close()
+            self.closed["tls handshake"] += 1
+            log.warning("closing %s on listener %s: TLS handshake failed: %s",
+                        peer, listener.name, handshake_reason(exc))
+            return
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        principal = session.ANONYMOUS
+        ssl_object = transport.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        if der and listener.protocol == "SSL":
+            try:
+                principal = x509_name.principal(der)
+            except x509_name.DerError as exc:  # verified by OpenSSL, so not expected
+                log.warning("closing %s on listener %s: cannot read the client certificate's "
+                            "subject (%s)", peer, listener.name, exc)
+                self._forget(conn)
+                transport.abort()
+                return
+            log.debug("%s on listener %s authenticated by certificate as %s", peer, listener.name, principal)
+        await self.serve(reader, writer, listener, principal, conn=conn)
 
     def _admit(self, conn: Connection) -> bool:
         if len(self.connections) >= self.max_connections:
@@ -234,22 +293,27 @@ class ConnectionServer:
 
     # ---- serving ----------------------------------------------------------------
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    listener: Listener | None = None, principal: str = session.ANONYMOUS) -> None:
+                    listener: Listener | None = None, principal: str = session.ANONYMOUS,
+                    conn: Connection | None = None) -> None:
         """The `asyncio.start_server` callback: one task per connection, on `listener`
-        (the primary one when not given)."""
+        (the primary one when not given); `conn` when `handshake` admitted it already."""
         lst = listener or self.broker.config.listeners[0]
-        peer = writer.get_extra_info("peername")
-        ip = peer[0] if isinstance(peer, tuple) and peer else str(peer)
-        conn = Connection(peer, ip, writer)
-        if not self._admit(conn):
-            writer.transport.abort()
-            return
+        if conn is None:
+            peer = writer.get_extra_info("peername")
+            ip = peer[0] if isinstance(peer, tuple) and peer else str(peer)
+            conn = Connection(peer, ip, writer)
+            if not self._admit(conn):
+                writer.transport.abort()
+                return
+        else:
+            conn.writer = writer
+        ip = conn.ip
         conn.session = session.Session(principal=principal, listener=lst.name,
                                        security_protocol=lst.protocol, host=ip,
                                        authenticated=not lst.sasl)
         token = session.bind(conn.session)
         try:
-            await self._serve(conn, reader, writer)
+            await self._serve(conn, reader, writer, lst)
         except asyncio.CancelledError:
             raise
         except ConnectionError:
@@ -263,7 +327,7 @@ class ConnectionServer:
         conn.deadline = asyncio.get_running_loop().time() + self.idle_s
 
     async def _serve(self, conn: Connection, reader: asyncio.StreamReader,
-                     writer: asyncio.StreamWriter) -> None:
+                     writer: asyncio.StreamWriter, listener: Listener) -> None:
         loop = asyncio.get_running_loop()
         max_request = self.broker.config.max_request_bytes
         budget = self.budget
@@ -275,6 +339,11 @@ class ConnectionServer:
             except (asyncio.IncompleteReadError, ConnectionError):
                 return
             size = read_size(prefix)
+            if prefix[0] in (0x15, 0x16) and prefix[1] == 0x03 and not listener.tls:
+                log.warning("closing %s on listener %s: it began a TLS handshake, but the listener "
+                            "speaks %s (use the TLS listener, or no TLS here)",
+                            peer, listener.name, listener.protocol)
+                return
             sess = session.current()
             if not sess.authenticated and not 0 <= size <= self.broker.config.sasl_server_max_receive_size:
                 log.warning("closing %s: request size %d before SASL authentication is outside 0..%d "
@@ -327,6 +396,56 @@ class ConnectionServer:
                 del reply  # a Fetch reply's log bytes go now, not at the next request
             # Fairness: give every other ready connection its turn before our next request.
             await asyncio.sleep(0)
+
+
+class TlsServer:
+    """A TLS listener: our own accept loop, so each handshake runs in a task we control
+    (admitted against the connection limits first, timed out, failures logged once),
+    which `asyncio.start_server(ssl=...)` does not allow."""
+
+    def __init__(self, connections: ConnectionServer, listener: Listener, tls: ssl.SSLContext) -> None:
+        family = socket.AF_INET6 if ":" in listener.host else socket.AF_INET
+        self.sock = socket.create_server((listener.host, listener.port), family=family, backlog=128)
+        self.sock.setblocking(False)
+        self._task = asyncio.create_task(self._accept(connections, listener, tls),
+                                         name=f"accept-{listener.name}")
+
+    async def _accept(self, connections: ConnectionServer, listener: Listener, tls: ssl.SSLContext) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                client, _ = await loop.sock_accept(self.sock)
+            except OSError as exc:  # out of descriptors, mostly: as asyncio's own server
+                log.warning("listener %s cannot accept a connection: %s", listener.name, exc)
+                await asyncio.sleep(0.1)
+                continue
+            task = asyncio.create_task(connections.handshake(client, listener, tls))
+            connections._handshakes.add(task)
+            task.add_done_callback(connections._handshakes.discard)
+
+    def close(self) -> None:
+        self._task.cancel()
+        self.sock.close()
+
+    async def serve_forever(self) -> None:
+        await asyncio.gather(self._task, return_exceptions=True)
+
+
+def handshake_reason(exc: BaseException) -> str:
+    """What a failed server-side handshake most likely means, for the one log line."""
+    if not isinstance(exc, ssl.SSLError) and isinstance(exc, (ConnectionError, EOFError)) \
+            and "taking longer" not in str(exc):
+        return "the client closed the connection during the handshake"
+    reason = exc.reason if isinstance(exc, ssl.SSLError) and exc.reason else str(exc) or type(exc).__name__
+    text = reason.replace("_", " ").lower()
+    if any(w in text for w in ("wrong version number", "http request", "record layer", "packet length",
+                               "unknown protocol")):
+        return f"{text} (the client did not speak TLS: plaintext to a TLS listener?)"
+    if "unsupported protocol" in text or "version too low" in text or "no protocols available" in text:
+        return f"{text} (the client offers no TLS version of 1.2 or newer)"
+    if "peer did not return a certificate" in text or "certificate required" in text:
+        return f"{text} (the listener requires a client certificate)"
+    return text
 
 
 async def handle_frame(broker: Broker, frame: bytes, peer: Any) -> bytes | list | None | bool:

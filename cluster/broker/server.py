@@ -83,6 +83,9 @@ class Broker:
 
     # ---- lifecycle --------------------------------------------------------------
     async def start(self) -> None:
+        from cluster.broker.tls import server_contexts
+
+        contexts = server_contexts(self.config)  # TlsSetupError (one sentence) before anything binds
         load_handlers()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.catalogue = TopicCatalogue(self.data_dir)
@@ -103,7 +106,7 @@ class Broker:
         await self._start_txns()
         try:
             for lst in self.config.listeners:
-                self._servers.append(await self.connections.listen(lst))
+                self._servers.append(await self.connections.listen(lst, contexts.get(lst.name)))
         except BaseException:
             for srv in self._servers:
                 srv.close()
