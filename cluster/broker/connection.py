@@ -250,8 +250,10 @@ class ConnectionServer:
             self._forget(conn)
             client.close()
             self.closed["tls handshake"] += 1
-            log.warning("closing %s on listener %s: TLS handshake failed: %s",
-                        peer, listener.name, handshake_reason(exc))
+            reason = handshake_reason(exc)
+            # A client that hangs up mid-handshake (a port probe, mostly) is not bad input.
+            level = logging.INFO if reason == CLOSED_IN_HANDSHAKE else logging.WARNING
+            log.log(level, "closing %s on listener %s: TLS handshake failed: %s", peer, listener.name, reason)
             return
         writer = asyncio.StreamWriter(transport, protocol, reader, loop)
         principal = session.ANONYMOUS
@@ -431,11 +433,14 @@ class TlsServer:
         await asyncio.gather(self._task, return_exceptions=True)
 
 
+CLOSED_IN_HANDSHAKE = "the client closed the connection during the handshake"
+
+
 def handshake_reason(exc: BaseException) -> str:
     """What a failed server-side handshake most likely means, for the one log line."""
     if not isinstance(exc, ssl.SSLError) and isinstance(exc, (ConnectionError, EOFError)) \
             and "taking longer" not in str(exc):
-        return "the client closed the connection during the handshake"
+        return CLOSED_IN_HANDSHAKE
     reason = exc.reason if isinstance(exc, ssl.SSLError) and exc.reason else str(exc) or type(exc).__name__
     text = reason.replace("_", " ").lower()
     if any(w in text for w in ("wrong version number", "http request", "record layer", "packet length",

@@ -70,3 +70,21 @@ def test_refusals_are_located(tmp_path: Path, local: str, line: int, key: str, w
     err = _error(tmp_path, local)
     assert err.key_path == f"clusters.west.{key}" and err.line == line, str(err)
     assert words in str(err)
+
+
+def test_tls_keys_reach_the_broker_config(tmp_path: Path) -> None:
+    for name in ("s.pem", "s.key", "ca.pem"):
+        (tmp_path / name).write_text("x")
+    tls = ("      listeners: [S=SSL://127.0.0.1:29092]\n      ssl_certfile: ./s.pem\n      ssl_keyfile: ./s.key\n"
+           "      ssl_cafile: ./ca.pem\n      ssl_client_auth: required\n")
+    client = "    client: {security_protocol: SSL, ssl_cafile: ./ca.pem}\n"
+    with pytest.raises(ConfigError, match="ssl_cafile"):  # the client block loads its CA file: 'x' is not one
+        _load(tmp_path, tls, tail=client)
+    path = tmp_path / "mirror.yaml"
+    path.write_text(HEAD.format(bootstrap="127.0.0.1:29092") + tls)
+    # the broker side is read (files exist; loaded when the broker starts), and the client
+    # block must speak SSL to reach the SSL bootstrap listener
+    with pytest.raises(ConfigError, match="which speaks SSL, but the client block uses PLAINTEXT"):
+        load_config(path, env={})
+    err = _error(tmp_path, tls.replace("./s.key", "./missing.key"))
+    assert err.key_path == "clusters.west.local.ssl_keyfile" and "is not a readable file" in str(err)

@@ -58,7 +58,7 @@ def _sessions(b: Broker, listener: str) -> list:
 
 
 def _lines(caplog) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == LOGGER and r.levelno >= logging.WARNING]
+    return [r.getMessage() for r in caplog.records if r.name == LOGGER and r.levelno >= logging.INFO]
 
 
 async def test_plaintext_and_ssl_on_one_broker_each_advertise_their_own(tmp_path, pki) -> None:
@@ -156,12 +156,12 @@ async def test_tls_below_1_2_is_refused(tmp_path, pki, caplog, version) -> None:
         await b.stop()
 
 
-async def _wait(cond, what: str = "condition") -> None:
+async def _wait(cond, what: str = "condition", show=None) -> None:
     for _ in range(1000):
         if cond():
             return
         await asyncio.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what}: {show() if show else ''}")
 
 
 def _client_hello(pki) -> bytes:
@@ -187,6 +187,7 @@ async def _raw_closed(port: int, data: bytes) -> bool:
 
 
 async def test_bad_input_costs_one_connection_and_one_line(tmp_path, pki, caplog) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER)
     b = await _broker(tmp_path, pki)
     try:
         bystander = await _tls_conn(_port(b, "SECURE"), client_context(pki.ca))
@@ -204,18 +205,18 @@ async def test_bad_input_costs_one_connection_and_one_line(tmp_path, pki, caplog
 
         req = build(codec.request_schema(18, 3), {"client_software_name": "t", "client_software_version": "1"})
         assert await _raw_closed(_port(b, "SECURE"), frame(codec.encode_request(req, 1, "raw", api_key=18, api_version=3)))
-        await _wait(lambda: len(_lines(caplog)) == 1, "one log line")
+        await _wait(lambda: len(_lines(caplog)) == 1, "one log line", lambda: _lines(caplog))
         [line] = _lines(caplog)
         assert "TLS handshake failed" in line and "did not speak TLS" in line
         # 3. a ClientHello followed by garbage: a failed handshake
         caplog.clear()
         assert await _raw_closed(_port(b, "SECURE"), _client_hello(pki) + b"\x16\x03\x03\x00\x05garbage" * 3)
-        await _wait(lambda: len(_lines(caplog)) == 1, "one log line")
+        await _wait(lambda: len(_lines(caplog)) == 1, "one log line", lambda: _lines(caplog))
         # 4. a client that connects and goes away mid-handshake
         caplog.clear()
         with socket.create_connection(("127.0.0.1", _port(b, "SECURE"))) as s:
             s.sendall(_client_hello(pki)[:20])
-        await _wait(lambda: len(_lines(caplog)) == 1, "one log line")
+        await _wait(lambda: len(_lines(caplog)) == 1, "one log line", lambda: _lines(caplog))
         assert b.connections.closed["tls handshake"] == 3
         # everyone else is still served
         assert await _metadata(bystander) == ("127.0.0.1", _port(b, "SECURE"))
@@ -244,3 +245,19 @@ async def test_unloadable_certificate_is_one_sentence(tmp_path, pki) -> None:
                              ssl_client_auth="required"))
     with pytest.raises(TlsSetupError, match="cannot load the CA file"):
         await b3.start()
+
+
+async def test_silent_client_is_closed_at_the_handshake_deadline(tmp_path, pki, caplog) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    b = Broker(BrokerConfig(name="t", data_dir=tmp_path / "d", listeners=[parse_listener("S=SSL://127.0.0.1:0")],
+                            ssl_certfile=pki.server_cert, ssl_keyfile=pki.server_key, request_read_timeout_ms=300))
+    await b.start()
+    try:
+        r, w = await asyncio.open_connection("127.0.0.1", _port(b, "S"))
+        assert await asyncio.wait_for(r.read(), 20) == b""  # closed by the broker, not by us
+        w.close()
+        await _wait(lambda: len(_lines(caplog)) == 1, "one log line", lambda: _lines(caplog))
+        assert "taking longer" in _lines(caplog)[0]
+        assert not b.connections.connections  # and forgotten: it no longer counts against limits
+    finally:
+        await b.stop()
