@@ -1,6 +1,6 @@
-"""Real clients against a `dcmirror cluster start` with a SASL_PLAINTEXT listener:
-{confluent-kafka, kafka-python, aiokafka} x {PLAIN (allowed explicitly), SCRAM-SHA-256,
-SCRAM-SHA-512} x {right password, wrong password, unknown user}. Right works; wrong and
+"""Real clients against a `dcmirror cluster start` with a SASL listener:
+{confluent-kafka, kafka-python, aiokafka} x {SASL_PLAINTEXT, SASL_SSL} x {PLAIN (allowed explicitly
+over SASL_PLAINTEXT), SCRAM-SHA-256, SCRAM-SHA-512} x {right password, wrong password, unknown user}. Right works; wrong and
 unknown fail with the broker's one sentence. kafka-python re-authenticates under a short
 connections.max.reauth.ms (KIP-368). The password appears 0 times in the broker's log."""
 
@@ -30,13 +30,25 @@ def _add_user(data_dir: Path, user: str, password: str) -> None:
     assert res.returncode == 0, res.stderr
 
 
-@pytest.fixture(scope="module")
-def sasl_cluster(tmp_path_factory):
+@pytest.fixture(scope="module", params=["SASL_PLAINTEXT", "SASL_SSL"])
+def sasl_cluster(request, tmp_path_factory):
+    """A cluster with one listener of the param's protocol; `c.protocol`, `c.cafile` for clients.
+    PLAIN needs the explicit allowance only over SASL_PLAINTEXT."""
+    protocol = request.param
     base = tmp_path_factory.mktemp("sasl")
     _add_user(base / "d", "alice", PASSWORD)  # before the first start: the bootstrap path
-    c = ListenerClusterProcess("sasl", base / "d", {"SASL": "SASL_PLAINTEXT"},
-                               extra_args=["--sasl-mechanisms", ",".join(MECHS), "--sasl-plain-over-plaintext",
-                                           "--connection-failed-authentication-delay-ms", "20"]).start()
+    extra = ["--sasl-mechanisms", ",".join(MECHS), "--connection-failed-authentication-delay-ms", "20"]
+    cafile = None
+    if protocol == "SASL_SSL":
+        from peers.certs import make_pki
+
+        pki = make_pki(base / "pki")
+        extra += ["--ssl-certfile", str(pki.server_cert), "--ssl-keyfile", str(pki.server_key)]
+        cafile = str(pki.ca)
+    else:
+        extra.append("--sasl-plain-over-plaintext")
+    c = ListenerClusterProcess("sasl", base / "d", {"SASL": protocol}, extra_args=extra).start()
+    c.protocol, c.cafile = protocol, cafile  # type: ignore[attr-defined]
     yield c
     c.stop()
     text = c.log_text()
@@ -44,11 +56,13 @@ def sasl_cluster(tmp_path_factory):
     assert "Traceback" not in text
 
 
-def confluent(bootstrap: str, mech: str, user: str, password: str) -> str | None:
+def confluent(bootstrap: str, mech: str, user: str, password: str, protocol: str = "SASL_PLAINTEXT",
+              cafile: str | None = None) -> str | None:
     from confluent_kafka.admin import AdminClient
 
     errors: list[str] = []
-    admin = AdminClient({"bootstrap.servers": bootstrap, "security.protocol": "SASL_PLAINTEXT",
+    tls = {"ssl.ca.location": cafile} if cafile else {}
+    admin = AdminClient({"bootstrap.servers": bootstrap, "security.protocol": protocol, **tls,
                          "sasl.mechanism": mech, "sasl.username": user, "sasl.password": password,
                          "error_cb": lambda e: errors.append(e.str())})
     try:
@@ -59,7 +73,8 @@ def confluent(bootstrap: str, mech: str, user: str, password: str) -> str | None
         return " | ".join(errors) or str(exc)
 
 
-def kafka_python(bootstrap: str, mech: str, user: str, password: str) -> str | None:
+def kafka_python(bootstrap: str, mech: str, user: str, password: str, protocol: str = "SASL_PLAINTEXT",
+                 cafile: str | None = None) -> str | None:
     import logging
 
     from kafka import KafkaAdminClient
@@ -73,7 +88,8 @@ def kafka_python(bootstrap: str, mech: str, user: str, password: str) -> str | N
     keep = Keep()
     logging.getLogger("kafka").addHandler(keep)
     try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, security_protocol="SASL_PLAINTEXT",
+        tls = {"ssl_cafile": cafile} if cafile else {}
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, security_protocol=protocol, **tls,
                                  sasl_mechanism=mech, sasl_plain_username=user, sasl_plain_password=password,
                                  request_timeout_ms=5000)
     except Exception as exc:  # noqa: BLE001
@@ -87,8 +103,10 @@ def kafka_python(bootstrap: str, mech: str, user: str, password: str) -> str | N
         admin.close()
 
 
-def aiokafka(bootstrap: str, mech: str, user: str, password: str) -> str | None:
+def aiokafka(bootstrap: str, mech: str, user: str, password: str, protocol: str = "SASL_PLAINTEXT",
+             cafile: str | None = None) -> str | None:
     from aiokafka import AIOKafkaProducer
+    from aiokafka.helpers import create_ssl_context
 
     import logging
 
@@ -99,7 +117,8 @@ def aiokafka(bootstrap: str, mech: str, user: str, password: str) -> str | None:
             seen.append(record.getMessage())
 
     async def run() -> str | None:
-        p = AIOKafkaProducer(bootstrap_servers=bootstrap, security_protocol="SASL_PLAINTEXT",
+        tls = {"ssl_context": create_ssl_context(cafile=cafile)} if cafile else {}
+        p = AIOKafkaProducer(bootstrap_servers=bootstrap, security_protocol=protocol, **tls,
                              sasl_mechanism=mech, sasl_plain_username=user, sasl_plain_password=password,
                              request_timeout_ms=10000)
         try:
@@ -126,10 +145,11 @@ CLIENTS = {"confluent-kafka": confluent, "kafka-python": kafka_python, "aiokafka
 def test_right_wrong_unknown(sasl_cluster, client, mech) -> None:
     fn = CLIENTS[client]
     bootstrap = sasl_cluster.bootstrap("SASL")
-    assert fn(bootstrap, mech, *CASES["right"]) is None
+    tls = (sasl_cluster.protocol, sasl_cluster.cafile)
+    assert fn(bootstrap, mech, *CASES["right"], *tls) is None
     expected = PLAIN_FAILED if mech == "PLAIN" else scram_failed(mech)
     for case in ("wrong", "unknown"):
-        error = fn(bootstrap, mech, *CASES[case])
+        error = fn(bootstrap, mech, *CASES[case], *tls)
         assert error is not None and expected in error, (case, error)
         assert PASSWORD not in error and WRONG not in error
 
@@ -137,8 +157,10 @@ def test_right_wrong_unknown(sasl_cluster, client, mech) -> None:
 def test_anonymous_client_cannot_use_a_sasl_listener(sasl_cluster) -> None:
     from kafka import KafkaAdminClient
 
+    tls = {"security_protocol": "SSL", "ssl_cafile": sasl_cluster.cafile} if sasl_cluster.cafile else {}
     with pytest.raises(Exception):  # noqa: B017 - closed connection: the client cannot bootstrap
-        KafkaAdminClient(bootstrap_servers=sasl_cluster.bootstrap("SASL"), request_timeout_ms=3000).list_topics()
+        KafkaAdminClient(bootstrap_servers=sasl_cluster.bootstrap("SASL"), request_timeout_ms=3000,
+                         **tls).list_topics()
     wait_until(lambda: "before SASL authentication" in sasl_cluster.log_text(), what="gating log line")
 
 
