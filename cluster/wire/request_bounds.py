@@ -9,7 +9,8 @@ reads the same layout kio does, builds nothing, and refuses such a count.
 
 The walk follows the message schema: fixed-size primitives, (compact) strings and bytes,
 (compact) arrays, nullable structs (an int8 marker, null only if -1, as kio reads it) and, in flexible versions, the tagged
-fields at the end of every struct, whose known tags are walked inside their stated size.
+fields at the end of every struct, whose known tags are walked as kio reads them: from the
+start of the field's bytes to the field's own end, whatever size the tag states.
 It only needs to be right about where arrays start: if it meets bytes it cannot follow it
 stops quietly and leaves the verdict to kio, which will fail on the same bytes.
 """
@@ -188,11 +189,15 @@ def _struct(schema: type) -> Step:
             for _ in range(count):
                 tag, pos = _uvarint(buf, pos, end)
                 size, pos = _uvarint(buf, pos, end)
-                if pos + size > end:
-                    raise _Lost
                 inner = tagged.get(tag)
                 if inner is not None:
-                    inner(buf, pos, pos + size)
+                    # kio reads a known tag's field from here to wherever the field ends, and
+                    # goes on from there: the stated size bounds nothing (a field claiming
+                    # size 0 still reads an array count), so the walk does the same.
+                    pos = inner(buf, pos, end)
+                    continue
+                if pos + size > end:
+                    raise _Lost
                 pos += size
         return pos
     return step

@@ -16,7 +16,7 @@ import pytest
 
 from cluster.wire import codec
 from cluster.wire.build import build
-from cluster.wire.request_bounds import check_bounds
+from cluster.wire.request_bounds import _struct, check_bounds
 
 # (api_key, version, body after the request header): each claims a huge array.
 HUGE_ARRAYS = [
@@ -62,16 +62,40 @@ def test_bounds_accept_every_valid_request_with_arrays() -> None:
         assert codec.decode_request(frame).body == body
 
 
-def test_huge_claimed_array_in_a_response_is_a_decode_error_not_an_abort() -> None:
-    # The mirror and the client decode responses from peer brokers with the same reader:
-    # Metadata v12's brokers array claiming 2^35 - 2 entries (found by tests/fuzz, `decode`).
-    frame = struct.pack(">i", 1) + b"\0" + struct.pack(">i", 0) + bytes.fromhex("ffffffff7f")
+# (api_key, version, response frame): each claims a huge array.
+HUGE_RESPONSE_ARRAYS = [
+    # Metadata v12's brokers array claiming 2^35 - 2 entries (found by tests/fuzz, `decode`)
+    (3, 12, "00000001" "00" "00000000" "ffffffff7f"),
+    # VoteResponse v1: tagged node_endpoints (tag 0) stating size 0, then a count of 2^32 - 2:
+    # kio reads a known tag's field whatever its stated size says (atheris found this one)
+    (52, 1, "000000f7" "00" "0000" "00" "01" "00" "00" "efffffff01" "00"),
+    # EndQuorumEpochResponse v1: a topic, then tag 0 stating size 0x13 and a count of 2^35 - 2
+    (54, 1, "00000009000000014100" "4b0000000000" "09f9ffffff13131313131313131313131313000001ffffff00"),
+]
+
+
+@pytest.mark.parametrize("api_key,version,frame", HUGE_RESPONSE_ARRAYS)
+def test_huge_claimed_array_in_a_response_is_a_decode_error_not_an_abort(
+        api_key: int, version: int, frame: str) -> None:
+    # The mirror and the client decode responses from peer brokers with the same reader.
     script = (
-        "from cluster.wire import codec\n"
-        f"frame = bytes.fromhex({frame.hex()!r})\n"
-        "try:\n    codec.decode_response(frame, codec.response_schema(3, 12))\n"
+        "import resource; from cluster.wire import codec\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))\n"
+        f"frame = bytes.fromhex({frame!r})\n"
+        "try:\n"
+        f"    codec.decode_response(frame, codec.response_schema({api_key}, {version}))\n"
         "except codec.DecodeError as e:\n    print('refused', e)\n"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.startswith("refused") and "remaining bytes" in out.stdout, out.stdout
+
+
+def test_known_tag_is_read_past_its_stated_size_as_kio_does() -> None:
+    # VoteResponse v1 with one node endpoint in tag 0 whose stated size is 0: kio still reads
+    # the endpoint, so the bounds walk must follow the field to its end, not the size.
+    frame = bytes.fromhex("00000001" "00" "0000" "01" "01" "00" "00" "02" "00000005" "0268" "0009" "00")
+    schema = codec.response_schema(52, 1)
+    _cid, body = codec.decode_response(frame, schema)
+    assert [e.node_id for e in body.node_endpoints] == [5]
+    assert _struct(schema)(frame, 5, len(frame)) == len(frame)
