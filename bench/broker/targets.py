@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ class Running(Protocol):
 
 
 REPO = Path(__file__).resolve().parents[2]
+BENCH_USER = "bench"
+BENCH_PASSWORD = "bench-Secret-7c1"  # a throw-away broker's throw-away user
 
 
 class DcmirrorBroker:
@@ -41,16 +44,36 @@ class DcmirrorBroker:
     DCMIRROR_BASE_TREE set compares two versions of our code in one run.
     """
 
-    def __init__(self, start_timeout: float = 60.0, tree: Path = REPO) -> None:
+    def __init__(self, start_timeout: float = 60.0, tree: Path = REPO, *, sasl_ssl: bool = False) -> None:
         self.tree = tree
         self.port = free_port()
         self.workdir = Path(tempfile.mkdtemp(prefix="dcmirror-bench-"))
         self.start_timeout = start_timeout
         self._proc: PeerProcess | None = None
+        # With sasl_ssl, clients use a SASL_SSL listener (SCRAM-SHA-512, TLS 1.2+), the same
+        # settings as kafka-sasl-ssl; the PLAINTEXT listener stays for the readiness poll.
+        self.sasl_ssl_port = free_port() if sasl_ssl else None
+        self.client_config: dict[str, str] = {}
 
     @property
     def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"127.0.0.1:{self.sasl_ssl_port or self.port}"
+
+    def _secure_args(self, env: dict[str, str]) -> list[str]:
+        """Certificates, the bench user and the SASL_SSL listener's arguments."""
+        from peers.certs import make_pki
+
+        pki = make_pki(self.workdir / "pki")
+        env["DCMIRROR_BENCH_PASSWORD"] = BENCH_PASSWORD
+        subprocess.run([sys.executable, "-m", "dcmirror_cli", "-q", "cluster", "users", "add",
+                        "--data-dir", str(self.workdir / "data"), "--user", BENCH_USER,
+                        "--mechanism", "SCRAM-SHA-512", "--password-env", "DCMIRROR_BENCH_PASSWORD"],
+                       check=True, cwd=self.tree, env=env, capture_output=True)
+        self.client_config = sasl_ssl_conf(BENCH_USER, BENCH_PASSWORD, pki.ca)
+        return ["--listener", f"PLAIN=PLAINTEXT://127.0.0.1:{self.port}",
+                "--listener", f"SECURE=SASL_SSL://127.0.0.1:{self.sasl_ssl_port}",
+                "--ssl-certfile", str(pki.server_cert), "--ssl-keyfile", str(pki.server_key),
+                "--sasl-mechanisms", "SCRAM-SHA-512"]
 
     @property
     def pid(self) -> int:
@@ -59,12 +82,13 @@ class DcmirrorBroker:
 
     def start(self) -> "DcmirrorBroker":
         argv = [sys.executable, "-m", "dcmirror_cli", "-q", "cluster", "start", "--name", "bench",
-                "--port", str(self.port), "--data-dir", str(self.workdir / "data")]
+                "--data-dir", str(self.workdir / "data")]
         env = {**os.environ, "PYTHONPATH": str(self.tree)}
+        argv += self._secure_args(env) if self.sasl_ssl_port else ["--port", str(self.port)]
         self._proc = PeerProcess(argv, self.workdir / "broker.log", cwd=self.tree, env=env)
         self._proc.start()
         try:
-            self._proc.wait_ready(lambda: admin_ready(self.bootstrap), self.start_timeout,
+            self._proc.wait_ready(lambda: admin_ready(f"127.0.0.1:{self.port}"), self.start_timeout,
                                   f"dcmirror broker on {self.bootstrap}")
         except BaseException:
             self.stop()
@@ -155,6 +179,8 @@ def _dcmirror_base() -> Running:
 TARGETS: dict[str, Target] = {
     "dcmirror": Target("dcmirror", "dcmirror", lambda: DcmirrorBroker().start()),
     "dcmirror-base": Target("dcmirror-base", "dcmirror (base tree)", _dcmirror_base),
+    "dcmirror-sasl-ssl": Target("dcmirror-sasl-ssl", "dcmirror, SASL_SSL SCRAM-SHA-512",
+                                lambda: DcmirrorBroker(sasl_ssl=True).start()),
     "kafka": Target("kafka", "Apache Kafka 4.3.1", _kafka),
     "kafka-sasl-ssl": Target("kafka-sasl-ssl", "Apache Kafka 4.3.1, SASL_SSL SCRAM-SHA-512",
                              lambda: SecureKafkaTarget().start()),

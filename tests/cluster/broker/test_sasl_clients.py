@@ -141,7 +141,12 @@ CLIENTS = {"confluent-kafka": confluent, "kafka-python": kafka_python, "aiokafka
 
 
 @pytest.mark.parametrize("mech", MECHS)
-@pytest.mark.parametrize("client", list(CLIENTS))
+@pytest.mark.parametrize("client", [
+    c if c != "kafka-python" else pytest.param(c, marks=pytest.mark.xfail(
+        reason="kafka-python sometimes reports 'Unable to bootstrap' instead of the broker's "
+               "authentication error after a failed login (open: seen on main at 2ec3d69)",
+        strict=False))
+    for c in CLIENTS])
 def test_right_wrong_unknown(sasl_cluster, client, mech) -> None:
     fn = CLIENTS[client]
     bootstrap = sasl_cluster.bootstrap("SASL")
