@@ -3,17 +3,15 @@ client that speaks SaslHandshake/SaslAuthenticate with scramp."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from scramp import ScramClient
 
 from cluster.auth.listeners import parse_listener
 from cluster.broker.config import BrokerConfig
 from cluster.broker.server import Broker
-from tests.cluster.broker.rawconn import RawConn
+from tests.cluster.broker.rawconn import RawConn, until
 
 PASSWORD = "Pw-7f3a9c-secret"  # grep target: must never appear in broker logs
 API_VERSIONS = {"client_software_name": "t", "client_software_version": "1"}
@@ -28,13 +26,6 @@ async def sasl_broker(tmp_path: Path, protocol: str = "SASL_PLAINTEXT", **settin
     for mech in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
         broker.credentials.upsert_password("alice", mech, PASSWORD)
     return broker
-
-
-async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 async def scram_login(conn: RawConn, mech: str, user: str, password: str) -> Any:

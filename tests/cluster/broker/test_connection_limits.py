@@ -8,7 +8,7 @@ import asyncio
 import logging
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -17,7 +17,7 @@ from cluster.broker.server import Broker
 from cluster.wire import codec
 from cluster.wire.build import build
 from cluster.wire.framing import frame
-from tests.cluster.broker.rawconn import RawConn
+from tests.cluster.broker.rawconn import RawConn, until
 
 API_VERSIONS = {"client_software_name": "t", "client_software_version": "1"}
 # Deadlines are checked every tenth of the shortest one; a close may also wait a loop turn.
@@ -28,13 +28,6 @@ async def started(tmp_path: Path, **settings: Any) -> Broker:
     broker = Broker(BrokerConfig(name="t", data_dir=tmp_path / "b", port=0, **settings))
     await broker.start()
     return broker
-
-
-async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 async def open_from(port: int, source_ip: str) -> RawConn:
