@@ -493,8 +493,8 @@ async def handle_frame(broker: Broker, frame: bytes, peer: Any) -> bytes | list 
     h = registry.HANDLERS[hdr.api_key]
     try:
         result = await h.fn(broker, hdr, request.body)
-        if result is None:
-            return None
+        if result is None or result is False:  # no reply / close (as Kafka for some acks=0 errors)
+            return result
         if isinstance(result, registry.PreEncoded):
             return result.encode(hdr.correlation_id)
         body = build(codec.response_schema(hdr.api_key, hdr.api_version), result)

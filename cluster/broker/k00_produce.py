@@ -7,7 +7,9 @@ Kafka: magic < 2 -> UNSUPPORTED_FOR_MESSAGE_FORMAT, bad CRC or framing -> CORRUP
 malformed records or header fields -> INVALID_RECORD, a batch over max.message.bytes ->
 MESSAGE_TOO_LARGE, unknown partition -> UNKNOWN_TOPIC_OR_PARTITION. A refused batch
 changes nothing. acks=0 requests get no response at all. Idempotent/transactional
-sequence checks live in the producer-state module (`broker.producer_state`).
+sequence checks live in the producer-state module (`broker.producer_state`). As Kafka,
+transactional records in a Produce without a transactional id fail the whole request with
+TRANSACTIONAL_ID_AUTHORIZATION_FAILED before any validation.
 """
 
 from __future__ import annotations
@@ -174,11 +176,37 @@ async def produce_response(req, per_partition) -> dict | None:
     return {"responses": responses, "throttle_time": 0}
 
 
+def _all_partitions(req, code: int, message: str | None = None) -> dict:
+    return {"throttle_time": 0, "responses": [
+        {"name": t.name, "partition_responses": [_error(p.index, code, message) for p in t.partition_data]}
+        for t in req.topic_data]}
+
+
+def _has_transactional_records(req) -> bool:
+    """Kafka's RequestUtils.hasTransactionalRecords: the first batch of some partition."""
+    for t in req.topic_data:
+        for p in t.partition_data:
+            try:
+                if p.records and rb.read_header(p.records).is_transactional:
+                    return True
+            except rb.InvalidBatch:
+                continue  # refused later, partition by partition
+    return False
+
+
 @handler(0, 3, 11)
-async def produce(broker, hdr, req) -> dict | None:
+async def produce(broker, hdr, req) -> dict | bool | None:
     if req.acks not in (-1, 0, 1):
-        return {"throttle_time": 0, "responses": [
-            {"name": t.name, "partition_responses": [
-                _error(p.index, ErrorCode.invalid_required_acks, f"acks={req.acks} is not -1, 0 or 1")
-                for p in t.partition_data]} for t in req.topic_data]}
+        return _all_partitions(req, ErrorCode.invalid_required_acks, f"acks={req.acks} is not -1, 0 or 1")
+    # KafkaApis.handleProduceRequest, before anything else and with or without an authorizer:
+    # transactional (or control) records in a Produce that names no transactional id fail
+    # the whole request (acks=0: the connection is closed, as Kafka does when there is no
+    # response to carry the error).
+    if req.transactional_id is None and _has_transactional_records(req):
+        if req.acks == 0:
+            log.info("closing the connection: acks=0 Produce with transactional records "
+                     "and no transactional id")
+            return False
+        return _all_partitions(req, ErrorCode.transactional_id_authorization_failed,
+                               "transactional records in a Produce without a transactional id")
     return await produce_response(req, lambda t, i, r: produce_partition(broker, t, i, r))

@@ -4,7 +4,8 @@ A handler module (`k00_produce.py`, `k01_fetch.py`, ...) registers an async func
 the versions it serves. The function receives the broker (the one owner of cluster state,
 so no locks), the request header and the decoded kio body, and returns a dict (or kio
 entity) for the response; the dispatcher builds the response of the request's version
-with `cluster.wire.build.build`. Returning None sends no response (Produce with acks=0).
+with `cluster.wire.build.build`. Returning None sends no response (Produce with acks=0);
+False closes the connection.
 """
 
 from __future__ import annotations

@@ -18,13 +18,14 @@ from tests.cluster.broker.rawconn import RawConn
 PRODUCE_V = 9
 
 
-def produce_body(topic: str, partition: int, records: bytes) -> dict:
-    return {"transactional_id": None, "acks": -1, "timeout": 5000,
+def produce_body(topic: str, partition: int, records: bytes, transactional_id: str | None = None) -> dict:
+    return {"transactional_id": transactional_id, "acks": -1, "timeout": 5000,
             "topic_data": [{"name": topic, "partition_data": [{"index": partition, "records": records}]}]}
 
 
-async def produce(conn: RawConn, topic: str, partition: int, records: bytes):
-    resp = await conn.call(0, PRODUCE_V, produce_body(topic, partition, records))
+async def produce(conn: RawConn, topic: str, partition: int, records: bytes,
+                  transactional_id: str | None = None):
+    resp = await conn.call(0, PRODUCE_V, produce_body(topic, partition, records, transactional_id))
     return resp.responses[0].partition_responses[0]
 
 

@@ -21,10 +21,17 @@ from cluster.wire import control
 from cluster.wire.batch_builder import build_batch
 from cluster.wire.records import decode_batches
 from tests.cluster.broker.rawconn import RawConn
-from tests.cluster.broker.test_bad_input import create, produce
+from tests.cluster.broker.test_bad_input import create
+from tests.cluster.broker.test_bad_input import produce as raw_produce
 from tests.cluster.broker.test_mirror_append import mirror_append
 
 TID = "tx-1"
+
+
+async def produce(conn: RawConn, topic: str, partition: int, records: bytes):
+    """Produce as a transactional producer does: naming its transactional id (without one,
+    transactional records fail the request with TRANSACTIONAL_ID_AUTHORIZATION_FAILED)."""
+    return await raw_produce(conn, topic, partition, records, transactional_id=TID)
 
 
 async def init_pid(conn: RawConn, tid: str = TID, timeout_ms: int = 60_000, pid: int = -1, epoch: int = -1):

@@ -57,11 +57,21 @@ def raw_record(body: bytes) -> bytes:
     return encode_varint(len(body)) + body
 
 
+TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53
+
+
 @dataclass(frozen=True)
 class Probe:
     name: str
     batch: bytes
-    code: int  # Produce's answer
+    code: int  # the validator's answer (Produce's too, unless produce_code says otherwise)
+    # Produce's answer when it is not the validator's: transactional records in a Produce
+    # without a transactional id fail the request before validation, as in Kafka.
+    produce_code: int | None = None
+
+    @property
+    def produce_answer(self) -> int:
+        return self.code if self.produce_code is None else self.produce_code
 
 
 def probes() -> list[Probe]:
@@ -90,9 +100,11 @@ def probes() -> list[Probe]:
         Probe("record-fields-short-of-length", with_payload(raw_record(b"\x00\x00\x00\x01\x01\x00\x00\x00"), 1),
               INVALID_RECORD),
         Probe("offset-deltas-0-0", with_payload(rec(0, 0, b"a", b"1") + rec(0, 0, b"b", b"2"), 2), INVALID_RECORD),
-        Probe("control-from-client", patched(ATTRIBUTES, ">h", 0x30), INVALID_RECORD),
+        Probe("control-from-client", patched(ATTRIBUTES, ">h", 0x30), INVALID_RECORD,
+              TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
         Probe("producer-id-without-sequence", patched(PRODUCER_ID, ">q", 7), INVALID_RECORD),
-        Probe("transactional-without-producer-id", patched(ATTRIBUTES, ">h", 0x10), INVALID_RECORD),
+        Probe("transactional-without-producer-id", patched(ATTRIBUTES, ">h", 0x10), INVALID_RECORD,
+              TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
         Probe("unknown-codec-5", patched(ATTRIBUTES, ">h", 5), UNSUPPORTED_COMPRESSION_TYPE),
         Probe("gzip-garbage", reseal(bytearray(patched(ATTRIBUTES, ">h", CODEC_GZIP)[:HEADER_SIZE]) + b"not gzip at all"),
               CORRUPT_MESSAGE),
