@@ -1,14 +1,32 @@
-"""The `dcmirror` command: one CLI with a subcommand group per component."""
+"""The `dcmirror` command: one CLI with a subcommand group per component, and `dcmirror up`.
+
+`up` (the local clusters of a config and the mirror daemon in one process) lives here, not
+in mirror/, because it is the one place that composes the two: it starts brokers
+(cluster.broker) and the daemon (mirror), and mirror/ never imports the broker
+(import-linter contract in pyproject.toml), so the mirror stays a client of any cluster.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 import os
+import signal
 import sys
+from pathlib import Path
 
 import click
 
+from cluster.broker.config import BrokerConfig
+from cluster.broker.server import Broker
+from cluster.broker.tls import TlsSetupError
 from cluster.cli import cluster_group
+from mirror.cli import _load, config_arg
+from mirror.config import MirrorConfig
+from mirror.daemon import Daemon
+
+log = logging.getLogger(__name__)
 
 
 @click.group()
@@ -47,6 +65,76 @@ def _add_optional(module: str, attr: str) -> None:
 
 
 _add_optional("mirror.cli", "commands")
+
+
+class UpError(Exception):
+    """A local cluster cannot start (its TLS files cannot be loaded...); one sentence."""
+
+
+def broker_config(alias: str, local) -> BrokerConfig:
+    """The BrokerConfig of a config's `local:` cluster block (names follow BrokerConfig)."""
+    limits = {} if local.max_partitions is None else {"max_partitions": local.max_partitions}
+    return BrokerConfig(
+        name=alias, data_dir=local.data_dir, port=local.port, host=local.host,
+        advertised_host=local.advertised_host, node_id=local.node_id, fsync=local.fsync,
+        fsync_interval_ms=local.fsync_interval_ms, auto_create_topics=local.auto_create_topics,
+        default_partitions=local.default_partitions, fetch_max_bytes=local.fetch_max_bytes,
+        default_topic_configs=dict(local.default_topic_configs),
+        **dict(local.connections), **limits,
+        **dict(local.batch_limits),
+        listeners=[dataclasses.replace(lst) for lst in local.listeners],
+        ssl_certfile=local.ssl_certfile, ssl_keyfile=local.ssl_keyfile, ssl_cafile=local.ssl_cafile,
+        ssl_client_auth=local.ssl_client_auth, allow_unauthenticated=local.allow_unauthenticated,
+        sasl_mechanisms=local.sasl_mechanisms, sasl_plain_over_plaintext=local.sasl_plain_over_plaintext,
+    )
+
+
+async def run_up(cfg: MirrorConfig, *, metrics_port: int | None = None, live: bool = False) -> None:
+    """Start every local cluster, then run the daemon (with the live view) until stopped."""
+    brokers = []
+    try:
+        for alias, c in cfg.clusters.items():
+            if c.local is None:
+                continue
+            b = Broker(broker_config(alias, c.local))
+            try:
+                await b.start()
+            except TlsSetupError as exc:
+                raise UpError(f"cluster {alias}: {exc}") from None
+            brokers.append(b)
+            log.info("cluster %s ready on %s (data in %s)", alias,
+                     ", ".join(lst.describe() for lst in b.config.listeners), c.local.data_dir)
+        daemon = Daemon(cfg, metrics_port=metrics_port)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, daemon.stop)
+        if live:
+            from mirror.live_view import run_live
+
+            await asyncio.gather(daemon.run(), run_live(daemon))
+        else:
+            await daemon.run()
+    finally:
+        for b in brokers:
+            await b.stop()
+        log.info("all stopped")
+
+
+@click.command("up")
+@config_arg
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None)
+@click.option("--no-live", is_flag=True, help="Log lines instead of the live status view.")
+def up_cmd(config: Path, metrics_port: int | None, no_live: bool) -> None:
+    """Start every local cluster of CONFIG and the mirror for every link (Ctrl-C stops all)."""
+    cfg = _load(config)
+    live = sys.stdout.isatty() and not no_live
+    try:
+        asyncio.run(run_up(cfg, metrics_port=metrics_port, live=live))
+    except (OSError, UpError) as exc:
+        raise click.ClickException(str(exc))
+
+
+cli.add_command(up_cmd)  # clusters + mirror in one process: composes both, so neither owns it
 
 
 def main() -> None:

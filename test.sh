@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything the test suite needs on a fresh Debian machine, then run all of it.
-# Installs: kcat (apt), Java 17 + Maven if missing (apt), dcmirror with its test extras (pip),
+# Installs: kcat (apt), Java 17 + Maven if missing (apt), dcmirror with its test extras (pip,
+# import-linter among them),
 # Apache Kafka 4.3.1 jars for the interop tests (Maven Central, cached outside the repo).
 # Extra arguments go to pytest, e.g. ./test.sh tests/cluster -x
 set -euo pipefail
@@ -17,5 +18,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
 python3 -m peers.fetch
+# The layering contracts ([tool.importlinter] in pyproject.toml) before any test. Run through
+# python3 (not the lint-imports script, which a --user install may leave off PATH).
+python3 -c 'import sys; from importlinter.cli import lint_imports_command; sys.argv[0] = "lint-imports"; lint_imports_command()'
 export DCMIRROR_REQUIRE_C_WALKER=1  # the C record walker must have built (tests/cluster/wire/test_record_walk.py)
 exec python3 -m pytest -q -p no:cacheprovider "$@"

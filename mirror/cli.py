@@ -1,4 +1,5 @@
-"""`dcmirror up | mirror | status`: the mirror's user-facing commands.
+"""`dcmirror mirror | status | check ...`: the mirror's user-facing commands (`up`, which
+also runs brokers, is in dcmirror_up.py).
 
 Data goes to stdout, messages to stderr; `--json` output is stable and free of progress
 text. A config mistake is one readable sentence naming file, line and key (exit 2); a
@@ -63,22 +64,6 @@ def mirror_cmd(config: Path, links: tuple[str, ...], metrics_port: int | None, m
                                   metrics_host=metrics_host)))
 
 
-@click.command("up")
-@config_arg
-@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None)
-@click.option("--no-live", is_flag=True, help="Log lines instead of the live status view.")
-def up_cmd(config: Path, metrics_port: int | None, no_live: bool) -> None:
-    """Start every local cluster of CONFIG and the mirror for every link (Ctrl-C stops all)."""
-    from mirror.up import UpError, run_up
-
-    cfg = _load(config)
-    live = sys.stdout.isatty() and not no_live
-    try:
-        asyncio.run(run_up(cfg, metrics_port=metrics_port, live=live))
-    except (OSError, UpError) as exc:
-        raise click.ClickException(str(exc))
-
-
 @click.command("status")
 @config_arg
 @click.option("--link", "links", multiple=True, help="Only these links.")
@@ -125,7 +110,7 @@ def status_cmd(config: Path, links: tuple[str, ...], as_json: bool, max_lag: int
 
 from mirror.cli_check import check_cmd  # noqa: E402
 
-commands = click.Group(commands=[mirror_cmd, up_cmd, status_cmd, check_cmd])
+commands = click.Group(commands=[mirror_cmd, status_cmd, check_cmd])  # `up`: dcmirror_up.py
 
 from mirror.cli_failover import commands as _failover_commands  # noqa: E402  (failover, failback, offsets, link)
 

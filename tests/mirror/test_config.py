@@ -396,7 +396,7 @@ def test_local_cluster_options_and_metrics(tmp_path: Path) -> None:
 
 
 def test_local_cluster_connection_settings(tmp_path: Path) -> None:
-    from mirror.up import broker_config
+    from dcmirror_cli import broker_config
 
     text = CONTRACT.replace(
         "      data_dir: ./data/west\n",
@@ -417,7 +417,7 @@ def test_local_cluster_connection_settings(tmp_path: Path) -> None:
 
 
 def test_local_cluster_fetch_max_bytes(tmp_path: Path) -> None:
-    from mirror.up import broker_config
+    from dcmirror_cli import broker_config
 
     cfg = parse_config(CONTRACT.replace("      data_dir: ./data/west\n",
                                         "      data_dir: ./w\n      fetch_max_bytes: 1048576\n"),
@@ -429,7 +429,7 @@ def test_local_cluster_fetch_max_bytes(tmp_path: Path) -> None:
 
 
 def test_local_cluster_max_partitions(tmp_path: Path) -> None:
-    from mirror.up import broker_config
+    from dcmirror_cli import broker_config
 
     text = CONTRACT.replace("      data_dir: ./data/west\n", "      data_dir: ./w\n      max_partitions: 500\n")
     west = parse_config(text, tmp_path / "c.yaml", env={}).clusters["west"].local
@@ -442,7 +442,7 @@ def test_local_cluster_max_partitions(tmp_path: Path) -> None:
 
 
 def test_local_cluster_batch_limits(tmp_path: Path) -> None:
-    from mirror.up import broker_config
+    from dcmirror_cli import broker_config
 
     cfg = parse_config(CONTRACT.replace("      data_dir: ./data/west\n",
                                         "      data_dir: ./w\n      max_batch_records: 1000\n"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mirror.config import ConfigError, load_config
-from mirror.up import broker_config
+from dcmirror_cli import broker_config
 
 HEAD = """\
 clusters:
