@@ -29,6 +29,9 @@ Rules (Kafka's, with the simplifications stated):
   tombstone (kept until its own delete horizon, then removed), as Kafka does, so
   read_committed consumers and producer state rebuilt from the log never see a
   transaction's data without its marker.
+- A batch that cannot be read within the decompression caps (a bomb or damage written
+  before every write path validated) is kept whole and stays out of the offset map, with
+  a warning: cleaning goes on around it, and nothing is dropped on its account.
 """
 
 from __future__ import annotations
@@ -130,7 +133,14 @@ class OffsetMap:
             return
         base = h.base_offset
         latest = self.latest
-        for r in decode_records(raw):
+        try:
+            records = decode_records(raw)
+        except InvalidBatch as exc:
+            # Unreadable within the caps (a bomb or damage from before every write path
+            # validated): its keys stay out of the map, so nothing is removed because of it.
+            logger.warning("compaction: batch at offset %d not mapped: %s", base, exc)
+            return
+        for r in records:
             if r.key is not None:
                 latest[bytes(r.key)] = base + r.offset_delta
 
@@ -164,7 +174,11 @@ def filter_batch(h: BatchHeader, raw: bytes | memoryview, offset_map: OffsetMap,
     if outcome == "aborted":
         data = empty_batch(h) if keep_header else None
         return Filtered(data, True, 0, h.records_count, 0)
-    records = decode_records(raw)
+    try:
+        records = decode_records(raw)
+    except InvalidBatch as exc:  # kept whole, as the offset map left it out: nothing is lost
+        logger.warning("compaction: batch at offset %d kept as it is: %s", h.base_offset, exc)
+        return Filtered(raw, False, h.records_count, 0, 0)
     expired = horizon_ms is not None and now_ms >= horizon_ms
     latest = offset_map.latest
     kept: list[Record] = []

@@ -17,7 +17,7 @@ from cluster.broker.config import BrokerConfig
 from cluster.broker.server import Broker
 from cluster.wire.batch_builder import build_batch
 from cluster.wire.records import decode_batches
-from tests.cluster.broker.rawconn import RawConn
+from tests.cluster.broker.rawconn import RawConn, until
 from tests.cluster.broker.test_topic_limits import create_partitions, create_topics, metadata_names, topic
 from tests.processes import ClusterProcess
 
@@ -203,3 +203,39 @@ async def test_kill9_during_big_create_leaves_no_half_topic(tmp_path: Path) -> N
                 conn.close()
     finally:
         c.stop()
+
+
+async def test_metadata_during_a_big_create_shows_whole_topics_only(broker) -> None:
+    """While one client creates 20 topics of 500 partitions, another polls Metadata: each
+    answer lists a new topic with all 500 partitions, each with a leader, or not at all."""
+    import asyncio
+
+    names = {f"big{i}" for i in range(20)}
+    creator, poller = await RawConn.open(broker.config.port), await RawConn.open(broker.config.port)
+    seen: list[dict[str, list]] = []
+    try:
+        async def poll(done: asyncio.Event) -> None:
+            while True:
+                resp = await poller.call(3, 12, {"topics": None, "allow_auto_topic_creation": False,
+                                                 "include_topic_authorized_operations": False})
+                seen.append({t.name: list(t.partitions) for t in resp.topics if t.name in names})
+                if done.is_set():
+                    return
+
+        done = asyncio.Event()
+        polling = asyncio.create_task(poll(done))
+        await until(lambda: len(seen) >= 1)  # polling before the create is sent
+        res = await create_topics(creator, *(topic(n, 500) for n in sorted(names)))
+        done.set()
+        await polling
+        assert all(r.error_code == 0 for r in res.values())
+        assert seen[0] == {}
+        assert {n: c for n, c in (await metadata_names(poller)).items() if n in names} == {n: 500 for n in names}
+        for answer in seen:
+            for name, parts in answer.items():
+                assert sorted(p.partition_index for p in parts) == list(range(500)), name
+                assert all(p.error_code == 0 and p.leader_id == broker.node_id for p in parts), name
+        await produce_each(creator, "big19", range(499, 500))  # the last partition of the last topic
+    finally:
+        creator.close()
+        poller.close()
