@@ -3,7 +3,8 @@ also runs brokers, is in dcmirror_up.py).
 
 Data goes to stdout, messages to stderr; `--json` output is stable and free of progress
 text. A config mistake is one readable sentence naming file, line and key (exit 2); a
-status check over `--max-lag` exits 3 so scripts can alert on it.
+status check over `--max-lag`, or with a stopped partition (conflict, error), exits 3 so
+scripts can alert on it.
 """
 
 from __future__ import annotations
@@ -72,8 +73,9 @@ def mirror_cmd(config: Path, links: tuple[str, ...], metrics_port: int | None, m
               help="Exit 3 if any partition lags by more than this many records.")
 @click.option("--watch", is_flag=True, help="Refresh every 2 s until Ctrl-C.")
 def status_cmd(config: Path, links: tuple[str, ...], as_json: bool, max_lag: int | None, watch: bool) -> None:
-    """Per link, topic and partition: source end, target end, lag in records and time."""
-    from mirror.status import collect_status, render_table
+    """Per link, topic and partition: source end, target end, lag in records and time.
+    Exits 3 while a partition is stopped (state conflict or error) or a link cannot be read."""
+    from mirror.status import collect_status, render_table, unhealthy
 
     cfg = _load(config)
 
@@ -102,9 +104,11 @@ def status_cmd(config: Path, links: tuple[str, ...], as_json: bool, max_lag: int
         from rich.console import Console
 
         Console().print(render_table(report))
+    if unhealthy(report):
+        sys.exit(EXIT_UNHEALTHY)
     if max_lag is not None:
         worst = max((p["lag"] for l in report["links"] for p in l["partitions"]), default=0)
-        if worst > max_lag or any(l.get("error") for l in report["links"]):
+        if worst > max_lag:
             sys.exit(EXIT_UNHEALTHY)
 
 

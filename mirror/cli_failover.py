@@ -1,4 +1,4 @@
-"""`dcmirror failover | failback | offsets translate | link pause|resume`: the incident commands.
+"""`dcmirror failover | failback | offsets translate | link pause|resume|adopt`: the incident commands.
 
 Destructive commands print what they will do (`--dry-run` stops there), save the link's
 status snapshot to a file they name, and on a terminal ask for confirmation naming the
@@ -223,7 +223,7 @@ def translate_cmd(config: Path, link_name: str, group: str, as_json: bool) -> No
 
 @click.group("link")
 def link_group() -> None:
-    """Pause or resume a link's copying (the running daemon obeys within a second)."""
+    """Pause or resume a link's copying, or adopt a conflicting target topic."""
 
 
 def _set_simple_state(config: Path, link_name: str, state: str, allowed: tuple[str, ...]) -> None:
@@ -265,6 +265,32 @@ def pause_cmd(config: Path, link_name: str) -> None:
 def resume_cmd(config: Path, link_name: str) -> None:
     """Resume copying a paused LINK."""
     _set_simple_state(config, link_name, "normal", ("paused",))
+
+
+@link_group.command("adopt")
+@config_arg
+@link_opt
+@click.option("--topic", required=True, help="The conflicting target topic (or its source topic).")
+@click.option("--truncate", is_flag=True,
+              help="Keep the topic's records in a __dcmirror.kept.<topic>.<time> topic, then empty it.")
+@json_opt
+def adopt_cmd(config: Path, link_name: str, topic: str, truncate: bool, as_json: bool) -> None:
+    """Resolve a `conflict`: make an existing target TOPIC the link's mirror of its source."""
+    from mirror.adopt import run_adopt
+
+    cfg = _load(config)
+    link = _link(cfg, link_name, config)
+    report = _run(run_adopt(cfg, link, topic, truncate=truncate))
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=1))
+    elif report.already:
+        click.echo(f"{report.topic}: nothing to do ({'; '.join(report.notes)})", err=True)
+    else:
+        kept = (f"; its {report.kept_records} record(s) are kept in {report.kept_topic}"
+                if report.kept_topic else "")
+        click.echo(f"{report.topic} is now mirrored by link {report.link}{kept}", err=True)
+        for note in report.notes:
+            click.echo(f"note: {note}", err=True)
 
 
 commands = [failover_cmd, failback_cmd, offsets_group, link_group]

@@ -275,16 +275,11 @@ async def run_failback(cfg: MirrorConfig, link: LinkConfig, *, stay: bool = Fals
         for part in parts:
             if not part.diverged:
                 continue
-            name = diverged_names[part.topic]
-            count = len(new_topics[part.target_topic].partitions)
-            await ops.ensure_mirror_topic(old, name, count, {ops.MIRROR_SOURCE: link.source, "retention.ms": "-1"})
-            end = (await old.list_offsets(name, [part.partition], -1))[part.partition][0]
-            await ops.copy_preserving(old, part.topic, old, name, part.partition, max(end, part.divergence),
-                                      part.old_end)
-            kept = (await old.list_offsets(name, [part.partition], -1))[part.partition][0]
-            if kept < part.old_end:
-                raise FailoverError(f"{name}-{part.partition}: kept only up to {kept} of {part.old_end}; "
-                                    "nothing was truncated, run failback again")
+            missing = await ops.keep_records(old, part.topic, {part.partition: (part.divergence, part.old_end)},
+                                             diverged_names[part.topic],
+                                             len(new_topics[part.target_topic].partitions), link.source)
+            if missing:
+                raise FailoverError(f"{missing[0]}; nothing was truncated, run failback again")
         cut = {(p.topic, p.partition): p.divergence for p in parts if p.diverged}
         await ops.truncate(old, cut)
         await _catch_up(new, old, parts)

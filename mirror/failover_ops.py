@@ -205,6 +205,26 @@ async def ensure_mirror_topic(client: KafkaClient, name: str, partitions: int, c
         return False
 
 
+async def keep_records(client: KafkaClient, topic: str, ranges: dict[int, tuple[int, int]], kept: str,
+                       partitions: int, marker: str) -> list[str]:
+    """Keep records [start, end) of ``topic``'s partitions in ``kept`` on the same cluster,
+    offsets preserved, before they are cut: ``kept`` is created read-only (marked a mirror
+    of ``marker``), retention -1, never mirrored nor deleted by dcmirror. Idempotent (a
+    re-run continues where ``kept`` ends). Returns what is missing, empty when all is kept:
+    the caller must not cut anything then."""
+    await ensure_mirror_topic(client, kept, partitions, {MIRROR_SOURCE: marker, "retention.ms": "-1"})
+    missing = []
+    for p, (start, end) in sorted(ranges.items()):
+        if end <= start:
+            continue
+        have = (await client.list_offsets(kept, [p], -1))[p][0]
+        await copy_preserving(client, topic, client, kept, p, max(have, start), end)
+        have = (await client.list_offsets(kept, [p], -1))[p][0]
+        if have < end:
+            missing.append(f"{kept}-{p}: kept only up to {have} of {end}")
+    return missing
+
+
 async def read_checkpoints(target: KafkaClient, link: str) -> list[Checkpoint]:
     """Every checkpoint record of the link, oldest first."""
     topic = checkpoints_topic(link)

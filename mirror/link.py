@@ -123,12 +123,17 @@ class LinkRunner:
             self.progress.mode = mode
             rename = self.policy.target_topic
             syncs = None
+            claimed: set[str] = set()
             if preserve:
                 sink = PreservingSink(self.target, rename)
             else:
                 sink = TranslatingSink(self.target, rename, self.link.name)
                 syncs = OffsetSyncIndex()
-                syncs.add_all(await sink.read_syncs())
+                held = await sink.read_syncs()
+                syncs.add_all(held)
+                claimed = {s.topic for s in held}
+                # Claims share the syncs' retention: renew them at every start.
+                await sink.claim(sorted(claimed))
             log.info("link %s: %s -> %s in %s mode", self.link.name, self.link.source,
                      self.link.target, mode)
 
@@ -136,12 +141,16 @@ class LinkRunner:
                 if syncs is not None:
                     for w in written.values():
                         syncs.add_all(w.syncs)
+                    claimed.update(t for t, _ in written)
 
             self.copier = _FencedCopier(self.link.name, self.source, sink, self.progress, rename,
                                         start_from=self.link.start_from, on_written=on_written,
                                         latency=self.latency)
             topic_sync = TopicSync(self.link, self.policy, self.source, self.target, self.progress,
-                                   preserve, self.link.source)
+                                   preserve, self.link.source, claimed=claimed,
+                                   claim=None if preserve else sink.claim,  # type: ignore[union-attr]
+                                   refresh_claims=None if preserve else sink.new_claims,  # type: ignore[union-attr]
+                                   config_path=str(self.cfg.path))
 
             def mirrored_position(tp: TP) -> int:
                 p = self.progress.partitions.get(tp)

@@ -40,6 +40,8 @@ fields of versions they know and ignore trailing bytes, so newer writers may app
   (int32); value v0 = upstream, downstream, upstream_next, downstream_next (int64, -1 for
   unknown). Use ``cleanup.policy=delete``: compaction would keep only the newest sync
   per partition and lose exactness for groups behind it.
+  A sync with partition -1 (:data:`CLAIM_PARTITION`, offsets 0 -> 0) claims the topic
+  for the link: the link created or adopted its target copy (`mirror.existing`).
 - ``__dcmirror.checkpoints.<link>``: key v0 = group, topic (int16-length UTF-8),
   partition (int32); value v0 = upstream, downstream (int64), metadata (int16-length
   UTF-8, -1 for null), timestamp_ms (int64). Compaction is fine: the newest wins.
@@ -64,6 +66,16 @@ _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
 _I64 = struct.Struct(">q")
 _SYNC_VALUE = struct.Struct(">hqqqq")
+
+
+#: A sync for this partition is a *claim*: the link created or adopted the named target
+#: topic (translation mode has no topic marker). Readers that translate never ask for it.
+CLAIM_PARTITION = -1
+
+
+def claim_sync(topic: str) -> "OffsetSync":
+    """The record that says the link owns (the target copy of) source topic ``topic``."""
+    return OffsetSync(topic, CLAIM_PARTITION, 0, 0)
 
 
 def offset_syncs_topic(link: str) -> str:

@@ -30,7 +30,7 @@ from cluster.wire import record_batch as rb
 from cluster.wire.batch_builder import build_batch
 from cluster.wire.produce_request import Buffer, produce_v9_parts
 from cluster.wire.records import decode_batches
-from mirror.offsets import OffsetSync, decode_sync, encode_sync, offset_syncs_topic
+from mirror.offsets import OffsetSync, claim_sync, decode_sync, encode_sync, offset_syncs_topic
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +186,7 @@ class TranslatingSink:
         self.rename = rename
         self.sync_topic = offset_syncs_topic(link_name)
         self._sync_topic_ready = False
+        self.read_to = 0  # the sync topic was read up to here
 
     async def _ensure_sync_topic(self) -> None:
         if self._sync_topic_ready:
@@ -202,8 +203,8 @@ class TranslatingSink:
                     raise
         self._sync_topic_ready = True
 
-    async def read_syncs(self) -> list[OffsetSync]:
-        """Every sync in the target's sync topic, oldest first."""
+    async def read_syncs(self, since: int | None = None) -> list[OffsetSync]:
+        """Every sync in the target's sync topic, oldest first (from offset ``since``)."""
         from cluster.client.data import FetchPosition
 
         await self._ensure_sync_topic()
@@ -211,7 +212,7 @@ class TranslatingSink:
         start = (await self.target.list_offsets(self.sync_topic, [0], -2))[0][0]
         end = ends[0][0]
         out: list[OffsetSync] = []
-        pos = start
+        pos = max(start, since or 0)
         while pos < end:
             res = (await self.target.fetch({(self.sync_topic, 0): FetchPosition(pos, 4 << 20)},
                                            max_wait_ms=0))[(self.sync_topic, 0)]
@@ -222,7 +223,24 @@ class TranslatingSink:
                     if r.offset >= pos and r.key is not None and r.value is not None:
                         out.append(decode_sync(r.key, r.value))
                 pos = max(pos, h.next_offset)
+        self.read_to = max(self.read_to, pos)
         return out
+
+    async def new_claims(self) -> set[str]:
+        """Source topics named by syncs or claims written since the last read (by anyone)."""
+        return {s.topic for s in await self.read_syncs(self.read_to)}
+
+    async def claim(self, source_topics: Sequence[str]) -> None:
+        """Record that the link owns the target copies of these source topics
+        (`mirror.existing`): translation-mode targets have no topic marker."""
+        if not source_topics:
+            return
+        await self._ensure_sync_topic()
+        import time as _t
+
+        now = int(_t.time() * 1000)
+        batch = build_batch([(*encode_sync(claim_sync(t)), [], now) for t in source_topics])
+        await self.target.produce(self.sync_topic, 0, batch, acks=-1)
 
     async def resume_positions(self, tps: Sequence[TP]) -> dict[TP, int | None]:
         latest: dict[TP, int] = {}

@@ -82,11 +82,16 @@ async def link_status(cfg: MirrorConfig, link: LinkConfig) -> dict[str, Any]:
         preserve = link.resolved_mode(await is_dcmirror(target)) == "preserve-offsets"
         entry["mode"] = "preserve-offsets" if preserve else "translate"
         synced: dict[tuple[str, int], int] = {}
+        synced_list = [] if preserve else await TranslatingSink(target, policy.target_topic, link.name).read_syncs()
         if not preserve:
-            for s in await TranslatingSink(target, policy.target_topic, link.name).read_syncs():
+            for s in synced_list:
                 nxt = s.upstream_next if s.upstream_next is not None else s.upstream_offset
                 synced[(s.topic, s.partition)] = max(synced.get((s.topic, s.partition), -1), nxt)
         target_topics = await target.list_topics()
+        conflicts = {}
+        if entry["link_state"] in ("normal", "paused"):  # else the target topics are not the link's to shape
+            conflicts = await _conflicts(cfg, link, source, target, target_topics,
+                                         None if preserve else {s.topic for s in synced_list})
         for name, meta in (await source.list_topics()).items():
             if is_internal_topic(name) or not policy.should_mirror_topic(name):
                 continue
@@ -108,6 +113,10 @@ async def link_status(cfg: MirrorConfig, link: LinkConfig) -> dict[str, Any]:
                     state = "in-sync"
                 lag = max(0, src_end - max(mirrored, starts[p][0]))
                 lag_s = 0.0
+                reason = conflicts.get(tname)
+                if reason is not None:
+                    state, mirrored = "conflict", starts[p][0]
+                    lag = max(0, src_end - mirrored)
                 if lag > 0:
                     state = "lagging" if state == "in-sync" else state
                     ts = await _oldest_unmirrored_ts(source, name, p, max(mirrored, starts[p][0]))
@@ -116,7 +125,7 @@ async def link_status(cfg: MirrorConfig, link: LinkConfig) -> dict[str, Any]:
                     "topic": name, "partition": p, "target_topic": tname,
                     "source_start": starts[p][0], "source_end": src_end,
                     "target_end": tgt_end, "mirrored": mirrored, "lag": lag,
-                    "lag_seconds": round(lag_s, 3), "state": state,
+                    "lag_seconds": round(lag_s, 3), "state": state, "reason": reason,
                 })
         for group, at in sorted((await _last_checkpoints(target, link.name)).items()):
             entry["groups"].append({"group": group, "last_checkpoint_ms": at,
@@ -133,8 +142,46 @@ async def link_status(cfg: MirrorConfig, link: LinkConfig) -> dict[str, Any]:
         "lagging": sum(1 for x in entry["partitions"] if x["lag"] > 0),
         "total_lag": total,
         "max_lag_seconds": max((x["lag_seconds"] for x in entry["partitions"]), default=0.0),
+        "stopped": sum(1 for x in entry["partitions"] if x["state"] in STOPPED_STATES),
     }
     return entry
+
+
+#: Partition states that need an operator: `dcmirror status` exits non-zero while any is shown.
+STOPPED_STATES = ("conflict", "error")
+
+
+def unhealthy(report: dict[str, Any]) -> bool:
+    """A link could not be read, or a partition is stopped (conflict, error)."""
+    return any(l.get("error") or l["summary"]["stopped"] for l in report["links"])
+
+
+async def _conflicts(cfg: MirrorConfig, link: LinkConfig, source: KafkaClient, target: KafkaClient,
+                     target_topics: dict, claimed: set[str] | None) -> dict[str, str]:
+    """{target topic: reason} for existing target topics the link does not own and would
+    not adopt (`mirror.existing`). ``claimed``: translation mode's claimed source topics;
+    None for offset-preserving mode (ownership is the topic marker)."""
+    from mirror import existing
+
+    policy = cfg.policy(link)
+    candidates = {policy.target_topic(n): n for n in await source.list_topics()
+                  if not is_internal_topic(n) and policy.should_mirror_topic(n)
+                  and policy.target_topic(n) in target_topics}
+    if claimed is None:
+        described = await target.describe_configs(sorted(candidates)) if candidates else {}
+        markers = {t: (e.get(existing.MIRROR_SOURCE).value if e.get(existing.MIRROR_SOURCE) else None)
+                   for t, e in described.items()}
+        foreign = [t for t in candidates if markers.get(t) != link.source]
+    else:
+        markers = {}
+        foreign = [t for t, src in candidates.items() if src not in claimed]
+    out = {}
+    for t in sorted(foreign):
+        found = await existing.inspect(target, t, sorted(target_topics[t].partitions), markers.get(t),
+                                       link.source, at_zero=claimed is None)
+        if not found.adoptable:
+            out[t] = existing.conflict_reason(found, link.name, str(cfg.path))
+    return out
 
 
 async def collect_status(cfg: MirrorConfig, links: list[str] | None = None) -> dict[str, Any]:
@@ -159,14 +206,21 @@ def render_table(report: dict[str, Any]):
         for col in ("topic", "partition", "source end", "target end", "lag", "lag (s)", "state"):
             t.add_column(col, justify="right" if col not in ("topic", "state") else "left")
         for p in link["partitions"]:
-            style = "red" if p["lag"] > 0 else None
+            style = "red" if p["lag"] > 0 or p["state"] in STOPPED_STATES else None
             t.add_row(p["topic"], str(p["partition"]), str(p["source_end"]),
                       "-" if p["target_end"] is None else str(p["target_end"]), str(p["lag"]),
                       f"{p['lag_seconds']:.1f}", p["state"], style=style)
         parts.append(t)
         s = link["summary"]
         parts.append(Text(f"{s['partitions']} partitions, {s['lagging']} lagging, "
-                          f"{s['total_lag']} records behind, max {s['max_lag_seconds']:.1f}s"))
+                          f"{s['total_lag']} records behind, max {s['max_lag_seconds']:.1f}s"
+                          + (f", {s['stopped']} stopped" if s.get("stopped") else "")))
+        reasons = {}
+        for p in link["partitions"]:
+            if p.get("reason"):
+                reasons.setdefault(p["reason"], []).append(f"{p['topic']}-{p['partition']}")
+        for reason, where in reasons.items():
+            parts.append(Text(f"  {', '.join(where)}: {reason}", style="bold red"))
         for g in link["groups"]:
             parts.append(Text(f"  group {g['group']}: last checkpoint {g['age_seconds']}s ago"))
     return Group(*parts)

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Union
@@ -176,12 +176,24 @@ class ReportRecreated:
 
 
 @dataclass(frozen=True)
+class AdoptExisting:
+    """The target topic exists but the link does not own it (`mirror.existing`): adopt it
+    if it is empty (then apply ``then``), else report a conflict and do not copy it."""
+
+    name: str
+    source_topic: str
+    partitions: int  # the source's
+    then: tuple["Action", ...] = ()
+
+
+@dataclass(frozen=True)
 class Warn:
     topic: str
     message: str
 
 
-Action = Union[CreateTopic, CreatePartitions, AlterConfigs, ReportDeleted, DeleteTopic, ReportRecreated, Warn]
+Action = Union[CreateTopic, CreatePartitions, AlterConfigs, ReportDeleted, DeleteTopic, ReportRecreated,
+               AdoptExisting, Warn]
 
 
 @dataclass(frozen=True)
@@ -222,6 +234,7 @@ def plan_topics(
     link: LinkConfig,
     policy: ReplicationPolicy,
     known_source_ids: Mapping[str, str] | None = None,
+    owned: Collection[str] | None = None,
 ) -> TopicPlan:
     """Diff source against target for one link.
 
@@ -229,6 +242,10 @@ def plan_topics(
     mirrored (``TopicPlan.source_ids`` of the previous plan); None means no memory yet,
     which disables recreation checks and deletion reports for identity naming (where a
     target topic absent upstream may simply be the target's own).
+
+    ``owned`` names the existing target topics the link created or adopted; any other
+    existing target topic gets :class:`AdoptExisting` (carrying the diff to apply once
+    adopted). None (callers that cannot tell) mirrors into every existing topic.
     """
     by_target = {t.name: t for t in targets}
     known = dict(known_source_ids or {})
@@ -257,8 +274,10 @@ def plan_topics(
         if tgt is None:
             create = CreateTopic(target_name, src.partitions, wanted, link.replication_factor, src.name)
             actions.append(create)
+        elif owned is not None and target_name not in owned:
+            actions.append(AdoptExisting(target_name, src.name, src.partitions, tuple(_diff_existing(src, tgt, wanted, link))))
         else:
-            if known_source_ids is not None and src.name not in known:
+            if owned is None and known_source_ids is not None and src.name not in known:
                 actions.append(Warn(target_name, f"target topic {target_name!r} already exists and was not "
                                                  f"created by link {link.name!r}; mirroring into it"))
             actions.extend(_diff_existing(src, tgt, wanted, link))
