@@ -168,12 +168,12 @@ def _tansu() -> Running:
         raise
 
 
-def _dcmirror_base() -> Running:
+def _dcmirror_base(sasl_ssl: bool = False) -> Running:
     tree = os.environ.get("DCMIRROR_BASE_TREE")
     if not tree or not (Path(tree) / "dcmirror_cli.py").exists():
-        raise SystemExit("target dcmirror-base needs DCMIRROR_BASE_TREE set to another dcmirror "
-                         "checkout (e.g. git worktree add /tmp/base main)")
-    return DcmirrorBroker(tree=Path(tree)).start()
+        raise SystemExit("targets dcmirror-base and dcmirror-sasl-ssl-base need DCMIRROR_BASE_TREE "
+                         "set to another dcmirror checkout (e.g. git worktree add /tmp/base main)")
+    return DcmirrorBroker(tree=Path(tree), sasl_ssl=sasl_ssl).start()
 
 
 TARGETS: dict[str, Target] = {
@@ -181,6 +181,8 @@ TARGETS: dict[str, Target] = {
     "dcmirror-base": Target("dcmirror-base", "dcmirror (base tree)", _dcmirror_base),
     "dcmirror-sasl-ssl": Target("dcmirror-sasl-ssl", "dcmirror, SASL_SSL SCRAM-SHA-512",
                                 lambda: DcmirrorBroker(sasl_ssl=True).start()),
+    "dcmirror-sasl-ssl-base": Target("dcmirror-sasl-ssl-base", "dcmirror (base tree), SASL_SSL",
+                                     lambda: _dcmirror_base(sasl_ssl=True)),
     "kafka": Target("kafka", "Apache Kafka 4.3.1", _kafka),
     "kafka-sasl-ssl": Target("kafka-sasl-ssl", "Apache Kafka 4.3.1, SASL_SSL SCRAM-SHA-512",
                              lambda: SecureKafkaTarget().start()),

@@ -16,6 +16,17 @@ the transport a chunk at a time, draining in between. The transport copies what 
 buffers, so handing it a 55 MiB Fetch reply at once held the reply twice per connection
 (ours plus its copy) for as long as a slow reader took; chunked, a connection holds its
 reply plus at most one chunk.
+
+Over TLS the chunk is smaller (`TLS_CHUNK`). asyncio's TLS transport (Python 3.11
+sslproto, a MemoryBIO) encrypts everything it is handed at once into its memory BIO, then
+copies that out and hands it to the socket transport, which copies the part the kernel
+does not take. Handed 1 MiB at a time (twice its 512 KiB high-water mark), it encrypted a
+whole chunk before the first byte of it left, bunched sends behind pauses, and kept several
+MiB-sized copies in flight: consume 1 KB over SASL_SSL ran at 245-690 MB/s from run to run
+on the bench machine (the client waited ~9 ms per 4 MiB Fetch reply for the rest of it).
+Handed 256 KiB at a time, encrypting one piece overlaps sending the one before, and the
+same runs gave 600-760 MB/s with less broker CPU per GB (64 KiB was slower again: per-write
+overhead). See README "Cost of TLS".
 """
 
 from __future__ import annotations
@@ -32,6 +43,8 @@ _IOV_MAX = 1024
 
 # What send_buffers hands the transport at a time (it copies what the kernel does not take).
 CHUNK = 1 << 20
+# The same over TLS: half asyncio's TLS write high-water mark (FLOW_CONTROL_HIGH_WATER_SSL_WRITE).
+TLS_CHUNK = 256 * 1024
 
 
 def write_buffers(writer: asyncio.StreamWriter, buffers: Sequence[Buffer]) -> None:
@@ -43,15 +56,21 @@ def write_buffers(writer: asyncio.StreamWriter, buffers: Sequence[Buffer]) -> No
 
 async def send_buffers(writer: asyncio.StreamWriter, buffers: Sequence[Buffer], *,
                        chunk: int = CHUNK, on_progress: Callable[[], None] | None = None) -> None:
-    """Write `buffers` in order and drain; the transport never holds more than ~`chunk`
-    of them beyond its high-water mark. `on_progress` is called each time the peer has
-    taken a chunk (the broker's idle deadline: a slow reader that reads is not idle)."""
+    """Write `buffers` in order and drain, handing the transport at most `chunk` bytes at
+    a time, so it never holds more than that beyond its high-water mark. `on_progress` is
+    called each time the peer has taken a chunk (the broker's idle deadline: a slow reader
+    that reads is not idle).
+    Over TLS the chunk is at most `TLS_CHUNK` (see the module docstring)."""
+    if writer.transport.get_extra_info("sslcontext") is not None:
+        chunk = min(chunk, TLS_CHUNK)
     group: list[Buffer] = []
     size = 0
     for buf in _write_now(writer, buffers):
         mv = memoryview(buf).cast("B")
-        for start in range(0, mv.nbytes, chunk):
-            piece = mv[start:start + chunk]
+        start = 0
+        while start < mv.nbytes:
+            piece = mv[start:start + chunk - size]  # groups of exactly `chunk`, the last less
+            start += piece.nbytes
             group.append(piece)
             size += piece.nbytes
             if size >= chunk:

@@ -1,17 +1,20 @@
 """write_buffers: bytes arrive complete and in order whether the kernel takes all, part or
-none of a reply at once, and after bytes the transport already had queued."""
+none of a reply at once, and after bytes the transport already had queued; over TLS,
+send_buffers hands the TLS transport at most TLS_CHUNK at a time."""
 from __future__ import annotations
 
 import asyncio
 import os
 import socket
+import ssl
 
 import pytest
 
-from cluster.broker.scatter_write import send_buffers, write_buffers
+from cluster.broker.scatter_write import TLS_CHUNK, send_buffers, write_buffers
+from peers.certs import make_pki
 
 
-async def _pair(expected: int, sndbuf: int | None = None):
+async def _pair(expected: int, sndbuf: int | None = None, tls: tuple | None = None):
     """A server that reads `expected` bytes, and a client writer to it."""
     got = bytearray()
     done = asyncio.Event()
@@ -25,9 +28,10 @@ async def _pair(expected: int, sndbuf: int | None = None):
         done.set()
         writer.close()
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    server_ctx, client_ctx = tls or (None, None)
+    server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=server_ctx)
     port = server.sockets[0].getsockname()[1]
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client_ctx)
     if sndbuf:
         writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
     return server, writer, got, done
@@ -102,3 +106,31 @@ async def test_send_buffers_never_hands_the_transport_the_whole_reply() -> None:
     server.close()
     assert bytes(got) == want
     assert 0 < most <= 256 * 1024 + transport.get_write_buffer_limits()[1]
+
+
+async def test_send_buffers_over_tls_hands_the_transport_small_pieces(tmp_path) -> None:
+    """asyncio's TLS transport encrypts whatever it is handed at once; send_buffers gives it
+    at most TLS_CHUNK per write however large its chunk (see scatter_write's docstring)."""
+    pki = make_pki(tmp_path)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(pki.server_cert, pki.server_key)
+    client_ctx = ssl.create_default_context(cafile=str(pki.ca))
+    reply = [b"head", os.urandom(3_000_000), b"mid", os.urandom(1_000_000), b"tail"]
+    want = b"".join(reply)
+    server, writer, got, done = await _pair(len(want), tls=(server_ctx, client_ctx))
+    transport = writer.transport
+    sizes: list[int] = []
+    real = transport.writelines
+
+    def watch(data) -> None:
+        data = list(data)
+        sizes.append(sum(memoryview(d).nbytes for d in data))
+        real(data)
+
+    transport.writelines = watch  # type: ignore[method-assign]
+    await send_buffers(writer, reply, chunk=4 << 20)
+    await asyncio.wait_for(done.wait(), 30)
+    writer.close()
+    server.close()
+    assert bytes(got) == want
+    assert sum(sizes) == len(want) and max(sizes) <= TLS_CHUNK
