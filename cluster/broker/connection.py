@@ -56,6 +56,7 @@ from cluster.broker import registry, session
 from cluster.auth import x509_name
 from cluster.auth.listeners import Listener
 from cluster.broker.scatter_write import send_buffers
+from cluster.broker.tls import DecryptIntoProtocol
 from cluster.wire import codec
 from cluster.wire.build import build
 from cluster.wire.framing import read_size
@@ -238,7 +239,7 @@ class ConnectionServer:
             return
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader(limit=READ_AHEAD_BYTES)
-        protocol = asyncio.StreamReaderProtocol(reader)
+        protocol = DecryptIntoProtocol(reader)  # decrypts into a lent buffer: one copy less
         try:
             transport, _ = await loop.connect_accepted_socket(
                 lambda: protocol, client, ssl=tls, ssl_handshake_timeout=self.read_s)
@@ -427,6 +428,10 @@ class TlsServer:
 
     def close(self) -> None:
         self._task.cancel()
+        # Python 3.11's sock_accept: when a connection arrives in the loop turn that cancels
+        # the accept, its reader callback still runs and sets a result on the cancelled
+        # future (an InvalidStateError traceback in the log). Take the reader off first.
+        asyncio.get_running_loop().remove_reader(self.sock.fileno())
         self.sock.close()
 
     async def serve_forever(self) -> None:
