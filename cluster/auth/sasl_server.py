@@ -16,8 +16,11 @@ Rules kept here, as Apache Kafka's SaslServer implementations keep them:
 - SCRAM extensions (`tokenauth=true`, KIP-48 delegation tokens, or any other) are refused:
   this broker has no delegation tokens, and an extension it ignored would be a setting
   silently ignored.
-- An authorization id different from the user name is refused (Kafka does the same); in
-  SCRAM any authorization id is (scramp's server takes none, Kafka's clients send none).
+- An authorization id different from the user name is refused, one equal to it accepted
+  (Kafka's PlainSaslServer and ScramSaslServer do the same). In SCRAM the client-final's
+  channel binding `c=` must then be the gs2 header as sent, authorization id included:
+  scramp's server refuses an authorization id, so it is handed the header without it and
+  checks `c=` against the header the client sent (`_SentGs2Header`).
 
 A failure raises `SaslFailed` whose `message` goes to the client (SaslAuthenticate's
 error_message) and whose `reason` is for the broker's log; neither ever holds a password
@@ -108,6 +111,17 @@ class PlainExchange:
         return b""
 
 
+@dataclass(frozen=True)
+class _SentGs2Header:
+    """The gs2 header as the client sent it ("n,a=alice,"): what scramp compares the
+    client-final's `c=` with (its own parsed header drops the authorization id)."""
+
+    text: str
+
+    def make_cbind_input(self, _cb: object) -> bytes:
+        return self.text.encode("utf-8")
+
+
 @dataclass
 class ScramExchange:
     """RFC 5802 over `scramp`'s ScramServer, plus Kafka's rules (module docstring)."""
@@ -164,9 +178,6 @@ class ScramExchange:
         if authzid and authzid.replace("=2C", ",").replace("=3D", "=") != user:
             raise SaslFailed("Authentication failed: Client requested an authorization id that is "
                              "different from username", f"{self.mechanism}: authzid differs from user {user!r}")
-        if authzid:  # scramp's server takes none; Kafka's clients send none
-            raise SaslFailed("Authentication failed: a SCRAM authorization id is not supported; leave it empty",
-                             f"{self.mechanism}: authzid sent by {user!r}")
         cred, self._known = self.store.scram_or_dummy(self.mechanism, user)
         self.user = user
 
@@ -175,8 +186,11 @@ class ScramExchange:
 
         try:
             server = ScramMechanism(self.mechanism).make_server(auth_fn)
-            # scramp parses only what RFC 5802 defines; the gs2 header is passed on as sent.
-            server.set_client_first(text)
+            # scramp parses only what RFC 5802 defines and takes no authorization id: it gets
+            # the header without one (the proof covers client-first-bare, not the header).
+            server.set_client_first(f"{head[0]},,{head[2]}")
+            if authzid:
+                server.gs2_header = _SentGs2Header(f"{head[0]},{head[1]},")  # type: ignore[attr-defined]
             first = server.get_server_first()
         except ScramException as exc:
             raise self._fail_invalid(str(exc.args[0]) if exc.args else "rejected by scramp") from None
