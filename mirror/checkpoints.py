@@ -7,12 +7,19 @@ translation mode), written as checkpoint records to the target's
 group has no active members there — as MirrorMaker 2 does, so a consumer running on the
 target is never overridden.
 
+Fail closed: a group is committed to only when DescribeGroups on the target answered
+this round and showed it without members (state Empty or Dead). If DescribeGroups fails,
+nothing is committed. Converge: every round compares with what the target group has
+committed (OffsetFetch) and commits wherever it differs, not only where the source group
+moved, so a commit lost to a fault is made again once the fault clears.
+
 A translated offset is never ahead of what the mirror has copied: committing past the
 mirrored position would make a failed-over consumer skip records it never saw.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -22,7 +29,7 @@ from kio.schema.errors import ErrorCode
 
 from cluster.client.admin import NewTopic
 from cluster.client.client import KafkaClient
-from cluster.client.errors import KafkaProtocolError
+from cluster.client.errors import KafkaError, KafkaProtocolError
 from cluster.wire.batch_builder import build_batch
 from mirror.offsets import Checkpoint, OffsetSyncIndex, checkpoints_topic, encode_checkpoint
 from mirror.policy import ReplicationPolicy
@@ -31,7 +38,7 @@ from mirror.progress import LinkProgress
 log = logging.getLogger(__name__)
 
 TP = tuple[str, int]
-_INACTIVE = {"empty", "dead", ""}
+_INACTIVE = {"empty", "dead"}
 
 
 @dataclass
@@ -39,6 +46,7 @@ class CheckpointResult:
     group: str
     committed: dict[TP, int]  # target (topic, partition) -> offset committed on the target
     skipped_active: bool = False
+    skipped_unknown: bool = False  # DescribeGroups failed: nothing committed (fail closed)
 
 
 @dataclass
@@ -80,50 +88,70 @@ class Checkpointer:
             self._topic_ready = True
         return name
 
+    async def _idle_on_target(self, groups: list[str]) -> set[str] | None:
+        """Groups known to have no members on the target; None when DescribeGroups failed
+        (then no group is known to be idle)."""
+        try:
+            described = await self.target.describe_groups(groups)
+        except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+            log.warning("link %s: not committing checkpoints: DescribeGroups on the target failed: %s",
+                        self.link_name, exc)
+            return None
+        return {g for g, d in described.items()
+                if not d.members and not d.error_code and (d.state or "").lower() in _INACTIVE}
+
+    async def _translated(self, group: str, mirrored_topics: set[str], now: int) -> dict[TP, Checkpoint]:
+        cps: dict[TP, Checkpoint] = {}
+        for (topic, p), (offset, meta) in (await self.source.offset_fetch(group)).items():
+            if topic not in mirrored_topics or offset < 0:
+                continue
+            down = self.translate((topic, p), offset)
+            if down is not None:
+                cps[(self.policy.target_topic(topic), p)] = Checkpoint(group, topic, p, offset, down, meta, now)
+        return cps
+
+    async def _converge(self, group: str, cps: dict[TP, Checkpoint]) -> bool:
+        """Commit wherever the target group's offset differs from the translated one."""
+        have = await self.target.offset_fetch(group, list(cps))
+        todo = {tp: c.downstream_offset for tp, c in cps.items() if have.get(tp, (-1, None))[0] != c.downstream_offset}
+        if not todo:
+            return False
+        try:
+            await self.target.offset_commit(group, todo)
+        except KafkaProtocolError as exc:  # joined meanwhile, or a fault: the next round retries
+            log.warning("link %s: checkpoint commit of group %s failed, retrying next round: %s",
+                        self.link_name, group, exc)
+            return False
+        return True
+
     async def once(self, mirrored_topics: set[str]) -> list[CheckpointResult]:
         """One round over every matching group."""
         groups = [g.group_id for g in await self.source.list_groups()
                   if self.policy.should_mirror_group(g.group_id)]
         if not groups:
             return []
-        target_states = {}
-        try:
-            for d in (await self.target.describe_groups(groups)).values():
-                target_states[d.group_id] = (d.state or "").lower() if not d.members else "active"
-        except KafkaProtocolError:
-            target_states = {}
+        idle = await self._idle_on_target(groups)
         now = int(time.time() * 1000)
         records = []
         results = []
         for group in groups:
-            committed = await self.source.offset_fetch(group)
-            cps: dict[TP, Checkpoint] = {}
-            for (topic, p), (offset, meta) in committed.items():
-                if topic not in mirrored_topics or offset < 0:
-                    continue
-                down = self.translate((topic, p), offset)
-                if down is None:
-                    continue
-                target_topic = self.policy.target_topic(topic)
-                cps[(target_topic, p)] = Checkpoint(group, topic, p, offset, down, meta, now)
+            cps = await self._translated(group, mirrored_topics, now)
             if not cps:
                 continue
             previous = self.last.get(group, {})
-            changed = {tp: c for tp, c in cps.items()
-                       if tp not in previous or previous[tp].downstream_offset != c.downstream_offset}
-            for c in changed.values():
-                records.append(encode_checkpoint(c))
+            records += [encode_checkpoint(c) for tp, c in cps.items()
+                        if tp not in previous or previous[tp].downstream_offset != c.downstream_offset]
             self.last[group] = cps
-            state = target_states.get(group, "dead")
             result = CheckpointResult(group, {})
-            if state in _INACTIVE:
-                if changed:
-                    await self.target.offset_commit(
-                        group, {tp: c.downstream_offset for tp, c in changed.items()})
-                result.committed = {tp: c.downstream_offset for tp, c in cps.items()}
-            else:
+            if idle is None:
+                result.skipped_unknown = True  # fail closed; the age metric keeps growing
+            elif group not in idle:
                 result.skipped_active = True
-            self.progress.last_checkpoint_ms[group] = now
+                self.progress.last_checkpoint_ms[group] = now
+            else:
+                await self._converge(group, cps)
+                result.committed = {tp: c.downstream_offset for tp, c in cps.items()}
+                self.progress.last_checkpoint_ms[group] = now
             results.append(result)
         if records:
             topic = await self._ensure_topic()
