@@ -68,6 +68,7 @@ class LinkCopier:
         self._wait = wait_exponential_jitter(initial=0.2, max=10.0)
         self._failures = 0
         self._state = "starting"
+        self._detail = ""
         self.hold: str | None = None  # a link state other than normal: copy nothing
         # The next fetch, started while the previous batches are being written, and the
         # positions it was asked for (used only if they are still the positions then).
@@ -120,11 +121,13 @@ class LinkCopier:
 
     # ---- the loop ----------------------------------------------------------------
     def _set_state(self, state: str, detail: str = "") -> None:
-        if state != self._state:
+        # A new cause while already retrying (the source came back, and now the target
+        # refuses a batch) is logged and shown too, not hidden behind the first one.
+        if state != self._state or detail != self._detail:
             level = logging.WARNING if state == "retrying" else logging.INFO
             log.log(level, "link %s: %s%s", self.link, state, f" ({detail})" if detail else "")
-            self._state = state
-            self.progress.state = state
+            self._state, self._detail = state, detail
+            self.progress.state, self.progress.error = state, detail
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -34,7 +34,8 @@ def progress_snapshot(runners: list[LinkRunner]) -> dict:
                 "records": pp.records, "bytes": pp.bytes, "state": pp.state, "error": pp.error,
                 "reason": pp.error or None,
             })
-        links.append({"name": p.name, "mode": p.mode, "state": p.state, "retries": p.retries,
+        links.append({"name": p.name, "mode": p.mode, "state": p.state, "error": p.error or None,
+                      "retries": p.retries,
                       "partitions": parts, "alarms": [asdict(a) for a in p.alarms],
                       "checkpoints": dict(p.last_checkpoint_ms),
                       "membership": r.assignor.describe() if hasattr(r.assignor, "describe") else None})

@@ -51,6 +51,7 @@ class LinkProgress:
     name: str
     mode: str = "unknown"
     state: str = "starting"
+    error: str = ""  # why the link is retrying (empty otherwise)
     partitions: dict[TP, PartitionProgress] = field(default_factory=dict)
     alarms: list[Alarm] = field(default_factory=list)
     retries: int = 0
