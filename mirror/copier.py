@@ -30,6 +30,17 @@ from mirror.sinks import Sink
 
 log = logging.getLogger(__name__)
 
+#: Write errors that retrying at once cannot fix (permission, a batch the target refuses):
+#: that partition alone stops with state ``error`` and its reason, and is tried again every
+#: `PARK_S` seconds (a granted ACL or a raised limit then resumes it); the others go on.
+FATAL_WRITE = frozenset(int(c) for c in (
+    ErrorCode.topic_authorization_failed, ErrorCode.cluster_authorization_failed,
+    ErrorCode.invalid_request, ErrorCode.message_too_large, ErrorCode.record_list_too_large,
+    ErrorCode.invalid_topic_exception, ErrorCode.policy_violation))
+# INVALID_RECORD stays a retry (of every partition, at the same offset): the source served
+# a batch the target's validator refuses, and a repaired source must be picked up at once.
+PARK_S = 30.0
+
 
 class LinkCopier:
     def __init__(
@@ -62,6 +73,7 @@ class LinkCopier:
         self._assigned: set[TP] = set()
         self._positions: dict[TP, int] = {}
         self._stopped: set[TP] = set()
+        self._parked: dict[TP, float] = {}  # fatal write error: not before this monotonic time
         self._aborted: dict[TP, set[int]] = {}
         self._topic_ids: dict[str, object] = {}
         self._changed = asyncio.Event()
@@ -87,6 +99,7 @@ class LinkCopier:
         if new != self._assigned:
             for tp in self._assigned - new:
                 self._positions.pop(tp, None)
+                self._parked.pop(tp, None)
             self._assigned = new
             self._changed.set()
 
@@ -101,8 +114,26 @@ class LinkCopier:
     def assignment(self) -> set[TP]:
         return set(self._assigned)
 
+    def failing(self) -> dict[TP, str]:
+        """Partitions stopped by a write error, with the reason."""
+        return {tp: self.progress.partitions[tp].error for tp in self._parked if tp in self.progress.partitions}
+
+    def _park(self, tp: TP, exc: KafkaProtocolError) -> None:
+        self._parked[tp] = time.monotonic() + PARK_S
+        self._positions.pop(tp, None)
+        pp = self.progress.partitions.get(tp)
+        reason = (f"writing {tp[0]}-{tp[1]} to the target is refused: {exc}; retrying every "
+                  f"{PARK_S:.0f}s, the other partitions keep copying")
+        if pp is not None and pp.error != reason:
+            log.error("link %s: %s", self.link, reason)
+            pp.state, pp.error = "error", reason
+
     async def _resume(self) -> None:
-        missing = [tp for tp in self._assigned if tp not in self._positions and tp not in self._stopped]
+        now = time.monotonic()
+        for tp in [tp for tp, at in self._parked.items() if at <= now]:
+            del self._parked[tp]
+        missing = [tp for tp in self._assigned
+                   if tp not in self._positions and tp not in self._stopped and tp not in self._parked]
         if not missing:
             return
         found = await self.sink.resume_positions(missing)
@@ -116,7 +147,9 @@ class LinkCopier:
             if tid is not None:
                 self._topic_ids.setdefault(tp[0], tid)
             pp = self.progress.partition(tp[0], tp[1], self.rename(tp[0]))
-            pp.position, pp.state = pos, "running"
+            pp.position = pos
+            if pp.state != "error":  # a parked partition shows its error until a write succeeds
+                pp.state = "running"
             log.info("link %s: %s-%d resumes at offset %d", self.link, tp[0], tp[1], pos)
 
     # ---- the loop ----------------------------------------------------------------
@@ -205,13 +238,25 @@ class LinkCopier:
         written = await self.sink.write(to_write)
         now = int(time.time() * 1000)
         n = 0
+        retry: KafkaProtocolError | None = None
         for tp, w in written.items():
             pp = self.progress.partitions.get(tp)
             if tp not in self._positions or pp is None:
                 continue  # revoked while the write was in flight: it is someone else's now
-            self._positions[tp] = max(self._positions[tp], w.next_upstream)
-            bs = to_write[tp]
-            pp.position = self._positions[tp]
+            if w.error is not None:
+                if int(w.error.error_code) in FATAL_WRITE:
+                    self._park(tp, w.error)
+                else:
+                    retry = retry or w.error
+                    pp.state, pp.error = "retrying", str(w.error)
+            if not w.batches:
+                continue
+            if w.error is None and pp.state != "running":
+                pp.state, pp.error = "running", ""
+            pp.position = max(pp.position, w.next_upstream)
+            if tp in self._positions:  # not parked just now
+                self._positions[tp] = max(self._positions[tp], w.next_upstream)
+            bs = to_write[tp][: w.batches]
             pp.batches += len(bs)
             pp.records += sum(rb.read_header(b).records_count for b in bs)
             pp.bytes += sum(len(b) for b in bs)
@@ -225,6 +270,8 @@ class LinkCopier:
             n += len(bs)
         if self.on_written is not None:
             self.on_written(written)
+        if retry is not None:
+            raise retry  # resume every partition from the target's record, as for any fault
         return n
 
     def _accept(self, tp: TP, res: FetchResult) -> list[memoryview]:

@@ -420,6 +420,10 @@ async def _drain(link: LinkConfig, policy: ReplicationPolicy, source: KafkaClien
         if ends != last_ends:
             last_ends, still_since = ends, time.monotonic()
         await copier._resume()
+        refused = copier.failing()
+        if refused:
+            raise FailoverError(f"{next(iter(refused.values()))}; the source stays fenced, fix it and "
+                                "run failover again")
         behind = [tp for tp in tps if copier._positions.get(tp, 0) < ends[tp]]
         if not behind and (fenced or time.monotonic() - still_since >= quiet_s):
             return

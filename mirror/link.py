@@ -20,10 +20,10 @@ from cluster.client.errors import KafkaError
 from mirror.checkpoints import Checkpointer
 from mirror.config import LinkConfig, MirrorConfig
 from mirror.copier import LinkCopier, _RetryState, _wait_any
-from mirror.link_state import LinkStateWatcher
+from mirror.link_state import LinkStateWatcher, Stopped
 from mirror.offsets import OffsetSyncIndex
 from mirror.clients import client_for_cluster
-from mirror.progress import LinkProgress, TP
+from mirror.progress import STOPPED_STATES, LinkProgress, TP
 from mirror.reversal import Reversal
 from mirror.sinks import PreservingSink, TranslatingSink, is_dcmirror
 from mirror.topic_sync import TopicSync
@@ -159,7 +159,7 @@ class LinkRunner:
             checkpointer = Checkpointer(self.link.name, self.policy, self.source, self.target,
                                         self.progress, preserve, syncs, mirrored_position)
             watcher = LinkStateWatcher(self.link.name, self.source, self.target,
-                                       lambda: list(self.all_partitions), self._obey)
+                                       lambda: list(self.all_partitions), self._obey, stopped=self._stopped)
             try:  # know the link state before copying or checkpointing anything
                 await watcher.poll_once()
             except (KafkaError, OSError, asyncio.TimeoutError) as exc:
@@ -178,6 +178,12 @@ class LinkRunner:
             await self.reversal.close()
             await self.source.close()
             await self.target.close()
+
+    def _stopped(self) -> tuple[Stopped, ...]:
+        """Partitions this process does not copy for a reason an operator must see."""
+        return tuple(Stopped(pp.topic, pp.partition, pp.state, pp.error)
+                     for (_, _), pp in sorted(self.progress.partitions.items())
+                     if pp.state in STOPPED_STATES)
 
     def _obey(self, state) -> None:
         """The link state changed (failover, failback, pause): copy only when normal."""

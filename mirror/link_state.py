@@ -10,7 +10,8 @@ target cluster, written by whoever knows it:
   copying a link that is not ``normal``, so nobody restarts the daemon during an incident;
   the daemon answers with an ``ack`` record naming the state it obeys.
 - ``__dcmirror.last-contact.<link>`` (one partition, short retention, zstd): every few
-  seconds the daemon asks the source for its end offsets and records them. After an
+  seconds the daemon asks the source for its end offsets and records them, with the
+  partitions it has stopped (state ``error``/``conflict`` and reason) for ``dcmirror status``. After an
   unplanned failover, "records the source had acknowledged at last contact but the target
   never received" is exactly ``last contact end - mirrored end`` per partition: the
   recovery point the failover report prints. Records produced after the last contact are
@@ -25,7 +26,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import socket
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -102,20 +106,36 @@ class LinkState:
 
 
 @dataclass(frozen=True)
+class Stopped:
+    """A partition the daemon does not copy, and why (state ``error`` or ``conflict``)."""
+
+    topic: str
+    partition: int
+    state: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Contact:
-    """The source's end offsets as the mirror last saw them."""
+    """The source's end offsets as the mirror last saw them, and the partitions that
+    mirror process (``by``) has stopped, so ``dcmirror status`` can show them."""
 
     at_ms: int
     source_ends: Ends
+    stopped: tuple[Stopped, ...] = ()
+    by: str = ""
 
     def encode(self) -> tuple[bytes, bytes]:
-        doc = {"v": VERSION, "at_ms": self.at_ms, "source_ends": _ends_to_json(self.source_ends)}
+        doc = {"v": VERSION, "at_ms": self.at_ms, "source_ends": _ends_to_json(self.source_ends),
+               "stopped": [asdict(x) for x in self.stopped], "by": self.by}
         return b"contact", json.dumps(doc, sort_keys=True).encode()
 
     @classmethod
     def decode(cls, value: bytes) -> "Contact":
         doc = json.loads(value)
-        return cls(int(doc["at_ms"]), _ends_from_json(doc.get("source_ends")))
+        stopped = tuple(Stopped(str(x["topic"]), int(x["partition"]), str(x["state"]), str(x["reason"]))
+                        for x in doc.get("stopped") or ())
+        return cls(int(doc["at_ms"]), _ends_from_json(doc.get("source_ends")), stopped, str(doc.get("by", "")))
 
 
 @dataclass(frozen=True)
@@ -155,9 +175,12 @@ class StateLog:
             log.warning("ignoring an unreadable link-state record: %s", exc)
 
 
-def contact_changed(previous: Contact | None, ends: Ends, now_ms: int, refresh_ms: int) -> bool:
-    """Write a new contact record when the ends moved, or to refresh an old one."""
-    return previous is None or previous.source_ends != ends or now_ms - previous.at_ms >= refresh_ms
+def contact_changed(previous: Contact | None, ends: Ends, now_ms: int, refresh_ms: int,
+                    stopped: tuple[Stopped, ...] = ()) -> bool:
+    """Write a new contact record when the ends or the stopped partitions changed, or to
+    refresh an old one."""
+    return (previous is None or previous.source_ends != ends or previous.stopped != stopped
+            or now_ms - previous.at_ms >= refresh_ms)
 
 
 # -- reading and writing ---------------------------------------------------------------
@@ -242,6 +265,30 @@ async def read_last_contact(client: KafkaClient, link: str) -> Contact | None:
     return None
 
 
+async def read_stopped(client: KafkaClient, link: str, window_ms: int = 90_000,
+                       tail: int = 500) -> list[Stopped]:
+    """Partitions stopped by any mirror process of the link that recorded contact within
+    ``window_ms`` (each process refreshes its record at least every 30 s): the newest
+    record of each process, from the last ``tail`` records."""
+    topic = last_contact_topic(link)
+    if topic not in await client.list_topics(include_internal=True):
+        return []
+    end = (await client.list_offsets(topic, [0], -1))[0][0]
+    start = (await client.list_offsets(topic, [0], -2))[0][0]
+    records, _ = await _records_from(client, topic, max(start, end - tail))
+    newest: dict[str, Contact] = {}
+    for _, k, v in records:
+        if k == b"contact" and v is not None:
+            try:
+                c = Contact.decode(v)
+            except (ValueError, KeyError):
+                continue
+            newest[c.by] = c
+    now = int(time.time() * 1000)
+    return sorted({x for c in newest.values() if now - c.at_ms <= window_ms for x in c.stopped},
+                  key=lambda x: (x.topic, x.partition))
+
+
 async def source_ends(client: KafkaClient, tps: Iterable[tuple[str, int]]) -> Ends:
     from mirror.failover_ops import end_offsets
 
@@ -264,7 +311,8 @@ class LinkStateWatcher:
     def __init__(self, link: str, source: KafkaClient, target: KafkaClient,
                  partitions: Callable[[], list[tuple[str, int]]],
                  on_change: Callable[[LinkState], None], *, poll_s: float = 1.0,
-                 contact_s: float = 2.0, contact_refresh_s: float = 30.0) -> None:
+                 contact_s: float = 2.0, contact_refresh_s: float = 30.0,
+                 stopped: Callable[[], tuple[Stopped, ...]] = tuple) -> None:
         self.link = link
         self.source = source
         self.target = target
@@ -273,6 +321,8 @@ class LinkStateWatcher:
         self.poll_s = poll_s
         self.contact_s = contact_s
         self.contact_refresh_ms = int(contact_refresh_s * 1000)
+        self.stopped = stopped
+        self.by = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.log = StateLog()
         self.last_contact: Contact | None = None
         self._acked: tuple[str, int] | None = None
@@ -302,8 +352,9 @@ class LinkStateWatcher:
             return
         ends = await source_ends(self.source, tps)
         at = int(time.time() * 1000)
-        if contact_changed(self.last_contact, ends, at, self.contact_refresh_ms):
-            contact = Contact(at, ends)
+        stopped = self.stopped()
+        if contact_changed(self.last_contact, ends, at, self.contact_refresh_ms, stopped):
+            contact = Contact(at, ends, stopped, self.by)
             await write_contact(self.target, self.link, contact)
             self.last_contact = contact
 

@@ -39,6 +39,10 @@ class ProgressCollector:
                                    labels=["link", "topic", "partition"])
         state = GaugeMetricFamily("dcmirror_link_state", "Link state: " + ", ".join(
             f"{v}={k}" for k, v in _STATES.items()), labels=["link"])
+        pstate = GaugeMetricFamily("dcmirror_partition_state",
+                                   "1 for each partition's current state (starting, running, retrying, "
+                                   "conflict, error); conflict and error need an operator",
+                                   labels=["link", "topic", "partition", "state"])
         checkpoint = GaugeMetricFamily("dcmirror_checkpoint_age_seconds",
                                        "Seconds since the group's offsets were last checkpointed",
                                        labels=["link", "group"])
@@ -51,6 +55,7 @@ class ProgressCollector:
                 age = (now - pp.oldest_unmirrored_ts) / 1000 if pp.lag > 0 and pp.oldest_unmirrored_ts > 0 else 0
                 lag_s.add_metric(labels, max(age, 0.0))
                 records.add_metric(labels, pp.records)
+                pstate.add_metric([*labels, pp.state], 1)
                 nbytes.add_metric(labels, pp.bytes)
             kinds: dict[str, int] = {}
             for a in link.alarms:
@@ -61,7 +66,7 @@ class ProgressCollector:
                 alarms.add_metric([link.name, k], n)
             for group, at in link.last_checkpoint_ms.items():
                 checkpoint.add_metric([link.name, group], (now - at) / 1000)
-        yield from (lag, lag_s, records, nbytes, retries, alarms, lost, state, checkpoint)
+        yield from (lag, lag_s, records, nbytes, retries, alarms, lost, state, pstate, checkpoint)
 
 
 class Metrics:

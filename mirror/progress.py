@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 
 TP = tuple[str, int]
+#: Partition states that need an operator: `dcmirror status` exits non-zero while any is shown.
+STOPPED_STATES = ("conflict", "error")
 
 
 @dataclass
@@ -26,8 +28,8 @@ class PartitionProgress:
     batches: int = 0
     last_copied_ms: int = 0  # wall clock of the last append
     oldest_unmirrored_ts: int = -1  # timestamp of the first batch not yet mirrored, -1 if caught up
-    state: str = "starting"  # starting | running | stopped | error
-    error: str = ""
+    state: str = "starting"  # starting | running | retrying | conflict | error
+    error: str = ""  # why, for retrying, conflict and error
 
     @property
     def lag(self) -> int:

@@ -41,10 +41,13 @@ _ATTR = struct.Struct(">h")
 
 @dataclass
 class Written:
-    """One partition's outcome: the upstream offset after the last written batch."""
+    """One partition's outcome: the upstream offset after the last written batch (-1 when
+    none was), and the error that stopped it, if any (the copier decides what it means)."""
 
     next_upstream: int
     syncs: list[OffsetSync]
+    error: KafkaProtocolError | None = None
+    batches: int = 0  # how many of the partition's batches were written
 
 
 class Sink(Protocol):
@@ -124,11 +127,6 @@ async def _send_one(conn, topics: dict[str, list[tuple[int, list[Buffer]]]], api
     return await conn.send(body)
 
 
-def _raise_for(tp: TP, code: int, message: str | None) -> None:
-    if code:
-        raise KafkaProtocolError(ErrorCode(code), message, context=f"append to {tp[0]}-{tp[1]}")
-
-
 class PreservingSink:
     mode = "preserve-offsets"
 
@@ -156,9 +154,12 @@ class PreservingSink:
         out = {}
         for (t, p), bs in data.items():
             code, _, msg = results[(self.rename(t), p)]
-            _raise_for((t, p), code, msg)
+            if code:
+                out[(t, p)] = Written(-1, [], KafkaProtocolError(
+                    ErrorCode(code), msg, context=f"append to {self.rename(t)}-{p}"))
+                continue
             last = rb.read_header(bs[-1])
-            out[(t, p)] = Written(last.next_offset, [])
+            out[(t, p)] = Written(last.next_offset, [], None, len(bs))
         return out
 
 
@@ -251,9 +252,10 @@ class TranslatingSink:
 
     async def write(self, data: dict[TP, list[memoryview]]) -> dict[TP, Written]:
         """Produce each partition's batches (one per request: Kafka's rule for compressed
-        batches), then record offset syncs for the batches that were acknowledged in order.
-        A failure after a later batch succeeded re-sends that later batch on resume: at most
-        one request's batches per partition are duplicated, never any lost."""
+        batches), then record offset syncs for the batches that were acknowledged in order;
+        a partition's first refused batch is its ``error``. A failure after a later batch
+        succeeded re-sends that later batch on resume: at most one request's batches per
+        partition are duplicated, never any lost."""
         await self._ensure_sync_topic()
         stripped = {tp: [for_produce(b) for b in bs] for tp, bs in data.items()}
         depth = max(len(bs) for bs in stripped.values())
@@ -262,29 +264,25 @@ class TranslatingSink:
         results = await _send_by_leader(self.target, rounds, None)
         out: dict[TP, Written] = {}
         sync_records = []
-        failure: KafkaProtocolError | None = None
         for (t, p), bs in data.items():
             syncs = []
+            failure: KafkaProtocolError | None = None
             for k, b in enumerate(bs):
                 code, base, msg = results[k][(self.rename(t), p)]
                 if code:
-                    failure = failure or KafkaProtocolError(
-                        ErrorCode(code), msg, context=f"produce to {self.rename(t)}-{p}")
+                    failure = KafkaProtocolError(ErrorCode(code), msg, context=f"produce to {self.rename(t)}-{p}")
                     break
                 h = rb.read_header(b)
                 span = h.last_offset_delta + 1
                 syncs.append(OffsetSync(t, p, h.base_offset, base, h.next_offset, base + span))
-            if syncs:
-                out[(t, p)] = Written(syncs[-1].upstream_next or 0, syncs)
-                for s in syncs:
-                    k, v = encode_sync(s)
-                    sync_records.append((k, v))
+            out[(t, p)] = Written((syncs[-1].upstream_next or 0) if syncs else -1, syncs, failure, len(syncs))
+            for s in syncs:
+                k, v = encode_sync(s)
+                sync_records.append((k, v))
         if sync_records:
             import time as _t
 
             now = int(_t.time() * 1000)
             batch = build_batch([(k, v, [], now) for k, v in sync_records])
             await self.target.produce(self.sync_topic, 0, batch, acks=-1)
-        if failure is not None:
-            raise failure
         return out

@@ -21,6 +21,7 @@ from mirror.clients import client_for_cluster
 from mirror.config import LinkConfig, MirrorConfig
 from mirror.offsets import checkpoints_topic, decode_checkpoint
 from mirror.policy import is_internal_topic
+from mirror.progress import STOPPED_STATES
 from mirror.sinks import TranslatingSink, is_dcmirror
 
 
@@ -71,7 +72,7 @@ async def link_status(cfg: MirrorConfig, link: LinkConfig) -> dict[str, Any]:
     try:
         await source.start()
         await target.start()
-        from mirror.link_state import read_state
+        from mirror.link_state import read_state, read_stopped
 
         try:
             st = (await read_state(target, link.name)).state
@@ -89,9 +90,12 @@ async def link_status(cfg: MirrorConfig, link: LinkConfig) -> dict[str, Any]:
                 synced[(s.topic, s.partition)] = max(synced.get((s.topic, s.partition), -1), nxt)
         target_topics = await target.list_topics()
         conflicts = {}
+        errors: dict[tuple[str, int], str] = {}
         if entry["link_state"] in ("normal", "paused"):  # else the target topics are not the link's to shape
             conflicts = await _conflicts(cfg, link, source, target, target_topics,
                                          None if preserve else {s.topic for s in synced_list})
+            errors = {(x.topic, x.partition): x.reason for x in await read_stopped(target, link.name)
+                      if x.state == "error"}  # as the running mirror processes report them
         for name, meta in (await source.list_topics()).items():
             if is_internal_topic(name) or not policy.should_mirror_topic(name):
                 continue
@@ -117,6 +121,8 @@ async def link_status(cfg: MirrorConfig, link: LinkConfig) -> dict[str, Any]:
                 if reason is not None:
                     state, mirrored = "conflict", starts[p][0]
                     lag = max(0, src_end - mirrored)
+                elif (name, p) in errors:
+                    state, reason = "error", errors[(name, p)]
                 if lag > 0:
                     state = "lagging" if state == "in-sync" else state
                     ts = await _oldest_unmirrored_ts(source, name, p, max(mirrored, starts[p][0]))
@@ -145,10 +151,6 @@ async def link_status(cfg: MirrorConfig, link: LinkConfig) -> dict[str, Any]:
         "stopped": sum(1 for x in entry["partitions"] if x["state"] in STOPPED_STATES),
     }
     return entry
-
-
-#: Partition states that need an operator: `dcmirror status` exits non-zero while any is shown.
-STOPPED_STATES = ("conflict", "error")
 
 
 def unhealthy(report: dict[str, Any]) -> bool:

@@ -196,6 +196,11 @@ class TopicSync:
             log.info("link %s: deleted %s (source topic gone)", self.link.name, action.name)
         elif isinstance(action, ReportRecreated):
             blocked.add(action.source_topic)
+            for pp in self.progress.partitions.values():
+                if pp.topic == action.source_topic:
+                    pp.state, pp.error = "error", (
+                        f"source topic {action.source_topic} was deleted and recreated; not mixing it into "
+                        f"{action.target_topic}. Delete or rename the target copy to resume.")
             self._once(("recreated", action.source_topic, action.new_topic_id), "topic-recreated",
                        action.source_topic,
                        f"source topic {action.source_topic} was deleted and recreated (topic id "

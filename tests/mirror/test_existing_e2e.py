@@ -28,6 +28,14 @@ def status_json(cfg) -> tuple[int, dict]:
     return out.returncode, json.loads(out.stdout)
 
 
+def metric(text: str, **labels: str) -> float | None:
+    """The value of dcmirror_partition_state with these labels, None if absent."""
+    for line in text.splitlines():
+        if line.startswith("dcmirror_partition_state{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
 def test_a_topic_auto_created_by_a_lookup_is_adopted_and_mirrored_byte_for_byte(dc) -> None:
     clients.create_topic(dc.east.bootstrap, "orders.k", 6)
     clients.produce_confluent(dc.east.bootstrap, "orders.k", clients.make_records("k", 120), "lz4")
@@ -77,6 +85,7 @@ def test_a_topic_an_application_wrote_to_is_a_conflict_until_adopted(dc, mode: s
     reason = live[0]["error"]
     assert "orders.app" in reason and "1 record(s)" in reason and "partition(s) 0 of 1" in reason
     assert f"dcmirror link adopt {cfg} --link east-to-west --topic orders.app --truncate" in reason
+    assert metric(m.metrics(), topic="orders.app", partition="0", state="conflict") == 1
     rc, report = status_json(cfg)
     assert rc != 0
     parts = report["links"][0]["partitions"]
@@ -101,5 +110,39 @@ def test_a_topic_an_application_wrote_to_is_a_conflict_until_adopted(dc, mode: s
     foreign = read_all(dc.west.bootstrap, kept, 1)
     assert [(r.key, r.value) for r in foreign] == [(k, v) for k, v, _ in clients.make_records("app", 1)]
     wait_until(lambda: not conflicted(m.status()["links"][0]["partitions"]), what="/status clear")
+    assert metric(m.metrics(), topic="orders.app", partition="0", state="running") == 1
     rc, report = status_json(cfg)
     assert rc == 0, report
+
+
+def test_a_partition_stopped_by_the_daemon_shows_error_in_every_view(dc) -> None:
+    """A recreated source topic (only the daemon knows): state `error` with its reason in
+    /status, metrics and `dcmirror status` (exit 3); the other topic keeps copying."""
+    from confluent_kafka.admin import AdminClient
+
+    clients.create_topic(dc.east.bootstrap, "orders.re", 2)
+    clients.create_topic(dc.east.bootstrap, "orders.ok", 2)
+    clients.produce_confluent(dc.east.bootstrap, "orders.re", clients.make_records("old", 20), "none")
+    cfg = dc.config([link("east-to-west", "east", "west", ["orders.*"])])
+    m = dc.mirror(cfg)
+    wait_until(lambda: ends(dc.east.bootstrap, "orders.re", 2) == ends(dc.west.bootstrap, "orders.re", 2),
+               what="first copy")
+    east = AdminClient({"bootstrap.servers": dc.east.bootstrap})
+    east.delete_topics(["orders.re"])["orders.re"].result(10)
+    wait_until(lambda: "orders.re" not in east.list_topics(timeout=5).topics, what="deleted")
+    clients.create_topic(dc.east.bootstrap, "orders.re", 2)
+    clients.produce_confluent(dc.east.bootstrap, "orders.re", clients.make_records("new", 50), "none")
+
+    def errored(parts) -> list:
+        return [p for p in parts if p["topic"] == "orders.re" and p["state"] == "error"]
+
+    live = wait_until(lambda: errored(m.status()["links"][0]["partitions"]), what="/status error")
+    assert "recreated" in live[0]["reason"]
+    assert metric(m.metrics(), topic="orders.re", state="error") == 1
+    report = wait_until(lambda: (lambda r: r if errored(r[1]["links"][0]["partitions"]) else None)(status_json(cfg)),
+                        what="status shows the error")
+    rc, doc = report
+    assert rc == 3 and "recreated" in errored(doc["links"][0]["partitions"])[0]["reason"]
+    clients.produce_confluent(dc.east.bootstrap, "orders.ok", clients.make_records("ok", 30), "lz4")
+    wait_until(lambda: ends(dc.east.bootstrap, "orders.ok", 2) == ends(dc.west.bootstrap, "orders.ok", 2),
+               what="the other topic keeps copying")
