@@ -93,12 +93,37 @@ class Checkpointer:
         (then no group is known to be idle)."""
         try:
             described = await self.target.describe_groups(groups)
+        except KafkaProtocolError as exc:
+            if exc.error_code != ErrorCode.group_id_not_found:
+                return self._unknown(exc)
+            # Kafka 4 answers GROUP_ID_NOT_FOUND for a group it does not have (older
+            # brokers: state Dead), which fails the whole call: ask group by group.
+            return await self._idle_one_by_one(groups)
         except (KafkaError, OSError, asyncio.TimeoutError) as exc:
-            log.warning("link %s: not committing checkpoints: DescribeGroups on the target failed: %s",
-                        self.link_name, exc)
-            return None
+            return self._unknown(exc)
         return {g for g, d in described.items()
                 if not d.members and not d.error_code and (d.state or "").lower() in _INACTIVE}
+
+    def _unknown(self, exc: Exception) -> None:
+        log.warning("link %s: not committing checkpoints: DescribeGroups on the target failed: %s",
+                    self.link_name, exc)
+        return None
+
+    async def _idle_one_by_one(self, groups: list[str]) -> set[str]:
+        idle = set()
+        for g in groups:
+            try:
+                d = (await self.target.describe_groups([g])).get(g)
+            except KafkaProtocolError as exc:
+                if exc.error_code == ErrorCode.group_id_not_found:
+                    idle.add(g)  # known not to exist: nobody consumes it there
+                else:
+                    log.warning("link %s: not committing group %s: DescribeGroups failed: %s",
+                                self.link_name, g, exc)
+                continue
+            if d is not None and not d.members and not d.error_code and (d.state or "").lower() in _INACTIVE:
+                idle.add(g)
+        return idle
 
     async def _translated(self, group: str, mirrored_topics: set[str], now: int) -> dict[TP, Checkpoint]:
         cps: dict[TP, Checkpoint] = {}

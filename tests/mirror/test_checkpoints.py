@@ -36,6 +36,7 @@ class FakeTarget:
     committed: dict[str, dict[TP, int]] = field(default_factory=dict)
     members: dict[str, int] = field(default_factory=dict)
     describe_fails: bool = False
+    kafka4: bool = False  # unknown groups: GROUP_ID_NOT_FOUND fails the whole DescribeGroups
     commit_fails: bool = False
     commits: list[tuple[str, dict[TP, int]]] = field(default_factory=list)
     topics: set[str] = field(default_factory=set)
@@ -43,6 +44,8 @@ class FakeTarget:
     async def describe_groups(self, groups: list[str]) -> dict[str, GroupDescription]:
         if self.describe_fails:
             raise KafkaProtocolError(ErrorCode.coordinator_not_available, None, context="DescribeGroups")
+        if self.kafka4 and any(g not in self.committed and not self.members.get(g) for g in groups):
+            raise KafkaProtocolError(ErrorCode.group_id_not_found, None, context="DescribeGroups")
         out = {}
         for g in groups:
             n = self.members.get(g, 0)
@@ -121,3 +124,12 @@ def test_a_target_group_moved_by_hand_is_brought_back_to_the_translated_offsets(
     target.committed["billing"][("orders", 1)] = 3
     run(cp)
     assert target.commits[-1] == ("billing", {("orders", 1): 20})
+
+
+def test_kafka4_group_id_not_found_means_the_group_is_not_there_and_may_be_committed() -> None:
+    source = FakeSource({"billing": {("orders", 0): 10}, "audit": {("orders", 0): 7}, "live": {("orders", 0): 5}})
+    target = FakeTarget(committed={"audit": {("orders", 0): 1}, "live": {}}, members={"live": 2}, kafka4=True)
+    results = {r.group: r for r in run(checkpointer(source, target))}
+    assert target.committed["billing"] == {("orders", 0): 10}  # unknown on the target: committed
+    assert target.committed["audit"] == {("orders", 0): 7}
+    assert results["live"].skipped_active and "live" not in [g for g, _ in target.commits]
