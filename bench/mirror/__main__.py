@@ -19,7 +19,7 @@ from bench.mirror.runner import Params, Result, run, to_json
 @click.command()
 @click.option("--quick", is_flag=True, help="~100 MB backlog, one round, short latency runs.")
 @click.option("--gb", type=float, default=None, help="Backlog size in GB of record values.")
-@click.option("--contenders", default="dcmirror,naive,none,mm2,dcmirror-kafka,none-kafka", show_default=True,
+@click.option("--contenders", default="dcmirror,dcmirror-tls,naive,none,mm2,dcmirror-kafka,none-kafka", show_default=True,
               help="Comma-separated, run in this order each round; known: " + ",".join(CONTENDERS))
 @click.option("--rounds", type=click.IntRange(1), default=None)
 @click.option("--latency-s", type=float, default=None, help="Seconds of paced load per run.")

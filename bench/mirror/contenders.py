@@ -1,6 +1,10 @@
 """The mirrors under test, behind one interface: start one copying the given source topics
 into fresh target topics, tell its pid (for /proc CPU time), stop it.
 
+`dcmirror-tls` is `dcmirror` with both ends of the link on SASL_SSL listeners
+(SCRAM-SHA-512, TLS 1.2+, CA-verified, the link's YAML `client:` blocks), on clusters of
+their own whose PLAINTEXT listeners serve the bench's clients: only the link pays for TLS.
+
 Every run gets a unique source alias, so each contender writes into topics that did not
 exist before (`<alias>.<topic>` for dcmirror with `rename: prefix` and for MM2's default
 policy; `<alias>.<topic>` pre-created for the per-record mirror) and never resumes from an
@@ -23,12 +27,23 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
+class LinkEnd:
+    """How the mirror itself reaches a cluster when that differs from the bench's own
+    clients (TLS rows): the secured listener and the YAML `client:` block for it."""
+
+    bootstrap: str
+    client: dict
+
+
+@dataclass(frozen=True)
 class RunSpec:
     alias: str                  # unique per run: names target topics and mirror state
     source: str                 # bootstrap
     target: str
     topics: list[str]           # source topics to mirror (backlog + latency topic)
     workdir: Path
+    source_link: LinkEnd | None = None  # the mirror's way to the source, if not `source`
+    target_link: LinkEnd | None = None
 
     def target_topic(self, topic: str) -> str:
         return f"{self.alias}.{topic}"
@@ -83,9 +98,16 @@ class MM2Handle:
         self.mm2.stop()
 
 
+def _end(bootstrap: str, link_end: LinkEnd | None) -> dict:
+    if link_end is None:
+        return {"bootstrap": bootstrap}
+    return {"bootstrap": link_end.bootstrap, "client": link_end.client}
+
+
 def _dcmirror(spec: RunSpec, mode: str) -> Handle:
     cfg = {
-        "clusters": {spec.alias: {"bootstrap": spec.source}, "bench-target": {"bootstrap": spec.target}},
+        "clusters": {spec.alias: _end(spec.source, spec.source_link),
+                     "bench-target": _end(spec.target, spec.target_link)},
         "links": [{
             "name": f"{spec.alias}-link", "source": spec.alias, "target": "bench-target",
             "topics": [t.replace(".", r"\.") for t in spec.topics], "rename": "prefix",
@@ -167,4 +189,6 @@ CONTENDERS: dict[str, Contender] = {c.name: c for c in [
               lambda s: NoMirror()),
     Contender("dcmirror-kafka", "dcmirror (translate, Kafka->Kafka)", "kafka", False,
               lambda s: _dcmirror(s, "translate")),
+    Contender("dcmirror-tls", "dcmirror (preserve offsets), SASL_SSL link", "dcmirror-sasl-ssl", False,
+              lambda s: _dcmirror(s, "preserve-offsets")),
 ]}

@@ -63,6 +63,14 @@ def print_report(names: list[str], results: dict[str, Result], info: dict,
             f"{_ratio(k.get('mb_s'), mm.get('mb_s'), True)}, CPU-s/GB "
             f"{_ratio(k.get('cpu_s_per_gb'), mm.get('cpu_s_per_gb'), False)}, p99 "
             f"{_ratio(k.get('lat_p99_ms'), mm.get('lat_p99_ms'), False)}", highlight=False)
+    tls, plain = med.get("dcmirror-tls"), med.get("dcmirror")
+    if tls and plain:  # the cost of TLS on the link: secure / plaintext, <1 = TLS costs that much
+        console.print(
+            f"SASL_SSL link vs plaintext link (dcmirror, offsets preserved): copy MB/s "
+            f"{_ratio(tls.get('mb_s'), plain.get('mb_s'), True)}, mirror CPU-s/GB "
+            f"{_ratio(tls.get('cpu_s_per_gb'), plain.get('cpu_s_per_gb'), True)}, p99 "
+            f"{_ratio(tls.get('lat_p99_ms'), plain.get('lat_p99_ms'), True)} (secure / plaintext)",
+            highlight=False)
     for n in names:
         for e in results[n].errors:
             console.print(f"[red]{n}[/red]: {e}", markup=True, highlight=False)

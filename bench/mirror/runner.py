@@ -1,6 +1,6 @@
 """Runs the plan: start the source and target clusters each contender needs (dcmirror
 clusters for dcmirror and the per-record mirror, Apache Kafka brokers for MM2 and dcmirror
-in translation mode), produce the backlog once per source, then rounds of A B C D, each
+in translation mode, dcmirror clusters with SASL_SSL listeners for the TLS link row), produce the backlog once per source, then rounds of A B C D, each
 contender copying the backlog into fresh target topics and then replicating a paced stream
 for the latency measurement. One contender failing is recorded and the run goes on."""
 from __future__ import annotations
@@ -21,6 +21,7 @@ from bench.broker.workloads import create_topics
 from bench.mirror.contenders import CONTENDERS, Contender, NoMirror, RunSpec
 from bench.mirror.data import Backlog, lz4_ratio, make_pool, produce_backlog
 from bench.mirror.measure import copy_backlog, replication_latency
+from bench.mirror.secure import TlsLinkBroker
 from peers.kafka_broker import KafkaBroker
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,8 @@ def _start_clusters(kind: str) -> tuple[Any, Any]:
     def one() -> Any:
         if kind == "dcmirror":
             return DcmirrorBroker().start()
+        if kind == "dcmirror-sasl-ssl":
+            return TlsLinkBroker().start()
         b = KafkaBroker(heap="1g")
         try:
             return b.start()
@@ -105,10 +108,12 @@ def measure_one(c: Contender, r: int, side: Side, p: Params, pool: list[bytes],
     alias = f"r{r}-{c.name}"
     lat_topic = f"lat-{alias}"
     src, tgt = side.source.bootstrap, side.target.bootstrap
-    create_topics(src, [lat_topic], p.partitions)
-    spec = RunSpec(alias, src, tgt, [DATA_TOPIC, lat_topic], workdir)
+    create_topics({"bootstrap.servers": src}, [lat_topic], p.partitions)
+    spec = RunSpec(alias, src, tgt, [DATA_TOPIC, lat_topic], workdir,
+                   source_link=getattr(side.source, "link_end", None),
+                   target_link=getattr(side.target, "link_end", None))
     if c.precreate_target:
-        create_topics(tgt, [spec.target_topic(t) for t in spec.topics], p.partitions)
+        create_topics({"bootstrap.servers": tgt}, [spec.target_topic(t) for t in spec.topics], p.partitions)
     launched = time.monotonic()
     handle = c.start(spec)
     if isinstance(handle, NoMirror):  # the latency floor of this setup, nothing to copy
@@ -167,7 +172,7 @@ def run(names: list[str], p: Params) -> tuple[dict[str, Result], dict[str, Any]]
             t0 = time.monotonic()
             s, t = _start_clusters(kind)
             sides[kind] = side = Side(s, t)
-            create_topics(s.bootstrap, [DATA_TOPIC], p.partitions)
+            create_topics({"bootstrap.servers": s.bootstrap}, [DATA_TOPIC], p.partitions)
             side.backlog = produce_backlog(s.bootstrap, DATA_TOPIC, int(p.gb * 1e9), pool, p.batch_kb)
             info[f"backlog_{kind}"] = asdict(side.backlog)
             log.info("%s clusters up, backlog %d records (%.0f MB) produced in %.1fs "
