@@ -240,39 +240,46 @@ class LinkCopier:
         n = 0
         retry: KafkaProtocolError | None = None
         for tp, w in written.items():
-            pp = self.progress.partitions.get(tp)
-            if tp not in self._positions or pp is None:
+            if tp not in self._positions or tp not in self.progress.partitions:
                 continue  # revoked while the write was in flight: it is someone else's now
             if w.error is not None:
-                if int(w.error.error_code) in FATAL_WRITE:
-                    self._park(tp, w.error)
-                else:
-                    retry = retry or w.error
-                    pp.state, pp.error = "retrying", str(w.error)
-            if not w.batches:
-                continue
-            if w.error is None and pp.state != "running":
-                pp.state, pp.error = "running", ""
-            pp.position = max(pp.position, w.next_upstream)
-            if tp in self._positions:  # not parked just now
-                self._positions[tp] = max(self._positions[tp], w.next_upstream)
-            bs = to_write[tp][: w.batches]
-            pp.batches += len(bs)
-            pp.records += sum(rb.read_header(b).records_count for b in bs)
-            pp.bytes += sum(len(b) for b in bs)
-            pp.last_copied_ms = now
-            if pp.position >= pp.source_end:
-                pp.oldest_unmirrored_ts = -1
-            if self.latency is not None:
-                last = rb.read_header(bs[-1])
-                if not last.log_append_time and last.max_timestamp > 0:
-                    self.latency.observe(max(0.0, (now - last.max_timestamp) / 1000))
-            n += len(bs)
+                retry = self._write_failed(tp, w.error) or retry
+            if w.batches:
+                n += self._written(tp, w, to_write[tp][: w.batches], now)
         if self.on_written is not None:
             self.on_written(written)
         if retry is not None:
             raise retry  # resume every partition from the target's record, as for any fault
         return n
+
+    def _write_failed(self, tp: TP, error: KafkaProtocolError) -> KafkaProtocolError | None:
+        """Park the partition (fatal), or return the error to retry every partition with."""
+        if int(error.error_code) in FATAL_WRITE:
+            self._park(tp, error)
+            return None
+        pp = self.progress.partitions[tp]
+        pp.state, pp.error = "retrying", str(error)
+        return error
+
+    def _written(self, tp: TP, w, bs: list[memoryview], now: int) -> int:
+        """Account for ``bs``, the batches of ``tp`` the target acknowledged."""
+        pp = self.progress.partitions[tp]
+        if w.error is None and pp.state != "running":
+            pp.state, pp.error = "running", ""
+        pp.position = max(pp.position, w.next_upstream)
+        if tp in self._positions:  # not parked just now
+            self._positions[tp] = max(self._positions[tp], w.next_upstream)
+        pp.batches += len(bs)
+        pp.records += sum(rb.read_header(b).records_count for b in bs)
+        pp.bytes += sum(len(b) for b in bs)
+        pp.last_copied_ms = now
+        if pp.position >= pp.source_end:
+            pp.oldest_unmirrored_ts = -1
+        if self.latency is not None:
+            last = rb.read_header(bs[-1])
+            if not last.log_append_time and last.max_timestamp > 0:
+                self.latency.observe(max(0.0, (now - last.max_timestamp) / 1000))
+        return len(bs)
 
     def _accept(self, tp: TP, res: FetchResult) -> list[memoryview]:
         pp = self.progress.partitions[tp]

@@ -9,7 +9,8 @@ really sends on each end (see README "What a link needs"):
   follow, unless ``sync_configs: false``); ListGroups and OffsetFetch of the link's groups
   (Describe on each group).
 - target: Metadata/ListOffsets (Describe), CreateTopics (Create, for topics not there yet),
-  CreatePartitions (Alter), DescribeConfigs/IncrementalAlterConfigs (configs follow),
+  CreatePartitions (Alter), DescribeConfigs/IncrementalAlterConfigs (configs follow; in
+  offset-preserving mode always: the link reads and sets the mirror marker),
   DeleteTopics (only with ``propagate_deletes``), Produce (Write) of the data in translation
   mode, OffsetCommit of checkpoints (Read on the group *and* on the topic, as Kafka checks
   both), DescribeGroups (Describe); the link's bookkeeping topics ``__dcmirror.*.<link>``
@@ -152,9 +153,10 @@ def target_requirements(
         if translate:
             out.append(Requirement("target", "Topic", t, "Write", "produce the data"))
         out.append(Requirement("target", "Topic", t, "Alter", "partition count follows"))
-        if link.sync_configs:
-            out.append(Requirement("target", "Topic", t, "DescribeConfigs", "topic configs follow"))
-            out.append(Requirement("target", "Topic", t, "AlterConfigs", "topic configs follow"))
+        if link.sync_configs or not translate:
+            why = "topic configs follow" if link.sync_configs else "mirror marker (adopt existing topics)"
+            out.append(Requirement("target", "Topic", t, "DescribeConfigs", why))
+            out.append(Requirement("target", "Topic", t, "AlterConfigs", why))
         if has_groups:
             out.append(Requirement("target", "Topic", t, "Read", "commit group offsets (checkpoints)"))
         if link.propagate_deletes:

@@ -94,6 +94,9 @@ def test_a_topic_an_application_wrote_to_is_a_conflict_until_adopted(dc, mode: s
     table = cli("status", str(cfg))
     text = " ".join(table.stdout.split())
     assert table.returncode != 0 and "conflict" in text and "dcmirror link adopt" in text
+    # without --truncate nothing is taken that holds records: one sentence, exit 1
+    refused = cli("link", "adopt", str(cfg), "--link", "east-to-west", "--topic", "orders.app")
+    assert refused.returncode == 1 and "--truncate" in refused.stderr and "Traceback" not in refused.stderr
     # resolve: the application's record is kept aside, the topic becomes a mirror
     out = cli("link", "adopt", str(cfg), "--link", "east-to-west", "--topic", "orders.app", "--truncate",
               "--json")
