@@ -20,6 +20,7 @@ import click
 
 from cluster.broker.config import BrokerConfig
 from cluster.broker.server import Broker
+from cluster.auth.acl_store import AclFileError
 from cluster.broker.tls import TlsSetupError
 from cluster.cli import cluster_group
 from mirror.cli import _load, config_arg
@@ -86,6 +87,7 @@ def broker_config(alias: str, local) -> BrokerConfig:
         ssl_certfile=local.ssl_certfile, ssl_keyfile=local.ssl_keyfile, ssl_cafile=local.ssl_cafile,
         ssl_client_auth=local.ssl_client_auth, allow_unauthenticated=local.allow_unauthenticated,
         sasl_mechanisms=local.sasl_mechanisms, sasl_plain_over_plaintext=local.sasl_plain_over_plaintext,
+        super_users=tuple(local.super_users),
     )
 
 
@@ -99,7 +101,7 @@ async def run_up(cfg: MirrorConfig, *, metrics_port: int | None = None, live: bo
             b = Broker(broker_config(alias, c.local))
             try:
                 await b.start()
-            except TlsSetupError as exc:
+            except (TlsSetupError, AclFileError) as exc:
                 raise UpError(f"cluster {alias}: {exc}") from None
             brokers.append(b)
             log.info("cluster %s ready on %s (data in %s)", alias,

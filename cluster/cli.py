@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from cluster.auth.acl_store import AclFileError
 from cluster.broker.config import DEFAULT_MAX_PARTITIONS, INT_MAX, BrokerConfig
 from cluster.auth.listeners import Listener, apply_advertised, parse_listener
 from cluster.broker.server import Broker
@@ -38,6 +39,11 @@ async def run_broker(config: BrokerConfig, ready_line: bool = True) -> None:
     finally:
         log.info("cluster %s stopping", config.name)
         await broker.stop()
+
+
+def parse_super_users(text: str) -> tuple[str, ...]:
+    """`User:admin,User:bob` (Kafka's super.users uses ';'; both separators are accepted)."""
+    return tuple(p.strip() for p in text.replace(";", ",").split(",") if p.strip())
 
 
 @click.group("cluster")
@@ -105,6 +111,8 @@ def cluster_group() -> None:
 @click.option("--max-partitions", type=click.IntRange(1), default=DEFAULT_MAX_PARTITIONS,
               show_default=True, help="Most partitions the cluster holds, all topics together.")
 @sasl_options
+@click.option("--super-users", default="", metavar="User:A,User:B",
+              help="Principals allowed everything when ACLs apply (Kafka's super.users).")
 def start(
     name: str, port: int | None, data_dir: Path, host: str | None, advertised_host: str | None,
     listener_specs: tuple[str, ...], advertised_specs: tuple[str, ...], ssl_certfile: Path | None,
@@ -115,7 +123,7 @@ def start(
     no_auto_create: bool, retention_check_interval_ms: int, connections_max_idle_ms: int,
     request_read_timeout_ms: int, queued_max_request_bytes: int, max_connections: int,
     max_connections_per_ip: int, fetch_max_bytes: int, max_partitions: int,
-    max_batch_records: int, max_batch_inflate_bytes: int, **sasl: Any,
+    max_batch_records: int, max_batch_inflate_bytes: int, super_users: str, **sasl: Any,
 ) -> None:
     """Run one cluster in the foreground until Ctrl-C or SIGTERM."""
     if brokers > 1:
@@ -140,6 +148,7 @@ def start(
             max_partitions=max_partitions,
             max_batch_records=max_batch_records, max_batch_inflate_bytes=max_batch_inflate_bytes,
             **sasl_settings(sasl),
+            super_users=parse_super_users(super_users),
         )
     except ValueError as exc:
         raise click.UsageError(str(exc))
@@ -147,6 +156,8 @@ def start(
         asyncio.run(run_broker(config))
     except TlsSetupError as exc:
         raise click.ClickException(f"cannot start cluster {name}: {exc}")
+    except AclFileError as exc:
+        raise click.ClickException(str(exc))
     except OSError as exc:
         where = ", ".join(lst.url() for lst in config.listeners)
         raise click.ClickException(f"cannot start cluster {name} on {where}: {exc.strerror or exc}")

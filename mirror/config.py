@@ -100,6 +100,7 @@ class LocalClusterConfig:
     # SASL (README "Security (broker side): SASL and users"); None: the broker's default.
     sasl_mechanisms: tuple[str, ...] | None = None
     sasl_plain_over_plaintext: bool = False
+    super_users: tuple[str, ...] = ()  # Kafka's super.users (README "ACLs")
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,19 @@ class MirrorConfig:
         return ReplicationPolicy.for_link(link, known_aliases=self.clusters.keys())
 
 
+def principals_field(r: NodeReader, n: yaml.Node, p: str) -> list[str]:
+    """Kafka principals (`User:admin`): a list, or one comma-separated string."""
+    if isinstance(n, yaml.SequenceNode):
+        entries = [(r.string(item, r.join(p, i)), item) for i, item in enumerate(n.value)]
+    else:
+        entries = [(part.strip(), n) for part in r.string(n, p).split(",") if part.strip()]
+    for text, node in entries:
+        kind_, sep, name = text.partition(":")
+        if not sep or not kind_ or not name:
+            raise r.error(node, p, f"{text!r} is not a principal of the form User:NAME")
+    return [t for t, _ in entries]
+
+
 _LOCAL_FIELDS: dict[str, Field] = {
     "data_dir": path_field,
     "host": str_field,
@@ -211,6 +225,7 @@ _LOCAL_FIELDS: dict[str, Field] = {
     "connections_max_reauth_ms": int_field(0),
     "connection_failed_authentication_delay_ms": int_field(0),
     "sasl_server_max_receive_size": int_field(1),
+    "super_users": principals_field,
 }
 _LOCAL_SECURITY_KEYS = ("ssl_certfile", "ssl_keyfile", "ssl_cafile", "ssl_client_auth", "allow_unauthenticated",
                         "sasl_mechanisms", "sasl_plain_over_plaintext")
@@ -293,6 +308,7 @@ def _cluster(r: NodeReader, alias: str, node: yaml.Node, path: str) -> ClusterCo
             connections={k: lvalues[k] for k in _LOCAL_CONNECTION_KEYS if k in lvalues},
             max_partitions=lvalues.get("max_partitions"),
             batch_limits={k: lvalues[k] for k in _LOCAL_BATCH_KEYS if k in lvalues},
+            super_users=tuple(lvalues.get("super_users", ())),
         )
     client = ClientSettings()
     if "client" in values:

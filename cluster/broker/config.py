@@ -91,6 +91,8 @@ class BrokerConfig:
     connections_max_reauth_ms: int = 0  # Kafka's default: no re-authentication required
     sasl_server_max_receive_size: int = 524_288  # largest frame before authentication
     connection_failed_authentication_delay_ms: int = 100
+    # Kafka's super.users: principals ("User:admin") allowed everything when ACLs apply.
+    super_users: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self._check_listeners()
@@ -107,6 +109,11 @@ class BrokerConfig:
         f = self.fetch_max_bytes
         if isinstance(f, bool) or not isinstance(f, int) or f < MIN_FETCH_MAX_BYTES:
             raise ValueError(f"fetch.max.bytes must be an integer of at least {MIN_FETCH_MAX_BYTES}, got {f!r}")
+        self.super_users = tuple(self.super_users)
+        for p in self.super_users:
+            kind, sep, name = p.partition(":")
+            if not sep or not kind or not name or p != p.strip():
+                raise ValueError(f"super user {p!r} is not a principal of the form User:NAME")
         self.batch_limits()  # refuses out-of-range batch caps now, not at the first produce
 
     def batch_limits(self) -> Limits:

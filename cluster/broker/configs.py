@@ -3,13 +3,18 @@
 Resource types follow Kafka: 2 = topic, 4 = broker. Sources: 1 = DYNAMIC_TOPIC_CONFIG,
 4 = STATIC_BROKER_CONFIG, 5 = DEFAULT_CONFIG. Config types: 2 = BOOLEAN, 3 = STRING,
 4 = INT, 5 = LONG, 7 = LIST.
+
+Authorization as KafkaApis: DescribeConfigs/AlterConfigs on the topic, or on the cluster for
+the broker resource. Changing a `dcmirror.*` config (the markers that let MirrorAppend and
+MirrorTruncate act on a topic) also needs ClusterAction on the cluster, so AlterConfigs on
+a topic is not enough to turn an ordinary topic into one the mirror APIs may cut.
 """
 
 from __future__ import annotations
 
 from kio.schema.errors import ErrorCode
 
-from cluster.broker import topic_config
+from cluster.broker import authz, topic_config
 from cluster.broker.config import CONNECTION_SETTINGS
 
 TOPIC, BROKER = 2, 4
@@ -19,9 +24,10 @@ SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 
 
 class ConfigProblem(Exception):
-    def __init__(self, code: int, message: str) -> None:
+    def __init__(self, code: int, message: str | None) -> None:
         super().__init__(message)
         self.code = code
+        self.message = message
 
 
 def broker_configs(broker) -> dict[str, tuple[str, str]]:
@@ -45,9 +51,31 @@ def broker_configs(broker) -> dict[str, tuple[str, str]]:
     }
 
 
+def _denied(broker, resource_type: int, name: str, op: authz.Operation) -> int:
+    """The authorization error for a config resource, or 0 (KafkaApis/ConfigHelper)."""
+    if resource_type == TOPIC and not authz.allowed(broker, op, authz.TOPIC, name):
+        return ErrorCode.topic_authorization_failed
+    if resource_type == BROKER and not authz.allowed_cluster(broker, op):
+        return ErrorCode.cluster_authorization_failed
+    return 0
+
+
+PRIVATE_PREFIX = "dcmirror."
+PRIVATE_CONFIG_REFUSED = ("dcmirror.* topic configs mark mirror topics; setting or removing them needs "
+                          "ClusterAction on the cluster")
+
+
+def private_change(old: dict[str, str], new: dict[str, str]) -> bool:
+    """Does the change set, alter or remove a dcmirror.* config (the mirror markers)?"""
+    keys = {k for k in (*old, *new) if k.startswith(PRIVATE_PREFIX)}
+    return any(old.get(k) != new.get(k) for k in keys)
+
+
 def describe(broker, resource_type: int, name: str, keys, synonyms: bool) -> dict:
     base = {"resource_type": resource_type, "resource_name": name, "error_message": None}
     entries = []
+    if code := _denied(broker, resource_type, name, authz.Op.DESCRIBE_CONFIGS):
+        return {**base, "error_code": code, "configs": []}
     if resource_type == TOPIC:
         meta = broker.topic(name)
         if meta is None:
@@ -129,15 +157,21 @@ def alter_topics(broker, req, new_configs) -> dict:
         for r in req.resources:
             base = {"resource_type": r.resource_type, "resource_name": r.resource_name}
             try:
+                if code := _denied(broker, r.resource_type, r.resource_name, authz.Op.ALTER_CONFIGS):
+                    raise ConfigProblem(code, None)
                 if r.resource_type != TOPIC:
                     raise ConfigProblem(ErrorCode.invalid_request, "only topic configs can be altered")
                 meta = broker.topic(r.resource_name)
                 if meta is None:
                     raise ConfigProblem(ErrorCode.unknown_topic_or_partition,
                                         f"topic {r.resource_name} does not exist")
-                apply_topic_configs(broker, r.resource_name, new_configs(meta, r), req.validate_only)
+                new = new_configs(meta, r)
+                if private_change(meta.configs, new) and not authz.allowed_cluster(
+                        broker, authz.Op.CLUSTER_ACTION):
+                    raise ConfigProblem(ErrorCode.cluster_authorization_failed, PRIVATE_CONFIG_REFUSED)
+                apply_topic_configs(broker, r.resource_name, new, req.validate_only)
             except ConfigProblem as exc:
-                out.append({**base, "error_code": exc.code, "error_message": str(exc)})
+                out.append({**base, "error_code": exc.code, "error_message": exc.message})
                 continue
             out.append({**base, "error_code": 0, "error_message": None})
     return {"throttle_time": 0, "responses": out}

@@ -19,7 +19,7 @@ import time
 
 from kio.schema.errors import ErrorCode
 
-from cluster.broker import topic_config
+from cluster.broker import authz, topic_config
 from cluster.broker.recompress import recompress, target_codec
 from cluster.broker.registry import handler
 from cluster.wire import record_batch as rb
@@ -201,12 +201,26 @@ async def produce(broker, hdr, req) -> dict | bool | None:
     # KafkaApis.handleProduceRequest, before anything else and with or without an authorizer:
     # transactional (or control) records in a Produce that names no transactional id fail
     # the whole request (acks=0: the connection is closed, as Kafka does when there is no
-    # response to carry the error).
-    if req.transactional_id is None and _has_transactional_records(req):
+    # response to carry the error). With ACLs, the named transactional id needs Write too.
+    tid = req.transactional_id
+    txn = _has_transactional_records(req)
+    if txn and (tid is None or not authz.allowed(broker, authz.Op.WRITE, authz.TXN_ID, tid)):
         if req.acks == 0:
             log.info("closing the connection: acks=0 Produce with transactional records "
-                     "and no transactional id")
+                     "and no (authorized) transactional id")
             return False
-        return _all_partitions(req, ErrorCode.transactional_id_authorization_failed,
-                               "transactional records in a Produce without a transactional id")
-    return await produce_response(req, lambda t, i, r: produce_partition(broker, t, i, r))
+        if tid is None:
+            return _all_partitions(req, ErrorCode.transactional_id_authorization_failed,
+                                   "transactional records in a Produce without a transactional id")
+        return _all_partitions(req, ErrorCode.transactional_id_authorization_failed)
+    if not authz.enforced(broker):
+        return await produce_response(req, lambda t, i, r: produce_partition(broker, t, i, r))
+    # every topic needs Write on itself
+    writable = {t.name: authz.allowed(broker, authz.Op.WRITE, authz.TOPIC, t.name) for t in req.topic_data}
+
+    async def checked(topic: str, index: int, records) -> dict:
+        if not writable[topic]:
+            return _error(index, ErrorCode.topic_authorization_failed)
+        return await produce_partition(broker, topic, index, records)
+
+    return await produce_response(req, checked)

@@ -13,6 +13,8 @@ range read, including a trailing partial batch, which Kafka sends and we drop. O
 byte ranges are read from the segment files, so a response holds at most its budget (plus
 that one oversize batch) in memory.
 
+A topic the principal may not Read is answered TOPIC_AUTHORIZATION_FAILED (KafkaApis).
+
 Fetch sessions (KIP-227): the broker always answers session_id 0, which tells clients
 that no session was created, so they keep sending full requests — Kafka's own fallback
 when its session cache is full, and correct for every client.
@@ -26,6 +28,7 @@ import uuid
 
 from kio.schema.errors import ErrorCode
 
+from cluster.broker import authz
 from cluster.broker.registry import PreEncoded, handler
 from cluster.wire.fetch_response import fetch_response_parts
 from cluster.log import OffsetOutOfRange
@@ -98,10 +101,13 @@ def _collect(broker, version: int, req) -> tuple[list[dict], int, bool]:
     for t in req.topics:
         name, head = _resolve(broker, version, t)
         parts = []
+        denied = name is not None and not authz.allowed(broker, authz.Op.READ, authz.TOPIC, name)
         for p in t.partitions:
-            part = broker.partitions.get((name, p.partition)) if name is not None else None
+            part = broker.partitions.get((name, p.partition)) if name is not None and not denied else None
             if part is None:
                 code = ErrorCode.unknown_topic_id if version >= 13 else ErrorCode.unknown_topic_or_partition
+                if denied:
+                    code = ErrorCode.topic_authorization_failed
                 parts.append(
                     {
                         "partition_index": p.partition,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from kio.schema.errors import ErrorCode
 
+from cluster.broker import authz
 from cluster.broker.registry import handler
 from cluster.wire.records import decode_batch, decode_batches
 
@@ -59,12 +60,14 @@ async def list_offsets(broker, hdr, req) -> dict:
     topics = []
     for t in req.topics:
         parts = []
+        denied = not authz.allowed(broker, authz.Op.DESCRIBE, authz.TOPIC, t.name)
         for p in t.partitions:
-            part = broker.partitions.get((t.name, p.partition_index))
+            part = None if denied else broker.partitions.get((t.name, p.partition_index))
             if part is None:
                 parts.append(
                     {"partition_index": p.partition_index,
-                     "error_code": ErrorCode.unknown_topic_or_partition,
+                     "error_code": ErrorCode.topic_authorization_failed if denied
+                     else ErrorCode.unknown_topic_or_partition,
                      "timestamp": -1, "offset": -1, "leader_epoch": -1}
                 )
                 continue

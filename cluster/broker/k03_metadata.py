@@ -2,6 +2,9 @@
 
 Auto-creates topics named in the request when the broker allows it and the request asks
 (v4+ `allow_auto_topic_creation`; always for older versions), as Kafka does.
+With ACLs: topics the principal may not Describe are hidden from an all-topics request and
+answered TOPIC_AUTHORIZATION_FAILED when named; auto-creation needs Create on the cluster
+or the topic; KIP-430 authorized operations are filled when asked for.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import uuid
 
 from kio.schema.errors import ErrorCode
 
+from cluster.broker import authz
 from cluster.broker.registry import handler
 from cluster.broker.topics import TopicError, TopicMeta, check_topic_name
 
@@ -50,11 +54,23 @@ def _missing(name: str | None, code: int, topic_id: uuid.UUID | None = None) -> 
     }
 
 
+def _may_auto_create(broker, name: str) -> bool:
+    """KafkaApis: auto-creating a topic needs Create on the cluster or on the topic."""
+    return (authz.allowed_cluster(broker, authz.Op.CREATE)
+            or authz.allowed(broker, authz.Op.CREATE, authz.TOPIC, name))
+
+
+def _described(broker, name: str) -> bool:
+    return authz.allowed(broker, authz.Op.DESCRIBE, authz.TOPIC, name)
+
+
 @handler(3, 0, 13)
 async def metadata(broker, hdr, req) -> dict:
     topics: list[dict] = []
     if req.topics is None or (hdr.api_version == 0 and not req.topics):
-        topics = [topic_entry(broker, m) for m in list(broker.catalogue.topics.values())]
+        # All topics: those the principal may not Describe are left out, as in Kafka.
+        topics = [topic_entry(broker, m) for m in list(broker.catalogue.topics.values())
+                  if _described(broker, m.name)]
     else:
         auto = getattr(req, "allow_auto_topic_creation", True)
         for t in req.topics:
@@ -62,22 +78,40 @@ async def metadata(broker, hdr, req) -> dict:
             tid = getattr(t, "topic_id", None)
             if name is None and tid is not None and tid != _ZERO_UUID:
                 meta = broker.catalogue.by_id.get(tid)
-                topics.append(
-                    topic_entry(broker, meta)
-                    if meta
-                    else _missing(None, ErrorCode.unknown_topic_id, tid)
-                )
+                if meta is None:
+                    topics.append(_missing(None, ErrorCode.unknown_topic_id, tid))
+                elif not _described(broker, meta.name):  # ids are not secret; names are
+                    topics.append(_missing(None, ErrorCode.topic_authorization_failed, tid))
+                else:
+                    topics.append(topic_entry(broker, meta))
+                continue
+            if not _described(broker, name or ""):
+                topics.append(_missing(name, ErrorCode.topic_authorization_failed))
                 continue
             try:
                 check_topic_name(name or "")
             except TopicError as exc:
                 topics.append(_missing(name, exc.code))
                 continue
-            meta = broker.maybe_auto_create(name) if auto else broker.topic(name)
+            meta = broker.topic(name)
+            if meta is None and auto and broker.config.auto_create_topics and not name.startswith("__"):
+                if not _may_auto_create(broker, name):
+                    topics.append(_missing(name, ErrorCode.topic_authorization_failed))
+                    continue
+                meta = broker.maybe_auto_create(name)
             if meta is None:
                 topics.append(_missing(name, ErrorCode.unknown_topic_or_partition))
             else:
                 topics.append(topic_entry(broker, meta))
+    if getattr(req, "include_topic_authorized_operations", False):
+        for entry in topics:
+            if entry["error_code"] == 0:
+                entry["topic_authorized_operations"] = authz.authorized_operations(
+                    broker, authz.TOPIC, entry["name"])
+    cluster_ops = _NO_OPS
+    if getattr(req, "include_cluster_authorized_operations", False) and hdr.api_version <= 10:
+        cluster_ops = (authz.authorized_operations(broker, authz.CLUSTER, authz.CLUSTER_NAME)
+                       if authz.allowed_cluster(broker, authz.Op.DESCRIBE) else 0)
     return {
         "throttle_time": 0,
         "brokers": [
@@ -91,6 +125,6 @@ async def metadata(broker, hdr, req) -> dict:
         "cluster_id": broker.cluster_id,
         "controller_id": broker.controller_id,
         "topics": topics,
-        "cluster_authorized_operations": _NO_OPS,
+        "cluster_authorized_operations": cluster_ops,
         "error_code": 0,
     }

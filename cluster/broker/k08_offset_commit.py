@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from kio.schema.errors import ErrorCode
 
+from cluster.broker import authz
 from cluster.broker.registry import handler
 
 
@@ -31,9 +32,19 @@ async def offset_commit(broker, hdr, req) -> dict:
         }
         for t in req.topics
     ]
+    if not authz.allowed(broker, authz.Op.READ, authz.GROUP, req.group_id):
+        return {"throttle_time": 0, "topics": [
+            {"name": t["name"], "partitions": [
+                {"partition_index": p["partition_index"], "error_code": ErrorCode.group_authorization_failed}
+                for p in t["partitions"]]} for t in topics]}
     unknown: list[dict] = []
     known: list[dict] = []
     for t in topics:
+        if not authz.allowed(broker, authz.Op.READ, authz.TOPIC, t["name"]):
+            unknown.append({"name": t["name"], "partitions": [
+                {"partition_index": p["partition_index"], "error_code": ErrorCode.topic_authorization_failed}
+                for p in t["partitions"]]})
+            continue
         meta = broker.topic(t["name"])
         ok = [p for p in t["partitions"] if meta is not None and 0 <= p["partition_index"] < meta.partitions]
         bad = [p for p in t["partitions"] if p not in ok]

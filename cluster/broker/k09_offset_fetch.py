@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from kio.schema.errors import ErrorCode
 
+from cluster.broker import authz
 from cluster.broker.registry import handler
 
 
@@ -24,7 +25,21 @@ async def _one(
 ) -> dict:
     if broker.groups is None:
         return {"group_id": group_id, "error_code": ErrorCode.coordinator_not_available, "topics": []}
+    if not authz.allowed(broker, authz.Op.DESCRIBE, authz.GROUP, group_id):
+        return {"group_id": group_id, "error_code": ErrorCode.group_authorization_failed, "topics": []}
+    denied: dict[str, list[int]] = {}
+    if topics is not None:
+        denied = {t: ps for t, ps in topics.items()
+                  if not authz.allowed(broker, authz.Op.DESCRIBE, authz.TOPIC, t)}
+        topics = {t: ps for t, ps in topics.items() if t not in denied}
     result = await broker.groups.offset_fetch(group_id, topics)
+    # Offsets of topics the principal may not Describe are not shown (named ones: an error).
+    result["topics"] = [t for t in result["topics"]
+                        if authz.allowed(broker, authz.Op.DESCRIBE, authz.TOPIC, t["name"])]
+    result["topics"] += [
+        {"name": t, "partitions": [{"partition_index": i, "committed_offset": -1, "committed_leader_epoch": -1,
+                                    "metadata": "", "error_code": ErrorCode.topic_authorization_failed}
+                                   for i in ps]} for t, ps in denied.items()]
     if version < 2 and topics is None:
         result["topics"] = []
     pending = getattr(getattr(broker, "txns", None), "has_pending_offsets", None)

@@ -17,15 +17,18 @@ from Produce in five ways, all needed to make the target an exact copy of the so
 Idempotent and transactional producer state is rebuilt from the appended headers, so
 read_committed semantics hold on the copy. Offsets are taken as given, so they are checked
 first: a batch whose base offset is negative or whose next offset (the new log end) would
-not fit an int64 is refused with INVALID_RECORD and nothing is written.
+not fit an int64 is refused with INVALID_RECORD and nothing is written. When ACLs apply, the
+caller needs ClusterAction on the cluster (CLUSTER_AUTHORIZATION_FAILED otherwise).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 
 from kio.schema.errors import ErrorCode
 
+from cluster.broker import authz
 from cluster.broker.k00_produce import (
     MIRROR_SOURCE,
     _error,
@@ -38,6 +41,8 @@ from cluster.log import OffsetOutOfOrder
 from cluster.wire import codec
 from cluster.wire import record_batch as rb
 from cluster.wire.batch_validator import Origin
+
+log = logging.getLogger(__name__)
 
 MAX_OFFSET = (1 << 63) - 1  # the largest log end offset Kafka's int64 fields can carry
 
@@ -97,4 +102,10 @@ async def mirror_partition(broker, topic: str, index: int, records: bytes | None
 
 @handler(codec.DCMIRROR_APPEND, 0, 0)
 async def mirror_append(broker, hdr, req) -> dict | None:
+    if not authz.allowed_cluster(broker, authz.Op.CLUSTER_ACTION):
+        log.warning("refused DcMirrorAppend from %s: it needs ClusterAction on the cluster", authz.principal())
+
+        async def refuse(topic: str, index: int, records) -> dict:
+            return _error(index, ErrorCode.cluster_authorization_failed)
+        return await produce_response(req, refuse)
     return await produce_response(req, lambda t, i, r: mirror_partition(broker, t, i, r))

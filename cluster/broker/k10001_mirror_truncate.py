@@ -11,6 +11,8 @@ Wire format: exactly DeleteRecords v2, under API key 10001; `offset` is the new 
 `low_watermark` carries the resulting log end. Only topics marked as mirrors
 (`dcmirror.mirror.source`) may be truncated, so a live topic can never be cut by mistake;
 an offset at or beyond the log end changes nothing (running failback twice is harmless).
+When ACLs apply, the caller needs ClusterAction on the cluster, and so does setting the
+`dcmirror.mirror.source` marker (see configs.py): holding Alter on a topic is not enough.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import logging
 from kio.schema.errors import ErrorCode
 
 from cluster.broker.k00_produce import MIRROR_SOURCE
+from cluster.broker import authz
 from cluster.broker.registry import handler
 from cluster.wire import codec
 
@@ -49,6 +52,13 @@ def truncate_partition(broker, topic: str, index: int, offset: int) -> dict:
 
 @handler(codec.DCMIRROR_TRUNCATE, 0, 0)
 async def mirror_truncate(broker, hdr, req) -> dict:
+    if not authz.allowed_cluster(broker, authz.Op.CLUSTER_ACTION):
+        log.warning("refused MirrorTruncate from %s: it needs ClusterAction on the cluster", authz.principal())
+        return {"throttle_time": 0, "topics": [
+            {"name": t.name, "partitions": [
+                {"partition_index": p.partition_index, "low_watermark": -1,
+                 "error_code": ErrorCode.cluster_authorization_failed} for p in t.partitions]}
+            for t in req.topics]}
     topics = []
     for t in req.topics:
         parts = [truncate_partition(broker, t.name, p.partition_index, p.offset) for p in t.partitions]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from kio.schema.errors import ErrorCode
 
+from cluster.broker import authz
 from cluster.broker.registry import handler
 
 _KEY_TYPES = (0, 1)
@@ -18,6 +19,12 @@ def _answer(broker, key: str, key_type: int) -> dict:
     if key_type not in _KEY_TYPES:
         return {"key": key, "error_code": ErrorCode.invalid_request, "error_message": f"key type {key_type}",
                 "node_id": -1, "host": "", "port": -1}
+    if key_type == 0 and not authz.allowed(broker, authz.Op.DESCRIBE, authz.GROUP, key):
+        return {"key": key, "error_code": ErrorCode.group_authorization_failed, "error_message": None,
+                "node_id": -1, "host": "", "port": -1}
+    if key_type == 1 and not authz.allowed(broker, authz.Op.DESCRIBE, authz.TXN_ID, key):
+        return {"key": key, "error_code": ErrorCode.transactional_id_authorization_failed,
+                "error_message": None, "node_id": -1, "host": "", "port": -1}
     coordinator = broker.groups if key_type == 0 else getattr(broker, "txns", None)
     if coordinator is None:
         return {"key": key, "error_code": ErrorCode.coordinator_not_available, "error_message": None,

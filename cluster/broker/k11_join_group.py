@@ -12,6 +12,7 @@ import logging
 
 from kio.schema.errors import ErrorCode
 
+from cluster.broker import authz
 from cluster.broker.registry import handler
 
 logger = logging.getLogger(__name__)
@@ -26,6 +27,10 @@ async def join_group(broker, hdr, req) -> dict:
     if broker.groups is None:
         return {"error_code": ErrorCode.coordinator_not_available, "generation_id": -1, "protocol_name": "",
                 "leader": "", "member_id": req.member_id, "members": []}
+    if not authz.allowed(broker, authz.Op.READ, authz.GROUP, req.group_id):
+        return {"throttle_time": 0, "error_code": ErrorCode.group_authorization_failed, "generation_id": -1,
+                "protocol_name": "" if hdr.api_version < 7 else None, "leader": "",
+                "member_id": req.member_id, "members": []}
     if getattr(req, "reason", None):
         logger.info("group %s: member %r joins: %s", req.group_id, req.member_id, req.reason)
     session = _ms(req.session_timeout)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from kio.schema.errors import ErrorCode
 
+from cluster.broker import authz
 from cluster.broker.registry import handler
 
 
@@ -11,6 +12,8 @@ from cluster.broker.registry import handler
 async def heartbeat(broker, hdr, req) -> dict:
     if broker.groups is None:
         return {"error_code": ErrorCode.coordinator_not_available}
+    if not authz.allowed(broker, authz.Op.READ, authz.GROUP, req.group_id):
+        return {"throttle_time": 0, "error_code": ErrorCode.group_authorization_failed}
     result = await broker.groups.heartbeat(
         req.group_id, req.generation_id, req.member_id, getattr(req, "group_instance_id", None)
     )

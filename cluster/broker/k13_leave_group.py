@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from kio.schema.errors import ErrorCode
 
+from cluster.broker import authz
 from cluster.broker.registry import handler
 
 
@@ -14,6 +15,8 @@ from cluster.broker.registry import handler
 async def leave_group(broker, hdr, req) -> dict:
     if broker.groups is None:
         return {"error_code": ErrorCode.coordinator_not_available, "members": []}
+    if not authz.allowed(broker, authz.Op.READ, authz.GROUP, req.group_id):
+        return {"throttle_time": 0, "error_code": ErrorCode.group_authorization_failed, "members": []}
     if hdr.api_version >= 3:
         members = [(m.member_id, m.group_instance_id) for m in req.members]
     else:

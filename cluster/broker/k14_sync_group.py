@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from kio.schema.errors import ErrorCode
 
+from cluster.broker import authz
 from cluster.broker.registry import handler
 
 
@@ -14,6 +15,8 @@ from cluster.broker.registry import handler
 async def sync_group(broker, hdr, req) -> dict:
     if broker.groups is None:
         return {"error_code": ErrorCode.coordinator_not_available, "assignment": b""}
+    if not authz.allowed(broker, authz.Op.READ, authz.GROUP, req.group_id):
+        return {"throttle_time": 0, "error_code": ErrorCode.group_authorization_failed, "assignment": b""}
     result = await broker.groups.sync_group(
         req.group_id,
         req.generation_id,

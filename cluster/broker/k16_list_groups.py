@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from kio.schema.errors import ErrorCode
 
+from cluster.broker import authz
 from cluster.broker.registry import handler
 
 
@@ -17,4 +18,7 @@ async def list_groups(broker, hdr, req) -> dict:
     result = await broker.groups.list_groups(
         list(getattr(req, "states_filter", ())), list(getattr(req, "types_filter", ()))
     )
+    if not authz.allowed_cluster(broker, authz.Op.DESCRIBE):  # else only groups it may Describe
+        result["groups"] = [g for g in result["groups"]
+                            if authz.allowed(broker, authz.Op.DESCRIBE, authz.GROUP, g["group_id"])]
     return {"throttle_time": 0, **result}

@@ -13,7 +13,9 @@ from __future__ import annotations
 from kio.schema.errors import ErrorCode
 
 from cluster.broker import create_topics_response, topic_config
+from cluster.broker.configs import PRIVATE_CONFIG_REFUSED, PRIVATE_PREFIX
 from cluster.broker.config import MAX_PARTITIONS_PER_REQUEST
+from cluster.broker import authz
 from cluster.broker.registry import handler
 from cluster.broker.topics import CatalogueWriteFailed, TopicError
 
@@ -62,7 +64,16 @@ def _create_all(broker, req, results: list) -> None:
     # One config list per distinct set of overrides: topics created alike share it, and
     # the response encoder encodes it once.
     shared: dict[frozenset, list[dict]] = {}
+    cluster_create = authz.allowed_cluster(broker, authz.Op.CREATE)
     for t in req.topics:
+        if not cluster_create and not authz.allowed(broker, authz.Op.CREATE, authz.TOPIC, t.name):
+            results.append(_result(t.name, ErrorCode.topic_authorization_failed,
+                                   "Authorization failed."))
+            continue
+        if any(c.name.startswith(PRIVATE_PREFIX) for c in t.configs) and not authz.allowed_cluster(
+                broker, authz.Op.CLUSTER_ACTION):
+            results.append(_result(t.name, ErrorCode.cluster_authorization_failed, PRIVATE_CONFIG_REFUSED))
+            continue
         if t.assignments:
             bad = [b for a in t.assignments for b in a.broker_ids if b != broker.node_id]
             if bad or len({len(a.broker_ids) for a in t.assignments}) != 1:

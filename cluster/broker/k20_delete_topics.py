@@ -6,6 +6,7 @@ import uuid
 
 from kio.schema.errors import ErrorCode
 
+from cluster.broker import authz
 from cluster.broker.registry import handler
 
 _ZERO = uuid.UUID(int=0)
@@ -24,6 +25,18 @@ async def delete_topics(broker, hdr, req) -> dict:
             meta = broker.catalogue.by_id.get(tid)
         elif name is not None:
             meta = broker.topic(name)
+        if meta is not None and not authz.allowed(broker, authz.Op.DELETE, authz.TOPIC, meta.name):
+            # Kafka does not disclose the name of a topic asked by id to a principal that
+            # may not Describe it.
+            shown = name if name is not None or authz.allowed(
+                broker, authz.Op.DESCRIBE, authz.TOPIC, meta.name) else None
+            results.append({"name": shown, "topic_id": tid or _ZERO,
+                            "error_code": ErrorCode.topic_authorization_failed, "error_message": None})
+            continue
+        if meta is None and name is not None and not authz.allowed(broker, authz.Op.DELETE, authz.TOPIC, name):
+            results.append({"name": name, "topic_id": _ZERO,
+                            "error_code": ErrorCode.topic_authorization_failed, "error_message": None})
+            continue
         if meta is None:
             code = ErrorCode.unknown_topic_id if name is None else ErrorCode.unknown_topic_or_partition
             results.append({"name": name, "topic_id": tid or _ZERO, "error_code": code,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from kio.schema.errors import ErrorCode
 
+from cluster.broker import authz
 from cluster.broker.registry import handler
 
 
@@ -12,6 +13,11 @@ async def delete_records(broker, hdr, req) -> dict:
     topics = []
     for t in req.topics:
         parts = []
+        if not authz.allowed(broker, authz.Op.DELETE, authz.TOPIC, t.name):
+            topics.append({"name": t.name, "partitions": [
+                {"partition_index": p.partition_index, "low_watermark": -1,
+                 "error_code": ErrorCode.topic_authorization_failed} for p in t.partitions]})
+            continue
         for p in t.partitions:
             part = broker.partitions.get((t.name, p.partition_index))
             if part is None:

@@ -5,18 +5,22 @@ from __future__ import annotations
 
 from kio.schema.errors import ErrorCode
 
+from cluster.broker import authz
 from cluster.broker.registry import handler
 
 
 @handler(23, 0, 4)
 async def offset_for_leader_epoch(broker, hdr, req) -> dict:
     topics = []
+    cluster_action = authz.allowed_cluster(broker, authz.Op.CLUSTER_ACTION)
     for t in req.topics:
         parts = []
+        denied = not cluster_action and not authz.allowed(broker, authz.Op.DESCRIBE, authz.TOPIC, t.topic)
         for p in t.partitions:
-            part = broker.partitions.get((t.topic, p.partition))
+            part = None if denied else broker.partitions.get((t.topic, p.partition))
             if part is None:
-                parts.append({"error_code": ErrorCode.unknown_topic_or_partition,
+                parts.append({"error_code": ErrorCode.topic_authorization_failed if denied
+                              else ErrorCode.unknown_topic_or_partition,
                               "partition": p.partition, "leader_epoch": -1, "end_offset": -1})
                 continue
             cle = getattr(p, "current_leader_epoch", -1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from kio.schema.errors import ErrorCode
 
+from cluster.broker import authz
 from cluster.broker.registry import handler
 
 
@@ -29,9 +30,16 @@ async def add_partitions_to_txn(broker, hdr, req) -> dict:
     if broker.txns is None:
         results = _results(topics, lambda t, p: ErrorCode.coordinator_not_available)
         return {"throttle_time": 0, "results_by_topic_v3_and_below": results}
-    missing = {(t, p) for t, p in wanted if (t, p) not in broker.partitions}
-    if missing:
+    tid = req.v3_and_below_transactional_id
+    if not authz.allowed(broker, authz.Op.WRITE, authz.TXN_ID, tid):
+        results = _results(topics, lambda t, p: ErrorCode.transactional_id_authorization_failed)
+        return {"throttle_time": 0, "results_by_topic_v3_and_below": results}
+    denied = {t.name for t in topics if not authz.allowed(broker, authz.Op.WRITE, authz.TOPIC, t.name)}
+    missing = {(t, p) for t, p in wanted if t not in denied and (t, p) not in broker.partitions}
+    if missing or denied:
         def code_of(t: str, p: int) -> int:
+            if t in denied:
+                return ErrorCode.topic_authorization_failed
             return ErrorCode.unknown_topic_or_partition if (t, p) in missing else ErrorCode.operation_not_attempted
         return {"throttle_time": 0, "results_by_topic_v3_and_below": _results(topics, code_of)}
     error = broker.txns.add_partitions(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from kio.schema.errors import ErrorCode
 
+from cluster.broker import authz
 from cluster.broker.registry import handler
 
 
@@ -15,6 +16,10 @@ from cluster.broker.registry import handler
 async def add_offsets_to_txn(broker, hdr, req) -> dict:
     if broker.txns is None:
         return {"throttle_time": 0, "error_code": ErrorCode.coordinator_not_available}
+    if not authz.allowed(broker, authz.Op.WRITE, authz.TXN_ID, req.transactional_id):
+        return {"throttle_time": 0, "error_code": ErrorCode.transactional_id_authorization_failed}
+    if not authz.allowed(broker, authz.Op.READ, authz.GROUP, req.group_id):
+        return {"throttle_time": 0, "error_code": ErrorCode.group_authorization_failed}
     if not req.group_id:
         return {"throttle_time": 0, "error_code": ErrorCode.invalid_group_id}
     error = broker.txns.add_offsets(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from kio.schema.errors import ErrorCode
 
+from cluster.broker import authz
 from cluster.broker.registry import handler
 
 
@@ -17,6 +18,8 @@ from cluster.broker.registry import handler
 async def end_txn(broker, hdr, req) -> dict:
     if broker.txns is None:
         return {"throttle_time": 0, "error_code": ErrorCode.coordinator_not_available}
+    if not authz.allowed(broker, authz.Op.WRITE, authz.TXN_ID, req.transactional_id):
+        return {"throttle_time": 0, "error_code": ErrorCode.transactional_id_authorization_failed}
     error = broker.txns.end_txn(
         req.transactional_id, req.producer_id, req.producer_epoch, bool(req.committed), hdr.api_version
     )

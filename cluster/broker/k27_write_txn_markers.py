@@ -20,6 +20,7 @@ import time
 from kio.schema.errors import ErrorCode
 
 from cluster.broker.k00_produce import MIRROR_SOURCE
+from cluster.broker import authz
 from cluster.broker.registry import handler
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,12 @@ def _write(broker, marker, topic: str, index: int) -> dict:
 
 @handler(27, 1, 1)
 async def write_txn_markers(broker, hdr, req) -> dict:
+    if not authz.allowed_cluster(broker, authz.Op.CLUSTER_ACTION):
+        return {"markers": [
+            {"producer_id": m.producer_id, "topics": [
+                {"name": t.name, "partitions": [
+                    {"partition_index": i, "error_code": ErrorCode.cluster_authorization_failed}
+                    for i in t.partition_indexes]} for t in m.topics]} for m in req.markers]}
     return {"markers": [
         {"producer_id": m.producer_id,
          "topics": [{"name": t.name, "partitions": [_write(broker, m, t.name, i) for i in t.partition_indexes]}

@@ -9,16 +9,25 @@ from __future__ import annotations
 
 from kio.schema.errors import ErrorCode
 
+from cluster.broker import authz
 from cluster.broker.registry import handler
 from cluster.txn.model import PendingOffset
 
 
 @handler(28, 0, 3)
 async def txn_offset_commit(broker, hdr, req) -> dict:
+    per_topic: dict[str, int] = {}
+    if not authz.allowed(broker, authz.Op.WRITE, authz.TXN_ID, req.transactional_id):
+        return _answer(req, lambda t: ErrorCode.transactional_id_authorization_failed)
+    if not authz.allowed(broker, authz.Op.READ, authz.GROUP, req.group_id):
+        return _answer(req, lambda t: ErrorCode.group_authorization_failed)
+    for t in req.topics:
+        if not authz.allowed(broker, authz.Op.READ, authz.TOPIC, t.name):
+            per_topic[t.name] = ErrorCode.topic_authorization_failed
     offsets = [
         (t.name, p.partition_index,
          PendingOffset(p.committed_offset, getattr(p, "committed_leader_epoch", -1), p.committed_metadata or ""))
-        for t in req.topics for p in t.partitions
+        for t in req.topics for p in t.partitions if t.name not in per_topic
     ]
     if broker.txns is None:
         error = ErrorCode.coordinator_not_available
@@ -29,10 +38,14 @@ async def txn_offset_commit(broker, hdr, req) -> dict:
             req.transactional_id, req.producer_id, req.producer_epoch, req.group_id, offsets,
             hdr.api_version, getattr(req, "generation_id", -1), getattr(req, "member_id", ""),
         )
+    return _answer(req, lambda t: per_topic.get(t, error))
+
+
+def _answer(req, code_of) -> dict:
     return {
         "throttle_time": 0,
         "topics": [
-            {"name": t.name, "partitions": [{"partition_index": p.partition_index, "error_code": error}
+            {"name": t.name, "partitions": [{"partition_index": p.partition_index, "error_code": code_of(t.name)}
                                             for p in t.partitions]}
             for t in req.topics
         ],

@@ -11,6 +11,7 @@ from kio.schema.errors import ErrorCode
 
 from cluster.broker.config import MAX_PARTITIONS_PER_REQUEST
 from cluster.broker.k19_create_topics import TOO_MANY_PARTITIONS
+from cluster.broker import authz
 from cluster.broker.registry import handler
 from cluster.broker.topics import TopicError
 
@@ -32,6 +33,10 @@ async def create_partitions(broker, hdr, req) -> dict:
              "error_message": TOO_MANY_PARTITIONS} for t in req.topics]}
     results = []
     for t in req.topics:
+        if not authz.allowed(broker, authz.Op.ALTER, authz.TOPIC, t.name):
+            results.append({"name": t.name, "error_code": ErrorCode.topic_authorization_failed,
+                            "error_message": None})
+            continue
         meta = broker.topic(t.name)
         if meta is None:
             results.append({"name": t.name, "error_code": ErrorCode.unknown_topic_or_partition,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from kio.schema.errors import ErrorCode
 
+from cluster.broker import authz
 from cluster.broker.registry import handler
 
 
@@ -12,5 +13,8 @@ async def delete_groups(broker, hdr, req) -> dict:
     if broker.groups is None:
         results = [{"group_id": g, "error_code": ErrorCode.coordinator_not_available} for g in req.groups_names]
     else:
-        results = await broker.groups.delete_groups(list(req.groups_names))
+        may = {g: authz.allowed(broker, authz.Op.DELETE, authz.GROUP, g) for g in req.groups_names}
+        done = iter(await broker.groups.delete_groups([g for g in req.groups_names if may[g]]))
+        results = [next(done) if may[g] else {"group_id": g, "error_code": ErrorCode.group_authorization_failed}
+                   for g in req.groups_names]
     return {"throttle_time": 0, "results": results}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from kio.schema.errors import ErrorCode
 
+from cluster.broker import authz
 from cluster.broker.registry import handler
 
 
@@ -15,6 +16,12 @@ from cluster.broker.registry import handler
 async def offset_delete(broker, hdr, req) -> dict:
     if broker.groups is None:
         return {"error_code": ErrorCode.coordinator_not_available, "throttle_time": 0, "topics": []}
+    if not authz.allowed(broker, authz.Op.DELETE, authz.GROUP, req.group_id):
+        return {"error_code": ErrorCode.group_authorization_failed, "throttle_time": 0, "topics": []}
     topics = {t.name: [p.partition_index for p in t.partitions] for t in req.topics}
-    result = await broker.groups.offset_delete(req.group_id, topics)
+    denied = {t: ps for t, ps in topics.items() if not authz.allowed(broker, authz.Op.READ, authz.TOPIC, t)}
+    result = await broker.groups.offset_delete(req.group_id, {t: ps for t, ps in topics.items() if t not in denied})
+    result["topics"] = result["topics"] + [
+        {"name": t, "partitions": [{"partition_index": p, "error_code": ErrorCode.topic_authorization_failed}
+                                   for p in ps]} for t, ps in denied.items()]
     return {"throttle_time": 0, **result}

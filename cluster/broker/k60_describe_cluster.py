@@ -1,12 +1,22 @@
-"""DescribeCluster (key 60), v0-v2: this cluster's id, controller and brokers."""
+"""DescribeCluster (key 60), v0-v2: this cluster's id, controller and brokers.
+
+As in Kafka (AuthHelper.computeDescribeClusterResponse) the call itself needs no ACL; the
+KIP-430 cluster authorized operations, when asked for, are the principal's operations on
+the cluster if it may Describe it, else 0.
+"""
 
 from __future__ import annotations
 
+from cluster.broker import authz
 from cluster.broker.registry import handler
 
 
 @handler(60, 0, 2)
 async def describe_cluster(broker, hdr, req) -> dict:
+    ops = authz.NOT_REQUESTED
+    if getattr(req, "include_cluster_authorized_operations", False):
+        ops = (authz.authorized_operations(broker, authz.CLUSTER, authz.CLUSTER_NAME)
+               if authz.allowed_cluster(broker, authz.Op.DESCRIBE) else 0)
     return {
         "throttle_time": 0,
         "error_code": 0,
@@ -16,5 +26,5 @@ async def describe_cluster(broker, hdr, req) -> dict:
         "controller_id": broker.controller_id,
         "brokers": [{"broker_id": broker.node_id, "host": broker.advertised_host,
                      "port": broker.advertised_port, "rack": None, "is_fenced": False}],
-        "cluster_authorized_operations": -(2**31),
+        "cluster_authorized_operations": ops,
     }

@@ -12,10 +12,14 @@ from __future__ import annotations
 
 from kio.schema.errors import ErrorCode
 
+from cluster.broker import authz
 from cluster.broker.registry import handler
 
 
 def _partition(broker, topic: str, index: int) -> dict:
+    if not authz.allowed(broker, authz.Op.READ, authz.TOPIC, topic):
+        return {"partition_index": index, "error_code": ErrorCode.topic_authorization_failed,
+                "error_message": None, "active_producers": []}
     part = broker.partitions.get((topic, index))
     if part is None:
         return {"partition_index": index, "error_code": ErrorCode.unknown_topic_or_partition,

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 from kio.schema.errors import ErrorCode
 
+from cluster.broker import authz
 from cluster.broker.registry import handler
 
 
 def _describe(broker, tid: str) -> dict:
+    if not authz.allowed(broker, authz.Op.DESCRIBE, authz.TXN_ID, tid):
+        return {"error_code": ErrorCode.transactional_id_authorization_failed, "transactional_id": tid,
+                "transaction_state": "", "transaction_timeout": 0, "transaction_start_time": -1,
+                "producer_id": -1, "producer_epoch": -1, "topics": []}
     md = broker.txns.describe(tid) if broker.txns is not None else None
     if md is None:
         code = ErrorCode.transactional_id_not_found if broker.txns is not None else ErrorCode.coordinator_not_available
@@ -19,6 +24,8 @@ def _describe(broker, tid: str) -> dict:
                 "transaction_start_time": -1, "producer_id": -1, "producer_epoch": -1, "topics": []}
     by_topic: dict[str, list[int]] = {}
     for topic, partition in sorted(md.partitions):
+        if not authz.allowed(broker, authz.Op.DESCRIBE, authz.TOPIC, topic):
+            continue  # only partitions of topics the principal may Describe, as Kafka
         by_topic.setdefault(topic, []).append(partition)
     return {
         "error_code": ErrorCode.none,

@@ -12,6 +12,7 @@ import time
 
 from kio.schema.errors import ErrorCode
 
+from cluster.broker import authz
 from cluster.broker.registry import handler
 from cluster.txn.model import TxnState
 
@@ -40,6 +41,8 @@ async def list_transactions(broker, hdr, req) -> dict:
         if duration >= 0 and (md.start_ms < 0 or now - md.start_ms < duration):
             continue
         if regex is not None and not regex.fullmatch(tid):
+            continue
+        if not authz.allowed(broker, authz.Op.DESCRIBE, authz.TXN_ID, tid):
             continue
         listed.append({"transactional_id": tid, "producer_id": md.producer_id,
                        "transaction_state": md.state.value})

@@ -21,6 +21,7 @@ from typing import Any, Iterator
 from kio.schema.errors import ErrorCode
 
 from cluster.auth.credentials import CredentialStore
+from cluster.auth.acl_store import AclStore
 from cluster.broker import session, topic_config
 from cluster.broker.batch_checks import BatchChecks
 from cluster.broker.config import BrokerConfig
@@ -57,6 +58,7 @@ class Broker:
         self.txns: Any = None
         self.producer_state: Any = None
         self.credentials: CredentialStore | None = None  # SCRAM users (meta/scram-credentials.json)
+        self.acls: AclStore | None = None
         self.batch_checks = BatchChecks(config.batch_limits())
         self._servers: list[asyncio.base_events.Server] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -95,6 +97,11 @@ class Broker:
         self.producer_state = ProducerState(self.data_dir / "meta")
         self.credentials = CredentialStore(self.data_dir / "meta")
         self._hold_running_lock()
+        self.acls = AclStore(self.data_dir / "meta", self.config.super_users)
+        if not self.config.authenticates and (self.config.super_users or len(self.acls.authorizer)):
+            log.warning("ACLs are not enforced: no listener authenticates its clients, so every "
+                        "client may do everything (super users and %d stored ACL(s) apply once one does)",
+                        len(self.acls.authorizer))
         logs, handles = budgets(descriptor_limit())
         self.pool = LogPool(logs)
         READ_HANDLES.capacity = handles
