@@ -59,3 +59,46 @@ async def call(broker: Broker, api_key: int, version: int, body: dict, *, princi
     cid, out = codec.decode_response(raw[4:], codec.response_schema(api_key, version))
     assert cid == 7
     return out
+
+
+class ThreadedBroker:
+    """An enforcing broker on its own event loop thread, for blocking clients (confluent-kafka,
+    Java tools). `with ThreadedBroker(dir, super_users=...) as b: b.bootstrap`."""
+
+    def __init__(self, data_dir: Path, **kw: Any) -> None:
+        self.data_dir, self.kw = data_dir, kw
+        self.broker: Broker | None = None
+
+    def __enter__(self) -> "ThreadedBroker":
+        import asyncio
+        import threading
+
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="threaded-broker", daemon=True)
+        self.thread.start()
+        self.broker = asyncio.run_coroutine_threadsafe(
+            enforcing_broker(self.data_dir, **self.kw), self.loop).result(30)
+        return self
+
+    @property
+    def bootstrap(self) -> str:
+        assert self.broker is not None
+        return f"127.0.0.1:{self.broker.config.port}"
+
+    def run(self, fn: Any) -> Any:
+        """Call `fn(broker)` on the broker's loop (its state has one owner) and return the result."""
+        import asyncio
+
+        async def inside() -> Any:
+            return fn(self.broker)
+
+        return asyncio.run_coroutine_threadsafe(inside(), self.loop).result(30)
+
+    def __exit__(self, *exc: Any) -> None:
+        import asyncio
+
+        if self.broker is not None:
+            asyncio.run_coroutine_threadsafe(self.broker.stop(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(30)
+        self.loop.close()
