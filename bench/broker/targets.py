@@ -73,7 +73,10 @@ class DcmirrorBroker:
         return ["--listener", f"PLAIN=PLAINTEXT://127.0.0.1:{self.port}",
                 "--listener", f"SECURE=SASL_SSL://127.0.0.1:{self.sasl_ssl_port}",
                 "--ssl-certfile", str(pki.server_cert), "--ssl-keyfile", str(pki.server_key),
-                "--sasl-mechanisms", "SCRAM-SHA-512"]
+                "--sasl-mechanisms", "SCRAM-SHA-512",
+                # a SASL listener makes ACLs apply; the bench user is a super user, so the
+                # row measures TLS and SASL, not ACL lookups (Kafka's row has no authorizer)
+                "--super-users", f"User:{BENCH_USER}"]
 
     @property
     def pid(self) -> int:

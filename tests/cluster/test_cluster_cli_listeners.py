@@ -40,7 +40,10 @@ def test_refusals_are_one_sentence(tmp_path, args: list[str], sentence: str) -> 
 
 
 def test_two_listeners_one_ready_line(tmp_path) -> None:
-    c = ListenerClusterProcess("two", tmp_path / "two", {"INSIDE": "PLAINTEXT", "AUTH": "SASL_PLAINTEXT"}).start()
+    # Relies on --super-users: with a SASL listener ACLs apply everywhere, so the PLAINTEXT
+    # listener's anonymous producer needs to be a super user (or granted ACLs).
+    c = ListenerClusterProcess("two", tmp_path / "two", {"INSIDE": "PLAINTEXT", "AUTH": "SASL_PLAINTEXT"},
+                               extra_args=["--super-users", "User:ANONYMOUS"]).start()
     try:
         wait_until(lambda: "cluster two ready" in c.log_text(), what="ready line")
         ready = [line for line in c.log_text().splitlines() if "cluster two ready" in line]

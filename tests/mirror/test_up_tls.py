@@ -1,7 +1,11 @@
 """A mirror link over TLS between two dcmirror clusters: `dcmirror up` runs both with a
 plaintext listener on loopback and an SSL listener that requires client certificates;
 the mirror (our own client) reaches each through its SSL listener with the `client:`
-block's certificate, and `dcmirror status` does too."""
+block's certificate, and `dcmirror status` does too.
+
+Relies on super users (`local.super_users`): the SSL listener that requires certificates
+makes ACLs apply, so the mirror's certificate (User:CN=mirror-client) and the test's own
+plaintext clients on loopback (User:ANONYMOUS) are super users."""
 
 from __future__ import annotations
 
@@ -29,7 +33,8 @@ def _config(tmp: Path) -> tuple[Path, dict[str, dict[str, int]]]:
         "local": {"data_dir": f"./data/{name}",
                   "listeners": [f"PLAIN=PLAINTEXT://127.0.0.1:{p['PLAIN']}", f"SECURE=SSL://127.0.0.1:{p['SECURE']}"],
                   "ssl_certfile": str(pki.server_cert), "ssl_keyfile": str(pki.server_key),
-                  "ssl_cafile": str(pki.ca), "ssl_client_auth": "required"},
+                  "ssl_cafile": str(pki.ca), "ssl_client_auth": "required",
+                  "super_users": ["User:CN=mirror-client", "User:ANONYMOUS"]},
         "client": client} for name, p in ports.items()},
         "links": [{"name": "east-to-west", "source": "east", "target": "west", "topics": ["orders.*"],
                    "sync_interval_s": 1}]}

@@ -1,8 +1,8 @@
 """In-process brokers that enforce ACLs, and requests sent as a chosen principal.
 
-Until a listener authenticates (SASL), nothing makes `BrokerConfig.authenticates` true,
-so these tests force it with a subclass and bind the `Session` a connection would have
-around each request, which goes through the real decode/dispatch/encode path
+ACLs apply once a listener authenticates (`BrokerConfig.authenticates`); these tests need
+no SASL listener for that: they force it with a subclass and bind the `Session` a
+connection would have around each request, which goes through the real decode/dispatch/encode path
 (`connection.handle_frame`).
 """
 

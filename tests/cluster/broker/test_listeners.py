@@ -18,7 +18,11 @@ async def two_listener_broker(tmp_path):
     b = parse_listener("OUTSIDE=PLAINTEXT://127.0.0.1:0")
     b.advertised_host, b.advertised_port = "outside.example", 19092
     s = parse_listener("SECURE=SASL_PLAINTEXT://127.0.0.1:0")
-    broker = Broker(BrokerConfig(name="multi", data_dir=tmp_path / "d", listeners=[a, b, s]))
+    # Relies on a super user: the SASL listener makes ACLs apply on every listener (as in
+    # Kafka), so the PLAINTEXT listeners' User:ANONYMOUS would be denied FindCoordinator and
+    # DescribeCluster; these tests are about addresses, not authorization.
+    broker = Broker(BrokerConfig(name="multi", data_dir=tmp_path / "d", listeners=[a, b, s],
+                                 super_users=("User:ANONYMOUS",)))
     await broker.start()
     yield broker
     await broker.stop()

@@ -1,5 +1,8 @@
 """SASL over TLS (a SASL_SSL listener): real clients authenticate with SCRAM through our
-TLS layer and produce and consume; the session says SASL_SSL and the SASL principal."""
+TLS layer and produce and consume; the session says SASL_SSL and the SASL principal.
+
+Relies on ACLs, not super users: alice is granted Create/Write/Read on topics prefixed `t-`
+(a SASL listener makes the broker deny by default)."""
 
 from __future__ import annotations
 
@@ -7,7 +10,9 @@ import asyncio
 
 import pytest
 
+from cluster.auth.acl import Operation, PatternType
 from peers.certs import make_pki
+from tests.cluster.broker.acl_helpers import grant
 from tests.cluster.broker.rawconn import RawConn
 from tests.cluster.broker.sasl_helpers import API_VERSIONS, PASSWORD, sasl_broker, scram_login
 from tests.cluster.broker.tls_helpers import client_context
@@ -18,6 +23,8 @@ from tests.secure_clients import LIBRARIES, Sec, consume, produce
 async def broker_and_pki(tmp_path):
     pki = make_pki(tmp_path / "pki")
     b = await sasl_broker(tmp_path, "SASL_SSL", ssl_certfile=pki.server_cert, ssl_keyfile=pki.server_key)
+    for op in (Operation.CREATE, Operation.WRITE, Operation.READ):
+        grant(b, op, name="t-", pattern=PatternType.PREFIXED)
     yield b, pki
     await b.stop()
 

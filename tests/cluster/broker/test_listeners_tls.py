@@ -1,7 +1,10 @@
 """TLS listeners on an in-process broker, seen from raw sockets: Metadata per listener,
 the principal a client certificate gives, client-auth modes, TLS 1.2 minimum, refused
 certificates, and bad input (TLS to a plaintext port and the reverse, failed handshakes)
-costing one connection and one log line while the broker serves everyone else."""
+costing one connection and one log line while the broker serves everyone else.
+
+Relies on neither ACLs nor super users: with `required` client auth ACLs apply, and these
+tests send only Metadata for no topics, which needs none."""
 
 from __future__ import annotations
 

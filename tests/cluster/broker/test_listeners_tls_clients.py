@@ -1,7 +1,10 @@
 """Real clients over our SSL listener, against a cluster started by the CLI:
 confluent-kafka, kafka-python and aiokafka produce and consume with and without a
 client certificate; a listener that requires one refuses a client without; the ready
-line lists both listeners; unloadable certificate files are one sentence."""
+line lists both listeners; unloadable certificate files are one sentence.
+
+Relies on neither ACLs nor super users: `requested` client auth does not authenticate every
+client, so ACLs do not apply (README "ACLs"); the `required` case only lists topics."""
 
 from __future__ import annotations
 

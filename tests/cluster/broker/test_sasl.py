@@ -1,6 +1,9 @@
 """Broker SASL over raw connections: SCRAM and PLAIN right/wrong/unknown, gating before
 authentication, pre-auth frame size, failed-auth delay and close, garbage tokens,
-SaslHandshake v0 raw tokens, KIP-368 re-authentication and expiry; the password never logged."""
+SaslHandshake v0 raw tokens, KIP-368 re-authentication and expiry; the password never logged.
+
+Relies on neither ACLs nor super users: after logging in these tests only send Metadata for
+no topics and ApiVersions, which need no ACL (the SASL listener makes the broker deny by default)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,10 @@
 {confluent-kafka, kafka-python, aiokafka} x {SASL_PLAINTEXT, SASL_SSL} x {PLAIN (allowed explicitly
 over SASL_PLAINTEXT), SCRAM-SHA-256, SCRAM-SHA-512} x {right password, wrong password, unknown user}. Right works; wrong and
 unknown fail with the broker's one sentence. kafka-python re-authenticates under a short
-connections.max.reauth.ms (KIP-368). The password appears 0 times in the broker's log."""
+connections.max.reauth.ms (KIP-368). The password appears 0 times in the broker's log.
+
+Relies on neither ACLs nor super users: a client that logged in only lists the (no) topics,
+which needs no ACL; the SASL listener makes the broker deny anything more by default."""
 
 from __future__ import annotations
 
