@@ -8,10 +8,17 @@ not served, so none can be set and none is silently ignored).
 
 from __future__ import annotations
 
+from kio.schema.errors import ErrorCode
+
+from cluster.broker import authz
 from cluster.broker.registry import handler
+
+DENIED = "Cluster authorization failed."  # Kafka's message for CLUSTER_AUTHORIZATION_FAILED
 
 
 @handler(48, 0, 1)
 async def describe_client_quotas(broker, hdr, req) -> dict:
-    # Authorization (i10-acl): Kafka requires DESCRIBE_CONFIGS on the CLUSTER resource here.
+    if not authz.allowed_cluster(broker, authz.Op.DESCRIBE_CONFIGS):  # as KafkaApis
+        return {"throttle_time": 0, "error_code": ErrorCode.cluster_authorization_failed,
+                "error_message": DENIED, "entries": None}
     return {"throttle_time": 0, "error_code": 0, "error_message": None, "entries": []}

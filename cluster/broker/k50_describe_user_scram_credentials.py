@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from kio.schema.errors import ErrorCode
 
+from cluster.broker import authz
+from cluster.broker.k48_describe_client_quotas import DENIED
 from cluster.broker.registry import handler
 
 # Kafka's org.apache.kafka.clients.admin.ScramMechanism ids.
@@ -22,8 +24,13 @@ def _infos(mechs: dict[str, int]) -> list[dict]:
 
 @handler(50, 0, 0)
 async def describe_user_scram_credentials(broker, hdr, req) -> dict:
-    # Authorization (i10-acl): Kafka requires DESCRIBE on the CLUSTER resource here and
-    # answers CLUSTER_AUTHORIZATION_FAILED for the whole request otherwise.
+    if not authz.allowed_cluster(broker, authz.Op.DESCRIBE):
+        # as KafkaApis + DescribeUserScramCredentialsRequest.getErrorResponse: the error at
+        # the top and once per requested user (with no user name)
+        code = ErrorCode.cluster_authorization_failed
+        return {"throttle_time": 0, "error_code": code, "error_message": DENIED, "results": [
+            {"user": "", "error_code": code, "error_message": DENIED, "credential_infos": []}
+            for _ in (req.users or ())]}
     users = broker.credentials.users()
     results = []
     if not req.users:

@@ -15,6 +15,8 @@ import logging
 from kio.schema.errors import ErrorCode
 
 from cluster.auth.credentials import MAX_ITERATIONS, MIN_ITERATIONS, CredentialError
+from cluster.broker import authz
+from cluster.broker.k48_describe_client_quotas import DENIED
 from cluster.broker.k50_describe_user_scram_credentials import MECHANISM_NAMES
 from cluster.broker.registry import handler
 
@@ -27,8 +29,13 @@ _CODES = {"unacceptable_credential": ErrorCode.unacceptable_credential,
 
 @handler(51, 0, 0)
 async def alter_user_scram_credentials(broker, hdr, req) -> dict:
-    # Authorization (i10-acl): Kafka requires ALTER on the CLUSTER resource here and
-    # answers CLUSTER_AUTHORIZATION_FAILED for every user otherwise.
+    if not authz.allowed_cluster(broker, authz.Op.ALTER):
+        # as ControllerApis + AlterUserScramCredentialsRequest.getErrorResponse: every
+        # named user, sorted, gets the error; nothing is changed
+        names = sorted({d.name for d in req.deletions} | {u.name for u in req.upsertions})
+        return {"throttle_time": 0, "results": [
+            {"user": n, "error_code": ErrorCode.cluster_authorization_failed, "error_message": DENIED}
+            for n in names]}
     store = broker.credentials
     ops = [("delete", d.name, d.mechanism, d) for d in req.deletions] + \
           [("upsert", u.name, u.mechanism, u) for u in req.upsertions]

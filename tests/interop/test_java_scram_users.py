@@ -1,7 +1,10 @@
 """Kafka's own `kafka-configs` (4.3.1) manages SCRAM users of a dcmirror cluster over SASL:
 the first admin added with `dcmirror cluster users add`, then --alter --add-config
 'SCRAM-SHA-256=[password=...]', --describe, --delete-config, through
-AlterUserScramCredentials (51) and DescribeUserScramCredentials (50); the new user logs in."""
+AlterUserScramCredentials (51) and DescribeUserScramCredentials (50); the new user logs in.
+
+Relies on a super user: the SASL listener makes ACLs apply, and the admin is started as
+`--super-users User:admin` (51 needs Alter, 50 Describe and 48 DescribeConfigs on the cluster)."""
 
 from __future__ import annotations
 
@@ -29,7 +32,8 @@ def test_kafka_configs_manages_scram_users(tmp_path) -> None:
                           "--user", "admin", "--mechanism", "SCRAM-SHA-512", "--password-env", "PW"],
                          env={**os.environ, "PW": ADMIN_PW}, capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
-    c = ListenerClusterProcess("scram", data, {"SASL": "SASL_PLAINTEXT"}).start()
+    c = ListenerClusterProcess("scram", data, {"SASL": "SASL_PLAINTEXT"},
+                               extra_args=["--super-users", "User:admin"]).start()
     props = tmp_path / "admin.properties"
     props.write_text("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-512\n"
                      "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "

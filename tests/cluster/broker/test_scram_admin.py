@@ -1,5 +1,9 @@
 """DescribeUserScramCredentials (50) and AlterUserScramCredentials (51): Kafka's errors, and
-a user created through the API can log in."""
+a user created through the API can log in; on a SASL listener (ACLs apply) they need
+Describe/Alter on the cluster and DescribeClientQuotas DescribeConfigs, as in Kafka.
+
+Relies on a super user (User:admin) for the login-and-create test, and on granted cluster
+ACLs (alice) for the authorization test."""
 
 from __future__ import annotations
 
@@ -39,7 +43,7 @@ async def test_describe_and_alter(broker) -> None:
 
 
 async def test_user_created_through_api_logs_in(tmp_path) -> None:
-    broker = await sasl_broker(tmp_path)
+    broker = await sasl_broker(tmp_path, super_users=("User:admin",))
     try:
         broker.credentials.upsert_password("admin", "SCRAM-SHA-512", PASSWORD)
         c = await RawConn.open(broker.config.port)
@@ -51,5 +55,34 @@ async def test_user_created_through_api_logs_in(tmp_path) -> None:
         # persisted: a restarted store knows zoe
         from cluster.auth.credentials import CredentialStore
         assert "zoe" in CredentialStore(broker.data_dir / "meta").users()
+    finally:
+        await broker.stop()
+
+
+async def test_user_apis_need_cluster_acls(tmp_path) -> None:
+    from cluster.auth.acl import Operation, ResourceType
+    from tests.cluster.broker.acl_helpers import grant
+
+    broker = await sasl_broker(tmp_path)
+    try:
+        c = await RawConn.open(broker.config.port)
+        assert (await scram_login(c, "SCRAM-SHA-512", "alice", PASSWORD)).error_code == 0
+        quotas = {"components": [{"entity_type": "user", "match_type": 0, "match": "alice"}], "strict": False}
+        alter = {"deletions": [{"name": "bob", "mechanism": 1}], "upsertions": [upsertion("zoe", 1, "pw")]}
+        q = await c.call(48, 1, quotas)
+        assert (int(q.error_code), q.entries) == (31, None)  # CLUSTER_AUTHORIZATION_FAILED
+        d = await c.call(50, 0, {"users": [{"name": "alice"}]})
+        assert int(d.error_code) == 31 and [(r.user, int(r.error_code)) for r in d.results] == [("", 31)]
+        a = await c.call(51, 0, alter)
+        assert [(r.user, int(r.error_code)) for r in a.results] == [("bob", 31), ("zoe", 31)]
+        assert "zoe" not in broker.credentials.users()
+        grant(broker, Operation.DESCRIBE_CONFIGS, ResourceType.CLUSTER, "kafka-cluster")
+        grant(broker, Operation.ALTER, ResourceType.CLUSTER, "kafka-cluster")  # implies Describe
+        assert int((await c.call(48, 1, quotas)).error_code) == 0
+        d = await c.call(50, 0, {"users": [{"name": "alice"}]})
+        assert int(d.error_code) == 0 and d.results[0].user == "alice"
+        a = await c.call(51, 0, {"deletions": [], "upsertions": [upsertion("zoe", 1, "pw")]})
+        assert [(r.user, int(r.error_code)) for r in a.results] == [("zoe", 0)]
+        c.close()
     finally:
         await broker.stop()
