@@ -1,8 +1,9 @@
 """Real clients against a broker that enforces ACLs: confluent-kafka (librdkafka) sees
 TOPIC_AUTHORIZATION_FAILED where Kafka would answer it, and succeeds once granted.
 
-Until a listener authenticates (SASL), every connection is User:ANONYMOUS, so the ACLs
-here are granted to that principal.
+The broker is forced to enforce ACLs without a SASL listener (acl_helpers.EnforcingConfig),
+so every connection is User:ANONYMOUS. Relies on granted ACLs (to that principal), no
+super users.
 """
 
 from __future__ import annotations
