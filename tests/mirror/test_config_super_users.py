@@ -6,7 +6,7 @@ import pytest
 
 from mirror.config import parse_config
 from mirror.config_yaml import ConfigError
-from mirror.up import broker_config
+from dcmirror_cli import broker_config
 
 YAML = """clusters:
   east:
