@@ -15,11 +15,14 @@ UNKNOWN_TOPIC_OR_PARTITION). Delete has no harmless probe: it is known from KIP-
 from __future__ import annotations
 
 import logging
+import uuid
 
 from kio.schema.errors import ErrorCode
 
 from cluster.client.client import KafkaClient
 from cluster.client.errors import KafkaProtocolError
+from cluster.wire import codec
+from cluster.wire.build import build
 from mirror.permissions import Evidence, decode_operations
 
 log = logging.getLogger(__name__)
@@ -215,5 +218,23 @@ async def cluster_evidence(client: KafkaClient) -> Evidence:
     resp = await conn.send(conn.build(DESCRIBE_CLUSTER, {"include_cluster_authorized_operations": True,
                                                          "endpoint_type": 1}))
     if int(resp.error_code) == _CLUSTER_DENIED:
-        return Evidence(exists=True, describe_denied=True)
-    return Evidence(exists=True, operations=decode_operations(int(resp.cluster_authorized_operations)))
+        ev = Evidence(exists=True, describe_denied=True)
+    else:
+        ev = Evidence(exists=True, operations=decode_operations(int(resp.cluster_authorized_operations)))
+    if (ev.operations is None or "ClusterAction" not in ev.operations) and \
+            conn.versions.supports(codec.DCMIRROR_APPEND):
+        # A principal without Describe on the cluster gets no operations from DescribeCluster
+        # (0, as Kafka answers), which says nothing about ClusterAction: ask DcMirrorAppend.
+        ev.probes["ClusterAction"] = await _probe_cluster_action(conn)
+    return ev
+
+
+async def _probe_cluster_action(conn) -> bool:
+    """DcMirrorAppend to a topic that does not exist: denied -> CLUSTER_AUTHORIZATION_FAILED;
+    granted -> UNKNOWN_TOPIC_OR_PARTITION, nothing written (the topic is not there)."""
+    name = f"__dcmirror.check-probe.{uuid.uuid4().hex}"
+    body = build(codec.request_schema(codec.DCMIRROR_APPEND, 0), {
+        "transactional_id": None, "acks": 1, "timeout": 5000,
+        "topic_data": [{"name": name, "partition_data": [{"index": 0, "records": b""}]}]})
+    resp = await conn.send(body, api_key=codec.DCMIRROR_APPEND, api_version=0)
+    return all(int(p.error_code) != _CLUSTER_DENIED for t in resp.responses for p in t.partition_responses)
