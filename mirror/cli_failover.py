@@ -53,13 +53,25 @@ def _utc(ms: int | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ms / 1000))
 
 
+#: TOPIC_, GROUP_, CLUSTER_AUTHORIZATION_FAILED
+_DENIED = (29, 30, 31)
+
+
 def _run(coro):
+    from cluster.client.errors import KafkaError, KafkaProtocolError
     from mirror.failover import FailoverError
 
     try:
         return asyncio.run(coro)
     except FailoverError as exc:
         raise click.ClickException(str(exc)) from None
+    except KafkaError as exc:  # a broker's refusal, one sentence (the state is safe to resume)
+        hint = ""
+        if isinstance(exc, KafkaProtocolError) and exc.error_code in _DENIED:
+            hint = ("; the principal of the cluster's client: block may not do this (failover and failback need "
+                    "more than the link itself, see README 'What a link needs'): grant it and run the same "
+                    "command again, every step is safe to repeat")
+        raise click.ClickException(f"{exc}{hint}") from None
 
 
 def render_failover(report) -> None:
