@@ -146,6 +146,9 @@ class Connection:
     phase: str = IDLE
     closed_by: str = field(default="")
     session: session.Session | None = None
+    # Reply bytes still in the transport's buffer at the last reap: a reader taking them is
+    # active, and aborting would drop them (the kernel delivers what it already has).
+    buffered: int = 0
 
 
 class ConnectionServer:
@@ -193,6 +196,11 @@ class ConnectionServer:
             now = loop.time()
             for conn in list(self.connections):
                 if conn.deadline <= now and not conn.closed_by and conn.writer is not None:
+                    buffered = conn.writer.transport.get_write_buffer_size()
+                    if conn.phase == IDLE and buffered and buffered != conn.buffered:
+                        # The client is still taking the tail of a reply from our buffer.
+                        conn.buffered, conn.deadline = buffered, now + self.idle_s
+                        continue
                     conn.closed_by = conn.phase
                     self.closed[conn.phase] += 1
                     if conn.phase == IDLE:

@@ -131,6 +131,41 @@ async def test_slow_reader_of_a_big_reply_is_not_idle(tmp_path: Path) -> None:
         await broker.stop()
 
 
+async def test_reply_tail_in_our_buffer_is_not_dropped_at_the_idle_deadline(tmp_path: Path) -> None:
+    """Past its idle deadline, a connection whose reply bytes are still leaving our buffer
+    is kept (aborting would drop them); once the buffer stops shrinking it is closed."""
+    from cluster.broker.connection import IDLE, Connection, ConnectionServer
+
+    class Transport:
+        def __init__(self) -> None:
+            self.sizes, self.aborted = [3000, 2000, 2000], False
+
+        def get_write_buffer_size(self) -> int:
+            return self.sizes.pop(0) if len(self.sizes) > 1 else self.sizes[0]
+
+        def abort(self) -> None:
+            self.aborted = True
+
+    class Writer:
+        transport = Transport()
+
+        def close(self) -> None:
+            pass
+
+    broker = Broker(BrokerConfig(name="t", data_dir=tmp_path / "b", port=0, connections_max_idle_ms=100))
+    server = ConnectionServer(broker)
+    conn = Connection(peer="p", ip="127.0.0.1", writer=Writer(), phase=IDLE)  # type: ignore[arg-type]
+    conn.deadline = asyncio.get_running_loop().time()  # due now
+    server.connections.add(conn)
+    server.start()
+    try:
+        await until(lambda: Writer.transport.aborted, timeout=5)
+        assert Writer.transport.sizes == [2000]  # kept while 3000 -> 2000, closed when stuck
+        assert conn.closed_by == IDLE
+    finally:
+        await server.stop()
+
+
 async def test_trickled_frame_closed_at_read_deadline(tmp_path: Path, caplog) -> None:
     broker = await started(tmp_path, request_read_timeout_ms=300)
     try:
