@@ -23,7 +23,7 @@ from mirror.copier import LinkCopier, _RetryState, _wait_any
 from mirror.link_state import LinkStateWatcher, Stopped
 from mirror.offsets import OffsetSyncIndex
 from mirror.clients import client_for_cluster
-from mirror.progress import STOPPED_STATES, LinkProgress, TP
+from mirror.progress import LinkProgress, TP
 from mirror.reversal import Reversal
 from mirror.sinks import PreservingSink, TranslatingSink, is_dcmirror
 from mirror.topic_sync import TopicSync
@@ -180,10 +180,11 @@ class LinkRunner:
             await self.target.close()
 
     def _stopped(self) -> tuple[Stopped, ...]:
-        """Partitions this process does not copy for a reason an operator must see."""
+        """Partitions this process stopped for a reason only it knows (state error), for
+        `dcmirror status`; conflicts are not sent, status finds those in the clusters."""
         return tuple(Stopped(pp.topic, pp.partition, pp.state, pp.error)
                      for (_, _), pp in sorted(self.progress.partitions.items())
-                     if pp.state in STOPPED_STATES)
+                     if pp.state == "error")
 
     def _obey(self, state) -> None:
         """The link state changed (failover, failback, pause): copy only when normal."""
