@@ -17,16 +17,13 @@ buffers, so handing it a 55 MiB Fetch reply at once held the reply twice per con
 (ours plus its copy) for as long as a slow reader took; chunked, a connection holds its
 reply plus at most one chunk.
 
-Over TLS the chunk is smaller (`TLS_CHUNK`). asyncio's TLS transport (Python 3.11
-sslproto, a MemoryBIO) encrypts everything it is handed at once into its memory BIO, then
-copies that out and hands it to the socket transport, which copies the part the kernel
-does not take. Handed 1 MiB at a time (twice its 512 KiB high-water mark), it encrypted a
-whole chunk before the first byte of it left, bunched sends behind pauses, and kept several
-MiB-sized copies in flight: consume 1 KB over SASL_SSL ran at 245-690 MB/s from run to run
-on the bench machine (the client waited ~9 ms per 4 MiB Fetch reply for the rest of it).
-Handed 256 KiB at a time, encrypting one piece overlaps sending the one before, and the
-same runs gave 600-760 MB/s with less broker CPU per GB (64 KiB was slower again: per-write
-overhead). See README "Cost of TLS".
+Over TLS the chunk is smaller (`TLS_CHUNK`, half the TLS transport's 512 KiB write
+high-water mark). asyncio's TLS transport (Python 3.11 sslproto, a MemoryBIO) encrypts all
+it is handed at once into its memory BIO, copies that out and hands it to the socket
+transport, which copies the part the kernel does not take: sending 20 MB to a reader that
+paused, the two transports held at most 2.0 MiB with 1 MiB chunks, 0.8 MiB with 256 KiB. Throughput did not change measurably (consume 1 KB over SASL_SSL,
+10 interleaved rounds: 596 MB/s with 1 MiB chunks, 599 with 256 KiB, broker 0.71 and 0.66
+CPU-s/GB; 64 KiB chunks were slower). README "Cost of TLS" has what the profile shows.
 """
 
 from __future__ import annotations
