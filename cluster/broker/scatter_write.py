@@ -53,21 +53,18 @@ def write_buffers(writer: asyncio.StreamWriter, buffers: Sequence[Buffer]) -> No
 
 async def send_buffers(writer: asyncio.StreamWriter, buffers: Sequence[Buffer], *,
                        chunk: int = CHUNK, on_progress: Callable[[], None] | None = None) -> None:
-    """Write `buffers` in order and drain, handing the transport at most `chunk` bytes at
-    a time, so it never holds more than that beyond its high-water mark. `on_progress` is
+    """Write `buffers` in order and drain, handing the transport under two `chunk`s at a
+    time, so it never holds more than that beyond its high-water mark. `on_progress` is
     called each time the peer has taken a chunk (the broker's idle deadline: a slow reader
-    that reads is not idle).
-    Over TLS the chunk is at most `TLS_CHUNK` (see the module docstring)."""
+    that reads is not idle). Over TLS the chunk is at most `TLS_CHUNK` (module docstring)."""
     if writer.transport.get_extra_info("sslcontext") is not None:
         chunk = min(chunk, TLS_CHUNK)
     group: list[Buffer] = []
     size = 0
     for buf in _write_now(writer, buffers):
         mv = memoryview(buf).cast("B")
-        start = 0
-        while start < mv.nbytes:
-            piece = mv[start:start + chunk - size]  # groups of exactly `chunk`, the last less
-            start += piece.nbytes
+        for start in range(0, mv.nbytes, chunk):
+            piece = mv[start:start + chunk]
             group.append(piece)
             size += piece.nbytes
             if size >= chunk:
