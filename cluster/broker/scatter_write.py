@@ -21,9 +21,10 @@ Over TLS the chunk is smaller (`TLS_CHUNK`, half the TLS transport's 512 KiB wri
 high-water mark). asyncio's TLS transport (Python 3.11 sslproto, a MemoryBIO) encrypts all
 it is handed at once into its memory BIO, copies that out and hands it to the socket
 transport, which copies the part the kernel does not take: sending 20 MB to a reader that
-paused, the two transports held at most 2.0 MiB with 1 MiB chunks, 0.8 MiB with 256 KiB. Throughput did not change measurably (consume 1 KB over SASL_SSL,
-10 interleaved rounds: 596 MB/s with 1 MiB chunks, 599 with 256 KiB, broker 0.71 and 0.66
-CPU-s/GB; 64 KiB chunks were slower). README "Cost of TLS" has what the profile shows.
+paused, the two transports held at most 2.0 MiB with 1 MiB chunks, 0.8 MiB with 256 KiB.
+Throughput did not change measurably (consume 1 KB over SASL_SSL, 10 interleaved rounds:
+596 MB/s with 1 MiB chunks, 599 with 256 KiB, broker 0.71 and 0.66 CPU-s/GB; 64 KiB
+chunks were slower). README "Cost of TLS" has what the profile shows.
 """
 
 from __future__ import annotations
