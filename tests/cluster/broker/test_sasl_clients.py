@@ -13,6 +13,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -68,12 +69,17 @@ def confluent(bootstrap: str, mech: str, user: str, password: str, protocol: str
     admin = AdminClient({"bootstrap.servers": bootstrap, "security.protocol": protocol, **tls,
                          "sasl.mechanism": mech, "sasl.username": user, "sasl.password": password,
                          "error_cb": lambda e: errors.append(e.str())})
-    try:
-        md = admin.list_topics(timeout=10)
-        return None if md.cluster_id else "no metadata"
-    except Exception as exc:  # noqa: BLE001 - the client's own error is what we compare
-        wait_until(lambda: admin.poll(0.5) is not None and errors, timeout=20, what="the error callback")
-        return " | ".join(errors) or str(exc)
+    # Short metadata attempts with the error callback served in between: a failed login
+    # is reported as soon as librdkafka has it, not after one long list_topics timeout.
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            md = admin.list_topics(timeout=1)
+            return None if md.cluster_id else "no metadata"
+        except Exception as exc:  # noqa: BLE001 - the client's own error is what we compare
+            admin.poll(0.2)
+            if errors or time.monotonic() > deadline:
+                return " | ".join(errors) or str(exc)
 
 
 def kafka_python(bootstrap: str, mech: str, user: str, password: str, protocol: str = "SASL_PLAINTEXT",
@@ -170,7 +176,7 @@ def test_anonymous_client_cannot_use_a_sasl_listener(sasl_cluster) -> None:
     tls = {"security_protocol": "SSL", "ssl_cafile": sasl_cluster.cafile} if sasl_cluster.cafile else {}
     with pytest.raises(Exception):  # noqa: B017 - closed connection: the client cannot bootstrap
         KafkaAdminClient(bootstrap_servers=sasl_cluster.bootstrap("SASL"), request_timeout_ms=3000,
-                         **tls).list_topics()
+                         bootstrap_timeout_ms=5000, **tls).list_topics()
     wait_until(lambda: "before SASL authentication" in sasl_cluster.log_text(), what="gating log line")
 
 
