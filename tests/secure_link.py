@@ -155,31 +155,10 @@ def committed(conf: Conf, topic: str, group: str, partitions: int) -> dict[int, 
 
 def consume_group(conf: Conf, topic: str, group: str, *, limit: int | None = None,
                   idle_s: float = 4.0) -> list[tuple[int, int, bytes]]:
-    """Join ``group``, consume up to ``limit`` records (or until idle), commit exactly what
-    was consumed, leave: (partition, offset, value) in consumption order."""
-    from confluent_kafka import Consumer, TopicPartition
+    """failover_helpers.consume_group with this end's client settings (SASL_SSL and all)."""
+    from tests.mirror.failover_helpers import consume_group as consume
 
-    c = Consumer({**conf, "group.id": group, "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                  "session.timeout.ms": 6000})
-    c.subscribe([topic])
-    out: list[tuple[int, int, bytes]] = []
-    last = time.monotonic()
-    deadline = last + 90
-    while time.monotonic() < deadline and (limit is None or len(out) < limit):
-        got = [m for m in c.consume(100 if limit is None else min(100, limit - len(out)), timeout=0.5)
-               if not m.error()]
-        out += [(m.partition(), m.offset(), m.value()) for m in got]
-        if got:
-            last = time.monotonic()
-        elif time.monotonic() - last > (idle_s if out else idle_s * 3):
-            break
-    nxt: dict[int, int] = {}
-    for p, o, _ in out:
-        nxt[p] = max(nxt.get(p, 0), o + 1)
-    if nxt:
-        c.commit(offsets=[TopicPartition(topic, p, o) for p, o in nxt.items()], asynchronous=False)
-    c.close()
-    return out
+    return consume(conf, topic, group, limit=limit, idle_s=idle_s)
 
 
 # -- least privilege ----------------------------------------------------------------------------

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from kio.schema.errors import ErrorCode
+
 from cluster.auth.acl import CLUSTER_NAME, SUPPORTED_OPERATIONS, Operation, ResourceType
 from cluster.broker import session
 
@@ -47,6 +49,17 @@ def allowed_by_type(broker: Any, op: Operation, rtype: ResourceType) -> bool:
     if not s.authenticated:
         return False
     return broker.acls.authorizer.authorize_by_type(s.principal, s.host, op, rtype)
+
+
+def acl_api_refusal(broker: Any, op: Operation) -> tuple[int, str | None] | None:
+    """(error code, message) that DescribeAcls/CreateAcls/DeleteAcls answer before looking
+    at a filter, or None: `op` on the cluster first, then SECURITY_DISABLED when ACLs are
+    not enforced, in Kafka's order."""
+    if not allowed_cluster(broker, op):
+        return ErrorCode.cluster_authorization_failed, None
+    if not enforced(broker):
+        return ErrorCode.security_disabled, "No Authorizer is configured on the broker"
+    return None
 
 
 def authorized_operations(broker: Any, rtype: ResourceType, name: str) -> int:

@@ -19,10 +19,8 @@ def _error(code: int, message: str | None) -> dict:
 
 @handler(29, 1, 3)
 async def describe_acls(broker, hdr, req) -> dict:
-    if not authz.allowed_cluster(broker, authz.Op.DESCRIBE):
-        return _error(ErrorCode.cluster_authorization_failed, None)
-    if not authz.enforced(broker):
-        return _error(ErrorCode.security_disabled, "No Authorizer is configured on the broker")
+    if (refused := authz.acl_api_refusal(broker, authz.Op.DESCRIBE)) is not None:
+        return _error(*refused)
     try:
         flt = AclFilter.parse(req.resource_type_filter, req.resource_name_filter, req.pattern_type_filter,
                               req.principal_filter, req.host_filter, req.operation, req.permission_type)

@@ -25,10 +25,8 @@ def _all(req, code: int, message: str | None) -> dict:
 
 @handler(30, 1, 3)
 async def create_acls(broker, hdr, req) -> dict:
-    if not authz.allowed_cluster(broker, authz.Op.ALTER):
-        return _all(req, ErrorCode.cluster_authorization_failed, None)
-    if not authz.enforced(broker):
-        return _all(req, ErrorCode.security_disabled, "No Authorizer is configured.")
+    if (refused := authz.acl_api_refusal(broker, authz.Op.ALTER)) is not None:
+        return _all(req, *refused)
     results: list[dict] = []
     valid: list[AclBinding] = []
     for c in req.creations:

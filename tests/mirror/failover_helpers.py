@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any, Mapping
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -36,13 +37,15 @@ def produce(bootstrap: str, topic: str, recs, codec: str = "lz4") -> None:
     clients.produce_confluent(bootstrap, topic, recs, codec)
 
 
-def consume_group(bootstrap: str, topic: str, group: str, *, limit: int | None = None,
+def consume_group(bootstrap: str | Mapping[str, Any], topic: str, group: str, *, limit: int | None = None,
                   idle_s: float = 4.0) -> list[tuple[int, int, bytes]]:
     """Join ``group``, consume up to ``limit`` records (or until idle), commit exactly what
-    was consumed, leave. Returns (partition, offset, value) in consumption order."""
+    was consumed, leave. Returns (partition, offset, value) in consumption order.
+    ``bootstrap`` is an address, or a whole librdkafka config (e.g. with SASL_SSL settings)."""
     from confluent_kafka import Consumer, TopicPartition
 
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
+    conf = {"bootstrap.servers": bootstrap} if isinstance(bootstrap, str) else dict(bootstrap)
+    c = Consumer({**conf, "group.id": group, "enable.auto.commit": False,
                   "auto.offset.reset": "earliest", "session.timeout.ms": 6000,
                   "enable.partition.eof": False})
     c.subscribe([topic])
