@@ -23,7 +23,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from kio.schema.errors import ErrorCode
 
@@ -39,6 +39,11 @@ log = logging.getLogger(__name__)
 
 TP = tuple[str, int]
 _INACTIVE = {"empty", "dead"}
+
+
+def _is_idle(d: Any) -> bool:
+    """A described group nobody consumes on the target: no members, Empty or Dead."""
+    return not d.members and not d.error_code and (d.state or "").lower() in _INACTIVE
 
 
 @dataclass
@@ -101,8 +106,7 @@ class Checkpointer:
             return await self._idle_one_by_one(groups)
         except (KafkaError, OSError, asyncio.TimeoutError) as exc:
             return self._unknown(exc)
-        return {g for g, d in described.items()
-                if not d.members and not d.error_code and (d.state or "").lower() in _INACTIVE}
+        return {g for g, d in described.items() if _is_idle(d)}
 
     def _unknown(self, exc: Exception) -> None:
         log.warning("link %s: not committing checkpoints: DescribeGroups on the target failed: %s",
@@ -121,7 +125,7 @@ class Checkpointer:
                     log.warning("link %s: not committing group %s: DescribeGroups failed: %s",
                                 self.link_name, g, exc)
                 continue
-            if d is not None and not d.members and not d.error_code and (d.state or "").lower() in _INACTIVE:
+            if d is not None and _is_idle(d):
                 idle.add(g)
         return idle
 

@@ -25,11 +25,11 @@ from cluster.wire.records import decode_batches
 from mirror.sinks import is_dcmirror  # noqa: F401  (failover/failback call ops.is_dcmirror)
 from mirror.clients import client_for_cluster
 from mirror.config import MirrorConfig
+from mirror.existing import MIRROR_SOURCE
 from mirror.offsets import Checkpoint, checkpoints_topic, decode_checkpoint
 
 log = logging.getLogger(__name__)
 
-MIRROR_SOURCE = "dcmirror.mirror.source"
 FENCED = "dcmirror.fenced"
 TP = tuple[str, int]
 LIST_OFFSETS = 2
