@@ -165,6 +165,19 @@ def duplicate_bound(upstream: int, points: list[tuple[int, int]]) -> int:
     return 0 if best is None else upstream - best
 
 
+def _rereads(scope: Scope, checkpoints: Iterable[Checkpoint]) -> int:
+    """Records a group resuming at these checkpoints reads a second time: none when offsets
+    are preserved, else each partition's distance back to its sync point (duplicate_bound).
+    Planned and unplanned failovers both report this number, so both ask here."""
+    if scope.preserve or scope.syncs is None:
+        return 0
+    total = 0
+    for cp in checkpoints:
+        store = scope.syncs.store(cp.topic, cp.partition)
+        total += duplicate_bound(cp.upstream_offset, store.points() if store else [])
+    return total
+
+
 def already_rows(state: ls.LinkState, policy: ReplicationPolicy, target_ends: Mapping[TP, int]) -> list[PartitionRow]:
     """The report of a failover that already happened, from its `failed-over` record."""
     loss = {(t, int(p)): int(n) for t, ps in (state.details.get("loss") or {}).items() for p, n in ps.items()}
@@ -508,7 +521,8 @@ async def _final_checkpoint(checkpointer, policy: ReplicationPolicy, source: Kaf
             continue
         if changed:
             commits.append(target.offset_commit(g, {tp: cp.downstream_offset for tp, cp in changed.items()}))
-        report.groups.append(GroupRow(g, {f"{t}-{p}": cp.downstream_offset for (t, p), cp in sorted(wanted.items())}))
+        report.groups.append(GroupRow(g, {f"{t}-{p}": cp.downstream_offset for (t, p), cp in sorted(wanted.items())},
+                                      max_duplicates=_rereads(scope, wanted.values())))
     await asyncio.gather(*commits)
     if records:
         topic = await checkpointer._ensure_topic()
@@ -549,12 +563,7 @@ async def _unplanned(link: LinkConfig, policy: ReplicationPolicy, source: KafkaC
         offsets = commits.get(g, {})
         if offsets:
             await target.offset_commit(g, offsets)
-        dup = 0
-        if not scope.preserve and scope.syncs is not None:
-            for (topic, p), cp in latest[g].items():
-                store = scope.syncs.store(topic, p)
-                dup += duplicate_bound(cp.upstream_offset, store.points() if store else [])
         report.groups.append(GroupRow(g, {f"{t}-{p}": o for (t, p), o in sorted(offsets.items())},
                                       None if offsets else "target already at or past its checkpoint",
-                                      dup))
+                                      _rereads(scope, latest[g].values())))
     report.step("groups", t)

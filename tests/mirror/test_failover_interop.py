@@ -8,6 +8,8 @@
 - Planned failover away from a foreign source (Apache Kafka -> dcmirror, offsets
   preserved): Kafka cannot be fenced, so the failover waits until its end offsets stand
   still, drains, checkpoints the groups and promotes the dcmirror copies.
+- Planned failover in translation mode (dcmirror -> Kafka) with a group committed in the
+  middle of a batch: the report announces the group's re-reads exactly.
 """
 
 from __future__ import annotations
@@ -104,3 +106,30 @@ def test_planned_failover_from_apache_kafka_waits_for_quiet_and_loses_nothing(
     clients.produce_confluent(cluster.bootstrap, topic_name, records("e", 10), "none")  # promoted: writable
     rest = consume_group(cluster.bootstrap, topic_name, group)
     assert len(seen) + len(rest) == 130 and len({(p, o) for p, o, _ in seen + rest}) == 130
+
+
+def test_planned_failover_to_apache_kafka_reports_the_rereads_of_a_group_committed_mid_batch(
+        kafka_broker, cluster, topic_name, tmp_path) -> None:
+    """A group committed in the middle of a batch resumes on Kafka at that batch's start:
+    the planned report announces exactly those re-reads (it said 0 before, for any group)."""
+    clients.create_topic(cluster.bootstrap, topic_name, 1)
+    for i in range(5):  # five batches of ten records: offsets 0-9, 10-19, ...
+        clients.produce_confluent(cluster.bootstrap, topic_name, records(f"m{i}", 10), "lz4")
+    group = f"g-{topic_name}"
+    seen_east = consume_group(cluster.bootstrap, topic_name, group, limit=15)  # commits 15: mid-batch
+    assert committed(cluster.bootstrap, topic_name, group, 1) == {0: 15}
+    link_name = "east-to-kafka-planned"
+    cfg = write_config(tmp_path / "m.yaml", {"east": cluster.bootstrap, "kafka": kafka_broker.bootstrap},
+                       [link(link_name, "east", "kafka", [re.escape(topic_name)])])
+    mirror = MirrorProcess(cfg).start()
+    try:
+        wait_until(lambda: ends(kafka_broker.bootstrap, topic_name, 1) == {0: 50}, what="mirrored")
+        rep = cli_json("failover", cfg, "--link", link_name, "--yes")
+    finally:
+        mirror.stop()
+    assert rep["kind"] == "planned" and rep["mode"] == "translate" and rep["total_loss"] == 0
+    (g,) = [x for x in rep["groups"] if x["group"] == group]
+    seen_kafka = consume_group(kafka_broker.bootstrap, topic_name, group)
+    twice = sum((Counter(v for *_, v in seen_east) & Counter(v for *_, v in seen_kafka)).values())
+    assert twice == g["max_duplicates"] == 5  # offsets 10-14 again: the batch 10-19 started there
+    assert len(seen_east) + len(seen_kafka) - twice == 50  # and no gap
