@@ -23,9 +23,10 @@ from cluster.broker.server import Broker
 from cluster.auth.acl_store import AclFileError
 from cluster.broker.tls import TlsSetupError
 from cluster.cli import cluster_group
-from mirror.cli import _load, config_arg
-from mirror.config import MirrorConfig
-from mirror.daemon import Daemon
+from mirror.cli.main import _load, config_arg
+from mirror.cli.main import commands as mirror_commands
+from mirror.config.model import MirrorConfig
+from mirror.daemon.daemon import Daemon
 
 log = logging.getLogger(__name__)
 
@@ -46,26 +47,8 @@ def cli(verbose: int, quiet: bool) -> None:
 cli.add_command(cluster_group)
 
 
-def _add_optional(module: str, attr: str) -> None:
-    """Attach subcommands whose modules exist (components land one issue at a time)."""
-    import importlib
-
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith(module.split(".")[0]):
-            return
-        raise
-    obj = getattr(mod, attr, None)
-    if isinstance(obj, click.Command):
-        if isinstance(obj, click.Group) and attr == "commands":
-            for c in obj.commands.values():
-                cli.add_command(c)
-        else:
-            cli.add_command(obj)
-
-
-_add_optional("mirror.cli", "commands")
+for _command in mirror_commands.commands.values():
+    cli.add_command(_command)
 
 
 class UpError(Exception):
@@ -111,7 +94,7 @@ async def run_up(cfg: MirrorConfig, *, metrics_port: int | None = None, live: bo
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, daemon.stop)
         if live:
-            from mirror.live_view import run_live
+            from mirror.cli.live_view import run_live
 
             await asyncio.gather(daemon.run(), run_live(daemon))
         else:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mirror.config import load_config
+from mirror.config.model import load_config
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 EXAMPLES = sorted(p for p in CONFIG_DIR.iterdir() if p.suffix in (".yaml", ".yml"))

@@ -1,6 +1,6 @@
 """Listeners: the addresses a broker accepts clients on, each with its security protocol.
 
-Pure (no sockets) so the broker, its CLI and the cluster YAML reader (`mirror.config`,
+Pure (no sockets) so the broker, its CLI and the cluster YAML reader (`mirror.config.model`,
 which may not import `cluster.broker`) share one parser and one set of refusals.
 
 Why a separate module: the CLI, the cluster YAML and tests all describe listeners in

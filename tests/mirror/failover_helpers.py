@@ -93,7 +93,7 @@ def ends(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
 
 def last_contact(bootstrap: str, link: str):
     from cluster.client.client import KafkaClient
-    from mirror.link_state import read_last_contact
+    from mirror.records.link_state import read_last_contact
 
     async def run():
         async with KafkaClient(bootstrap) as c:
@@ -104,7 +104,7 @@ def last_contact(bootstrap: str, link: str):
 
 def link_state(bootstrap: str, link: str):
     from cluster.client.client import KafkaClient
-    from mirror.link_state import read_state
+    from mirror.records.link_state import read_state
 
     async def run():
         async with KafkaClient(bootstrap) as c:

@@ -1,0 +1,1 @@
+"""The mirror daemon process: links it runs, members sharing the work, its HTTP endpoint and metrics."""

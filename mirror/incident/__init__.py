@@ -1,0 +1,1 @@
+"""The operator's incident commands: failover, failback, adopt, offsets translate, status."""

@@ -1,0 +1,257 @@
+"""Cluster operations failover and failback are made of, each one request-shaped and idempotent.
+
+Kept apart from the procedures (mirror/incident/failover.py, mirror/incident/failback.py) so those read as
+a sequence of steps, and so each step can be re-run safely: fencing a fenced topic,
+promoting a promoted one, truncating at or beyond the log end, or appending batches the
+target already holds all change nothing. Everything goes through `cluster.client`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+
+from kio.schema.errors import ErrorCode
+
+from cluster.client.admin import NewTopic
+from cluster.client.client import KafkaClient
+from cluster.client.data import FetchPosition
+from cluster.client.errors import REROUTE_CODES, KafkaError, KafkaProtocolError, check
+from cluster.wire import codec
+from cluster.wire import record_batch as rb
+from cluster.wire.build import build
+from cluster.wire.records import decode_batches
+from mirror.replication.sinks import is_dcmirror  # noqa: F401  (failover/failback call ops.is_dcmirror)
+from mirror.config.clients import client_for_cluster
+from mirror.config.model import MirrorConfig
+from mirror.replication.existing import MIRROR_SOURCE
+from mirror.records.offsets import Checkpoint, checkpoints_topic, decode_checkpoint
+
+log = logging.getLogger(__name__)
+
+FENCED = "dcmirror.fenced"
+TP = tuple[str, int]
+LIST_OFFSETS = 2
+
+
+def client_for(cfg: MirrorConfig, alias: str, *, timeout_s: float | None = None) -> KafkaClient:
+    c = cfg.clusters[alias]
+    t = timeout_s if timeout_s is not None else c.client.request_timeout_s
+    return client_for_cluster(c, "failover", request_timeout_s=t, retry_deadline_s=min(t, 10.0))
+
+
+async def _any_port_open(bootstrap: list[str], timeout_s: float) -> bool:
+    from cluster.client.core import parse_bootstrap
+
+    for host, port in parse_bootstrap(bootstrap):
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_s)
+        except (OSError, asyncio.TimeoutError):
+            continue
+        writer.close()
+        return True
+    return False
+
+
+async def reachable(cfg: MirrorConfig, alias: str, timeout_s: float = 3.0) -> bool:
+    """Can we talk to the cluster at all? A refused or silent port answers in at most
+    ``timeout_s`` (no retries: a dark datacenter must not slow the failover down)."""
+    if not await _any_port_open(cfg.clusters[alias].bootstrap, min(timeout_s, 2.0)):
+        return False
+    probe = client_for(cfg, alias, timeout_s=timeout_s)
+    try:
+        await asyncio.wait_for(probe.start(), timeout_s + 1)
+        return True
+    except (KafkaError, OSError, asyncio.TimeoutError):
+        return False
+    finally:
+        await probe.close()
+
+
+async def topic_overrides(client: KafkaClient, topics: list[str]) -> dict[str, dict[str, str]]:
+    if not topics:
+        return {}
+    described = await client.describe_configs(topics)
+    return {t: {k: e.value for k, e in entries.items() if not e.is_default and e.value is not None}
+            for t, entries in described.items()}
+
+
+async def set_configs(client: KafkaClient, changes: dict[str, dict[str, str | None]]) -> None:
+    """Set (value) or delete (None) dcmirror's topic configs, in one request."""
+    if changes:
+        await client.incremental_alter_configs(changes)
+
+
+async def end_offsets(client: KafkaClient, tps: Iterable[TP], which: int = -1) -> dict[TP, int]:
+    """Log end (-1) or start (-2) offsets of many partitions: one ListOffsets per leader,
+    whatever the number of topics (failover at scale reads thousands at once)."""
+    wanted = sorted(set(tps))
+    if not wanted:
+        return {}
+
+    async def per_broker(conn, parts: list[TP]) -> dict[TP, int]:
+        by_topic: dict[str, list[int]] = {}
+        for t, p in parts:
+            by_topic.setdefault(t, []).append(p)
+        body = conn.build(LIST_OFFSETS, {
+            "replica_id": -1, "isolation_level": 0, "timeout": 30000,
+            "topics": [{"name": t, "partitions": [
+                {"partition_index": p, "current_leader_epoch": -1, "timestamp": which, "max_num_offsets": 1}
+                for p in ps]} for t, ps in by_topic.items()]})
+        resp = await conn.send(body)
+        out = {}
+        for t in resp.topics:
+            for p in t.partitions:
+                if int(p.error_code) in REROUTE_CODES:
+                    client.invalidate()
+                check(p.error_code, context=f"ListOffsets {t.name}-{p.partition_index}")
+                out[(t.name, int(p.partition_index))] = int(p.offset)
+        return out
+
+    return await client.retrying(lambda: client.by_leader(wanted, per_broker), "ListOffsets")
+
+
+async def truncate(client: KafkaClient, offsets: dict[TP, int]) -> dict[TP, int]:
+    """DcMirrorTruncate: cut mirror partitions back to ``offsets``; returns new log ends."""
+    if not offsets:
+        return {}
+
+    async def per_broker(conn, tps: list[TP]) -> dict[TP, int]:
+        by_topic: dict[str, list[dict]] = {}
+        for t, p in tps:
+            by_topic.setdefault(t, []).append({"partition_index": p, "offset": offsets[(t, p)]})
+        body = build(codec.request_schema(codec.DCMIRROR_TRUNCATE, 0),
+                     {"topics": [{"name": t, "partitions": ps} for t, ps in by_topic.items()],
+                      "timeout": 30000})
+        resp = await conn.send(body, api_key=codec.DCMIRROR_TRUNCATE, api_version=0)
+        out = {}
+        for t in resp.topics:
+            for p in t.partitions:
+                check(p.error_code, context=f"DcMirrorTruncate {t.name}-{p.partition_index}")
+                out[(t.name, int(p.partition_index))] = int(p.low_watermark)
+        return out
+
+    return await client.retrying(lambda: client.by_leader(list(offsets), per_broker), "DcMirrorTruncate")
+
+
+async def fetch_batches(client: KafkaClient, topic: str, p: int, start: int, end: int,
+                        max_bytes: int = 8 << 20) -> list[memoryview]:
+    """Whole batches covering [start, end) (the first may begin before ``start``)."""
+    out: list[memoryview] = []
+    pos = start
+    while pos < end:
+        res = (await client.fetch({(topic, p): FetchPosition(pos, max_bytes)}, max_wait_ms=0,
+                                  min_bytes=0))[(topic, p)]
+        if res.error_code:
+            raise KafkaProtocolError(ErrorCode(res.error_code), None, context=f"fetch {topic}-{p}")
+        if not res.records:
+            break
+        mv = memoryview(res.records)
+        advanced = False
+        for at, h in rb.iter_batches(mv):
+            if h.next_offset <= pos or h.base_offset >= end:
+                continue
+            out.append(mv[at : at + h.size])
+            pos = h.next_offset
+            advanced = True
+        if not advanced:
+            break
+    return out
+
+
+async def append_preserving(client: KafkaClient, topic: str, p: int, batches: bytes) -> None:
+    """DcMirrorAppend of whole batches at their own offsets (already-held ones are skipped)."""
+
+    async def once() -> None:
+        conn = await client.connection(await client.leader(topic, p))
+        body = build(codec.request_schema(codec.DCMIRROR_APPEND, 0), {
+            "transactional_id": None, "acks": -1, "timeout": 30000,
+            "topic_data": [{"name": topic, "partition_data": [{"index": p, "records": batches}]}]})
+        resp = await conn.send(body, api_key=codec.DCMIRROR_APPEND, api_version=0)
+        for t in resp.responses:
+            for pr in t.partition_responses:
+                check(pr.error_code, getattr(pr, "error_message", None), context=f"DcMirrorAppend {topic}-{p}")
+
+    await client.retrying(once, "DcMirrorAppend")
+
+
+async def copy_preserving(src: KafkaClient, src_topic: str, dst: KafkaClient, dst_topic: str, p: int,
+                          start: int, end: int) -> int:
+    """Copy batches [start, end) keeping their offsets (DcMirrorAppend); returns the
+    destination's new end. The destination must be a mirror topic."""
+    pos = start
+    new_end = start
+    while pos < end:
+        batches = await fetch_batches(src, src_topic, p, pos, end, max_bytes=4 << 20)
+        if not batches:
+            break
+        await append_preserving(dst, dst_topic, p, b"".join(batches))
+        pos = rb.read_header(batches[-1]).next_offset
+        new_end = pos
+    return new_end
+
+
+async def ensure_mirror_topic(client: KafkaClient, name: str, partitions: int, configs: dict[str, str]) -> bool:
+    """Create ``name`` unless it exists; True if created."""
+    if name in await client.list_topics(include_internal=True):
+        return False
+    try:
+        await client.create_topics([NewTopic(name, partitions, -1, configs)])
+        return True
+    except KafkaProtocolError as exc:
+        if exc.error_code != ErrorCode.topic_already_exists:
+            raise
+        return False
+
+
+async def keep_records(client: KafkaClient, topic: str, ranges: dict[int, tuple[int, int]], kept: str,
+                       partitions: int, marker: str) -> list[str]:
+    """Keep records [start, end) of ``topic``'s partitions in ``kept`` on the same cluster,
+    offsets preserved, before they are cut: ``kept`` is created read-only (marked a mirror
+    of ``marker``), retention -1, never mirrored nor deleted by dcmirror. Idempotent (a
+    re-run continues where ``kept`` ends). Returns what is missing, empty when all is kept:
+    the caller must not cut anything then."""
+    await ensure_mirror_topic(client, kept, partitions, {MIRROR_SOURCE: marker, "retention.ms": "-1"})
+    missing = []
+    for p, (start, end) in sorted(ranges.items()):
+        if end <= start:
+            continue
+        have = (await client.list_offsets(kept, [p], -1))[p][0]
+        await copy_preserving(client, topic, client, kept, p, max(have, start), end)
+        have = (await client.list_offsets(kept, [p], -1))[p][0]
+        if have < end:
+            missing.append(f"{kept}-{p}: kept only up to {have} of {end}")
+    return missing
+
+
+async def read_checkpoints(target: KafkaClient, link: str) -> list[Checkpoint]:
+    """Every checkpoint record of the link, oldest first."""
+    topic = checkpoints_topic(link)
+    if topic not in await target.list_topics(include_internal=True):
+        return []
+    start = (await target.list_offsets(topic, [0], -2))[0][0]
+    end = (await target.list_offsets(topic, [0], -1))[0][0]
+    out: list[Checkpoint] = []
+    pos = start
+    while pos < end:
+        res = (await target.fetch({(topic, 0): FetchPosition(pos, 8 << 20)}, max_wait_ms=0))[(topic, 0)]
+        if res.error_code or not res.records:
+            break
+        for h, records in decode_batches(res.records):
+            for r in records:
+                if r.offset >= pos and r.key is not None and r.value is not None:
+                    out.append(decode_checkpoint(r.key, r.value))
+            pos = max(pos, h.next_offset)
+    return out
+
+
+async def active_groups(client: KafkaClient, groups: list[str]) -> set[str]:
+    """Groups with members on ``client``'s cluster (their offsets are not ours to move)."""
+    if not groups:
+        return set()
+    try:
+        described = await client.describe_groups(groups)
+    except KafkaProtocolError:
+        return set()
+    return {g for g, d in described.items() if d.members}

@@ -1,0 +1,1 @@
+"""`dcmirror check`: what a link needs on each cluster (permissions, reachability), probed before it runs."""

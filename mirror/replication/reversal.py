@@ -1,0 +1,73 @@
+"""`failback --stay`: while a link is `reversed`, the daemon copies it backwards.
+
+After `dcmirror failback --stay` the new primary (the link's target) keeps taking writes
+and the old source's topics are read-only mirrors of it (`dcmirror.mirror.source=<target>`).
+The running daemon keeps them in sync without a config change: while the link state is
+`reversed` it runs a second, reversed link (`<link>.reversed`: target -> source, same topic
+filters, offsets preserved, groups checkpointed back) and stops it as soon as the state
+changes again (e.g. a later `dcmirror failback` that restores the original direction).
+
+Only identity naming reverses cleanly (with prefix naming the reversed names would gain a
+second prefix); for prefix links the daemon just holds the link and says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+
+from mirror.config.model import LinkConfig, MirrorConfig
+
+log = logging.getLogger(__name__)
+
+
+def reversed_link(link: LinkConfig) -> LinkConfig | None:
+    if link.rename != "identity":
+        return None
+    return dataclasses.replace(link, name=f"{link.name}.reversed", source=link.target, target=link.source,
+                               start_from="earliest")
+
+
+class Reversal:
+    """Starts and stops the reversed runner as the link state comes and goes."""
+
+    def __init__(self, cfg: MirrorConfig, link: LinkConfig, dial) -> None:
+        self.cfg = cfg
+        self.link = link
+        self.dial = dial
+        self.runner = None
+        self._stop: asyncio.Event | None = None
+        self._task: asyncio.Task | None = None
+        self._stopping: set[asyncio.Task] = set()
+
+    def follow(self, state) -> None:
+        want = state.state == "reversed"
+        if want and self._task is None:
+            rev = reversed_link(self.link)
+            if rev is None:
+                log.warning("link %s is reversed but uses prefix naming: not copying it backwards; "
+                            "add a link %s -> %s to the config", self.link.name, self.link.target,
+                            self.link.source)
+                return
+            from mirror.replication.link import LinkRunner
+
+            self.runner = LinkRunner(self.cfg, rev, dial=self.dial)
+            self._stop = asyncio.Event()
+            self._task = asyncio.create_task(self.runner.run(self._stop), name=rev.name)
+            log.info("link %s is reversed: copying %s -> %s", self.link.name, rev.source, rev.target)
+        elif not want and self._task is not None:
+            log.info("link %s is no longer reversed: stopping %s -> %s", self.link.name,
+                     self.link.target, self.link.source)
+            assert self._stop is not None
+            self._stop.set()
+            self._stopping.add(self._task)
+            self._task.add_done_callback(self._stopping.discard)
+            self._task = None
+
+    async def close(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+        tasks = [t for t in (self._task, *self._stopping) if t is not None]
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._task = None
