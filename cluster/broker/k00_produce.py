@@ -19,7 +19,7 @@ import time
 
 from kio.schema.errors import ErrorCode
 
-from cluster.broker import authz, topic_config
+from cluster.broker import authz, internal_topics, topic_config
 from cluster.broker.recompress import recompress, target_codec
 from cluster.broker.registry import handler
 from cluster.wire import record_batch as rb
@@ -113,6 +113,8 @@ def _refuse_timestamps(index: int, configs: dict[str, str], checks: list[Checked
 
 async def produce_partition(broker, topic: str, index: int, records: bytes | None) -> dict:
     """Validate and append one partition's payload; returns its response entry."""
+    if internal_topics.is_internal(topic):  # ReplicaManager: "Cannot append to internal topic"
+        return _error(index, ErrorCode.invalid_topic_exception, f"Cannot append to internal topic {topic}")
     meta = broker.catalogue.topics.get(topic)
     if meta is not None and meta.configs.get(MIRROR_SOURCE):
         return _error(

@@ -1,5 +1,8 @@
 """Metadata (key 3), v0-v13: brokers, controller, topics with partitions and topic ids.
 
+`__consumer_offsets` and `__transaction_state` are listed as internal topics once used
+(cluster/broker/internal_topics.py), flagged `is_internal` as Kafka does.
+
 Auto-creates topics named in the request when the broker allows it and the request asks
 (v4+ `allow_auto_topic_creation`; always for older versions), as Kafka does.
 With ACLs: topics the principal may not Describe are hidden from an all-topics request and
@@ -13,7 +16,7 @@ import uuid
 
 from kio.schema.errors import ErrorCode
 
-from cluster.broker import authz
+from cluster.broker import authz, internal_topics
 from cluster.broker.registry import handler
 from cluster.broker.topics import TopicError, TopicMeta, check_topic_name
 
@@ -43,12 +46,29 @@ def topic_entry(broker, meta: TopicMeta) -> dict:
     }
 
 
+def internal_entry(broker, name: str) -> dict:
+    """An internal topic (cluster/broker/internal_topics.py): every partition led here."""
+    n = internal_topics.PARTITIONS[name]
+    return {
+        "error_code": 0,
+        "name": name,
+        "topic_id": broker.internal_topics.topic_id(name),
+        "is_internal": True,
+        "topic_authorized_operations": _NO_OPS,
+        "partitions": [
+            {"error_code": 0, "partition_index": i, "leader_id": broker.node_id, "leader_epoch": 0,
+             "replica_nodes": [broker.node_id], "isr_nodes": [broker.node_id], "offline_replicas": []}
+            for i in range(n)
+        ],
+    }
+
+
 def _missing(name: str | None, code: int, topic_id: uuid.UUID | None = None) -> dict:
     return {
         "error_code": code,
         "name": name,
         "topic_id": topic_id or _ZERO_UUID,
-        "is_internal": False,
+        "is_internal": internal_topics.is_internal(name),
         "partitions": [],
         "topic_authorized_operations": _NO_OPS,
     }
@@ -70,7 +90,9 @@ async def metadata(broker, hdr, req) -> dict:
     if req.topics is None or (hdr.api_version == 0 and not req.topics):
         # All topics: those the principal may not Describe are left out, as in Kafka.
         topics = [topic_entry(broker, m) for m in list(broker.catalogue.topics.values())
-                  if _described(broker, m.name)]
+                  if _described(broker, m.name) and not internal_topics.is_internal(m.name)]
+        topics += [internal_entry(broker, n) for n in sorted(broker.internal_topics.used)
+                   if _described(broker, n)]
     else:
         auto = getattr(req, "allow_auto_topic_creation", True)
         for t in req.topics:
@@ -78,7 +100,10 @@ async def metadata(broker, hdr, req) -> dict:
             tid = getattr(t, "topic_id", None)
             if name is None and tid is not None and tid != _ZERO_UUID:
                 meta = broker.catalogue.by_id.get(tid)
-                if meta is None:
+                internal = broker.internal_topics.by_id(tid)
+                if internal is not None and _described(broker, internal):
+                    topics.append(internal_entry(broker, internal))
+                elif meta is None:
                     topics.append(_missing(None, ErrorCode.unknown_topic_id, tid))
                 elif not _described(broker, meta.name):  # ids are not secret; names are
                     topics.append(_missing(None, ErrorCode.topic_authorization_failed, tid))
@@ -92,6 +117,10 @@ async def metadata(broker, hdr, req) -> dict:
                 check_topic_name(name or "")
             except TopicError as exc:
                 topics.append(_missing(name, exc.code))
+                continue
+            if internal_topics.is_internal(name):  # listed after first use, as in Kafka
+                topics.append(internal_entry(broker, name) if name in broker.internal_topics.used
+                              else _missing(name, ErrorCode.unknown_topic_or_partition))
                 continue
             meta = broker.topic(name)
             if meta is None and auto and broker.config.auto_create_topics and not name.startswith("__"):

@@ -2,14 +2,15 @@
 
 A single-coordinator design: every key (group id, key_type 0, or transactional id,
 key_type 1) maps to this broker. v4+ batches keys in `coordinator_keys`. Not implemented:
-key_type 2 (share groups) is answered INVALID_REQUEST.
+key_type 2 (share groups) is answered INVALID_REQUEST. As in Kafka, the first lookup of a
+group (transactional id) creates `__consumer_offsets` (`__transaction_state`) in Metadata.
 """
 
 from __future__ import annotations
 
 from kio.schema.errors import ErrorCode
 
-from cluster.broker import authz
+from cluster.broker import authz, internal_topics
 from cluster.broker.registry import handler
 
 _KEY_TYPES = (0, 1)
@@ -29,6 +30,7 @@ def _answer(broker, key: str, key_type: int) -> dict:
     if coordinator is None:
         return {"key": key, "error_code": ErrorCode.coordinator_not_available, "error_message": None,
                 "node_id": -1, "host": "", "port": -1}
+    broker.internal_topics.mark_used(internal_topics.BY_KEY_TYPE[key_type])
     return {"key": key, "error_code": ErrorCode.none, "error_message": None,
             "node_id": broker.node_id, "host": broker.advertised_host, "port": broker.advertised_port}
 

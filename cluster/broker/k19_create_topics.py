@@ -5,7 +5,8 @@ topic with POLICY_VIOLATION and KRaft's message, before anything is created; the
 broker-wide `max_partitions` ceiling is checked topic by topic.
 
 One broker per cluster for now, so any replication factor above 1 is refused with Kafka's
-INVALID_REPLICATION_FACTOR, and manual assignments must name this node.
+INVALID_REPLICATION_FACTOR, and manual assignments must name this node. Internal topic names
+are refused: TOPIC_ALREADY_EXISTS once used (as Kafka), else INVALID_TOPIC_EXCEPTION.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from kio.schema.errors import ErrorCode
 from cluster.broker import create_topics_response, topic_config
 from cluster.broker.configs import PRIVATE_CONFIG_REFUSED, PRIVATE_PREFIX
 from cluster.broker.config import MAX_PARTITIONS_PER_REQUEST
-from cluster.broker import authz
+from cluster.broker import authz, internal_topics
 from cluster.broker.registry import handler
 from cluster.broker.topics import CatalogueWriteFailed, TopicError
 
@@ -74,6 +75,9 @@ def _create_all(broker, req, results: list) -> None:
                 broker, authz.Op.CLUSTER_ACTION):
             results.append(_result(t.name, ErrorCode.cluster_authorization_failed, PRIVATE_CONFIG_REFUSED))
             continue
+        if internal_topics.is_internal(t.name):
+            results.append(_internal(broker, t.name))
+            continue
         if t.assignments:
             bad = [b for a in t.assignments for b in a.broker_ids if b != broker.node_id]
             if bad or len({len(a.broker_ids) for a in t.assignments}) != 1:
@@ -107,6 +111,14 @@ def _create_all(broker, req, results: list) -> None:
             "replication_factor": 1,
             "configs": entries,
         })
+
+
+def _internal(broker, name: str) -> dict:
+    """Kafka creates internal topics itself; one already used exists, as Kafka answers."""
+    if name in broker.internal_topics.used:
+        return _result(name, ErrorCode.topic_already_exists, f"Topic '{name}' already exists.")
+    return _result(name, ErrorCode.invalid_topic_exception,
+                   f"{name} is an internal topic; the broker creates it on first use")
 
 
 def _config_entries(overrides: dict[str, str]) -> list[dict]:

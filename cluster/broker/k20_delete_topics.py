@@ -1,4 +1,8 @@
-"""DeleteTopics (key 20), v0-v6: by name, or by topic id (v6)."""
+"""DeleteTopics (key 20), v0-v6: by name, or by topic id (v6).
+
+Internal topics are refused with INVALID_TOPIC_EXCEPTION (Kafka 4.3.1 deletes them and
+loses every group's offsets; see cluster/broker/internal_topics.py).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import uuid
 
 from kio.schema.errors import ErrorCode
 
-from cluster.broker import authz
+from cluster.broker import authz, internal_topics
 from cluster.broker.registry import handler
 
 _ZERO = uuid.UUID(int=0)
@@ -20,6 +24,15 @@ async def delete_topics(broker, hdr, req) -> dict:
         wanted = [(n, None) for n in req.topic_names]
     results = []
     for name, tid in wanted:
+        internal = name if internal_topics.is_internal(name) else broker.internal_topics.by_id(tid)
+        if internal is not None:
+            code = (ErrorCode.topic_authorization_failed
+                    if not authz.allowed(broker, authz.Op.DELETE, authz.TOPIC, internal)
+                    else ErrorCode.invalid_topic_exception)
+            results.append({"name": name, "topic_id": tid or _ZERO, "error_code": code,
+                            "error_message": None if code != ErrorCode.invalid_topic_exception
+                            else internal_topics.refusal(internal, "deleting it")})
+            continue
         meta = None
         if name is None and tid not in (None, _ZERO):
             meta = broker.catalogue.by_id.get(tid)

@@ -2,7 +2,8 @@
 
 Like CreateTopics, one request may add at most 10,000 partitions (else every topic gets
 POLICY_VIOLATION and nothing grows), and no topic may grow the broker past its
-`max_partitions` ceiling.
+`max_partitions` ceiling. Internal topics are refused with INVALID_TOPIC_EXCEPTION (Kafka
+4.3.1 grows them; see cluster/broker/internal_topics.py).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from kio.schema.errors import ErrorCode
 
 from cluster.broker.config import MAX_PARTITIONS_PER_REQUEST
 from cluster.broker.k19_create_topics import TOO_MANY_PARTITIONS
-from cluster.broker import authz
+from cluster.broker import authz, internal_topics
 from cluster.broker.registry import handler
 from cluster.broker.topics import TopicError
 
@@ -25,6 +26,15 @@ def _added(broker, req) -> int:
     return total
 
 
+def _internal(name: str, count: int) -> dict:
+    have = internal_topics.PARTITIONS[name]
+    if count <= have:  # as Kafka answers
+        return {"name": name, "error_code": ErrorCode.invalid_partitions, "error_message":
+                f"The topic {name} currently has {have} partition(s); {count} would not be an increase."}
+    return {"name": name, "error_code": ErrorCode.invalid_topic_exception,
+            "error_message": internal_topics.refusal(name, "adding partitions")}
+
+
 @handler(37, 0, 3)
 async def create_partitions(broker, hdr, req) -> dict:
     if _added(broker, req) > MAX_PARTITIONS_PER_REQUEST:
@@ -36,6 +46,9 @@ async def create_partitions(broker, hdr, req) -> dict:
         if not authz.allowed(broker, authz.Op.ALTER, authz.TOPIC, t.name):
             results.append({"name": t.name, "error_code": ErrorCode.topic_authorization_failed,
                             "error_message": None})
+            continue
+        if internal_topics.is_internal(t.name):
+            results.append(_internal(t.name, t.count))
             continue
         meta = broker.topic(t.name)
         if meta is None:

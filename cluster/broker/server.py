@@ -26,6 +26,7 @@ from cluster.broker import session, topic_config
 from cluster.broker.batch_checks import BatchChecks
 from cluster.broker.config import BrokerConfig
 from cluster.broker.connection import ConnectionServer
+from cluster.broker.internal_topics import InternalTopics
 from cluster.broker.log_pool import LogPool, budgets, descriptor_limit
 from cluster.broker.partition import Partition
 from cluster.broker.topics import CatalogueWriteFailed, TopicCatalogue, TopicError, TopicMeta, remove_strays
@@ -54,6 +55,7 @@ class Broker:
         self._log_configs: dict[frozenset, LogConfig] = {}  # by topic overrides
         self.catalogue: TopicCatalogue | None = None
         self.cluster_id = ""
+        self.internal_topics = InternalTopics(self.data_dir / "meta", "")
         self.groups: Any = None
         self.txns: Any = None
         self.producer_state: Any = None
@@ -92,6 +94,7 @@ class Broker:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.catalogue = TopicCatalogue(self.data_dir)
         self.cluster_id = self.catalogue.identity(self.config.name, self.node_id).cluster_id
+        self.internal_topics = InternalTopics(self.data_dir / "meta", self.cluster_id)
         from cluster.broker.producer_state import ProducerState
 
         self.producer_state = ProducerState(self.data_dir / "meta")
