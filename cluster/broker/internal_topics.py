@@ -4,7 +4,9 @@ Why: clients decide by Metadata's `is_internal` flag what a regex subscription m
 out (franz-go's TestConsumeRegex, the Java client's `exclude.internal.topics`), and tools
 look the topics up by name. Here the data of both lives in the coordinators' journals
 (`__groups/`, `__transactions/`), not in partition logs, so these topics have no log:
-Metadata lists them, Produce is refused as Kafka refuses it, and Fetch/ListOffsets answer
+Metadata lists them, Produce is refused as Kafka refuses it, ListOffsets and
+DescribeProducers see empty partitions (tools that walk every partition, such as
+`kafka-transactions find-hanging` and `kafka-get-offsets`, work), and Fetch answers
 UNKNOWN_TOPIC_OR_PARTITION / UNKNOWN_TOPIC_ID (unsupported; Kafka serves the records).
 
 When they appear follows Apache Kafka 4.3.1: after first use. Kafka creates
@@ -42,6 +44,12 @@ _DIR = "internal-topics"
 
 def is_internal(name: str | None) -> bool:
     return name in PARTITIONS
+
+
+def hosted(broker, name: str, index: int) -> bool:
+    """True for a partition of an internal topic that Metadata lists (ListOffsets answers it
+    as an empty log at offset 0, DescribeProducers with no producers)."""
+    return name in broker.internal_topics.used and 0 <= index < PARTITIONS[name]
 
 
 def refusal(name: str, what: str) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from kio.schema.errors import ErrorCode
 
-from cluster.broker import authz
+from cluster.broker import authz, internal_topics
 from cluster.broker.registry import handler
 from cluster.wire.records import decode_batch, decode_batches
 
@@ -63,6 +63,10 @@ async def list_offsets(broker, hdr, req) -> dict:
         denied = not authz.allowed(broker, authz.Op.DESCRIBE, authz.TOPIC, t.name)
         for p in t.partitions:
             part = None if denied else broker.partitions.get((t.name, p.partition_index))
+            if part is None and not denied and internal_topics.hosted(broker, t.name, p.partition_index):
+                parts.append({"partition_index": p.partition_index, "error_code": 0, "timestamp": -1,
+                              "offset": 0, "leader_epoch": 0, "old_style_offsets": [0]})
+                continue
             if part is None:
                 parts.append(
                     {"partition_index": p.partition_index,

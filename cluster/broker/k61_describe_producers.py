@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from kio.schema.errors import ErrorCode
 
-from cluster.broker import authz
+from cluster.broker import authz, internal_topics
 from cluster.broker.registry import handler
 
 
@@ -21,6 +21,9 @@ def _partition(broker, topic: str, index: int) -> dict:
         return {"partition_index": index, "error_code": ErrorCode.topic_authorization_failed,
                 "error_message": None, "active_producers": []}
     part = broker.partitions.get((topic, index))
+    if part is None and internal_topics.hosted(broker, topic, index):  # no producers write there
+        return {"partition_index": index, "error_code": ErrorCode.none, "error_message": None,
+                "active_producers": []}
     if part is None:
         return {"partition_index": index, "error_code": ErrorCode.unknown_topic_or_partition,
                 "error_message": f"this broker has no partition {topic}-{index}",

@@ -3,7 +3,8 @@
 As Apache Kafka 4.3.1 (tests/interop/test_reference_internal_topics.py compares): unknown
 but flagged internal before first use, listed with every partition after the first
 FindCoordinator of their kind, still listed after a restart; Produce refused with
-INVALID_TOPIC_EXCEPTION. DeleteTopics/CreatePartitions refused too (Kafka allows them).
+INVALID_TOPIC_EXCEPTION. DeleteTopics/CreatePartitions refused too (Kafka allows them);
+ListOffsets and DescribeProducers see empty partitions.
 """
 
 from __future__ import annotations
@@ -80,5 +81,12 @@ async def test_produce_delete_grow_create_refused(broker) -> None:
         assert [t.error_code for t in c.topics] == [E.topic_already_exists, E.invalid_topic_exception]
         listed = await _meta(conn, [CO])
         assert len(listed[CO].partitions) == 50 and CO not in broker.catalogue.topics
+        # tools that walk every partition (find-hanging, kafka-get-offsets) see empty ones
+        lo = await conn.call(2, 7, {"replica_id": -1, "isolation_level": 0, "topics": [
+            {"name": CO, "partitions": [{"partition_index": 49, "current_leader_epoch": -1, "timestamp": -1}]}]})
+        assert (lo.topics[0].partitions[0].error_code, lo.topics[0].partitions[0].offset) == (0, 0)
+        dp = await conn.call(61, 0, {"topics": [{"name": CO, "partition_indexes": [0, 50]}]})
+        assert [(p.error_code, len(p.active_producers)) for p in dp.topics[0].partitions] == [
+            (0, 0), (E.unknown_topic_or_partition, 0)]
     finally:
         conn.close()
