@@ -83,6 +83,10 @@ def cluster_group() -> None:
     help="When log writes are fsynced: see README 'Durability'.",
 )
 @click.option("--fsync-interval-ms", type=click.IntRange(1), default=1000, show_default=True)
+@click.option("--group-consumer-session-timeout-ms", type=click.IntRange(1), default=45_000, show_default=True,
+              help="KIP-848 consumer groups: a member not heard from this long is removed.")
+@click.option("--group-consumer-heartbeat-interval-ms", type=click.IntRange(1), default=5_000,
+              show_default=True, help="KIP-848 consumer groups: how often members heartbeat.")
 @click.option("--partitions", "default_partitions", type=click.IntRange(1), default=1,
               show_default=True, help="Partitions of auto-created topics.")
 @click.option("--no-auto-create", is_flag=True, help="Refuse to auto-create topics.")
@@ -123,7 +127,8 @@ def start(
     no_auto_create: bool, retention_check_interval_ms: int, connections_max_idle_ms: int,
     request_read_timeout_ms: int, queued_max_request_bytes: int, max_connections: int,
     max_connections_per_ip: int, fetch_max_bytes: int, max_partitions: int,
-    max_batch_records: int, max_batch_inflate_bytes: int, super_users: str, **sasl: Any,
+    max_batch_records: int, max_batch_inflate_bytes: int, super_users: str,
+    group_consumer_session_timeout_ms: int, group_consumer_heartbeat_interval_ms: int, **sasl: Any,
 ) -> None:
     """Run one cluster in the foreground until Ctrl-C or SIGTERM."""
     if brokers > 1:
@@ -147,6 +152,8 @@ def start(
             fetch_max_bytes=fetch_max_bytes,
             max_partitions=max_partitions,
             max_batch_records=max_batch_records, max_batch_inflate_bytes=max_batch_inflate_bytes,
+            group_consumer_session_timeout_ms=group_consumer_session_timeout_ms,
+            group_consumer_heartbeat_interval_ms=group_consumer_heartbeat_interval_ms,
             **sasl_settings(sasl),
             super_users=parse_super_users(super_users),
         )

@@ -67,6 +67,9 @@ class BrokerConfig:
     default_partitions: int = 1
     fsync: str = "never"  # always | interval | never: see README "Durability"
     fsync_interval_ms: int = 1000
+    # KIP-848 consumer groups: Kafka's group.consumer.session.timeout.ms / heartbeat.interval.ms.
+    group_consumer_session_timeout_ms: int = 45_000
+    group_consumer_heartbeat_interval_ms: int = 5_000
     max_request_bytes: int = DEFAULT_MAX_FRAME
     # fetch.max.bytes: caps every Fetch response (request max_bytes is capped to it).
     fetch_max_bytes: int = DEFAULT_FETCH_MAX_BYTES
@@ -101,6 +104,10 @@ class BrokerConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ValueError(f"{key} must be an integer of at least {minimum}, got {value!r}")
         self._check_sasl()
+        if not 0 < self.group_consumer_heartbeat_interval_ms < self.group_consumer_session_timeout_ms:
+            raise ValueError(f"the consumer group heartbeat interval "
+                             f"({self.group_consumer_heartbeat_interval_ms} ms) must be positive and shorter than "
+                             f"the session timeout ({self.group_consumer_session_timeout_ms} ms)")
         if isinstance(self.max_partitions, bool) or not isinstance(self.max_partitions, int) \
                 or self.max_partitions < 1:
             raise ValueError(f"max_partitions must be an integer of at least 1, got {self.max_partitions!r}")

@@ -2,8 +2,9 @@
 
 Generation and member are checked when generation_id >= 0; "simple" commits (generation
 -1, no member id, as mirrors and tools send) are accepted while the group has no members.
-v2-v4's retention_time is ignored (offsets are kept until the group is deleted). Versions
-9+ (KIP-848 member epochs, topic ids) are not served. As in Kafka, partitions of topics
+v2-v4's retention_time is ignored (offsets are kept until the group is deleted). For a
+KIP-848 consumer group the generation field is the member epoch (checked as Kafka does:
+STALE_MEMBER_EPOCH / FENCED_MEMBER_EPOCH). Versions 9+ (topic ids) are not served. As in Kafka, partitions of topics
 this cluster does not have are answered UNKNOWN_TOPIC_OR_PARTITION and not stored.
 """
 

@@ -13,6 +13,7 @@ import logging
 from kio.schema.errors import ErrorCode
 
 from cluster.broker import authz
+from cluster.broker.session import client_host
 from cluster.broker.registry import handler
 
 logger = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ async def join_group(broker, hdr, req) -> dict:
         session,
         _ms(getattr(req, "rebalance_timeout", session)),
         client_id=hdr.client_id or "",
-        client_host=getattr(hdr, "client_host", "") or "",
+        client_host=client_host(),
         require_known_member_id=hdr.api_version >= 4,
     )
     if hdr.api_version < 7 and result["protocol_name"] is None:

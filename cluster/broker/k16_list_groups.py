@@ -1,6 +1,7 @@
 """ListGroups (key 16), v0-v5: every group, optionally filtered by state (v4+) and type (v5).
 
-All groups here are classic groups; a types filter without "classic" lists nothing.
+Classic groups have `group_type` "classic", KIP-848 groups "consumer" (with their
+ConsumerGroupState names: Empty, Assigning, Reconciling, Stable), as Kafka lists them.
 """
 
 from __future__ import annotations

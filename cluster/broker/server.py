@@ -142,7 +142,15 @@ class Broker:
             from cluster.groups.coordinator import GroupCoordinator
         except ImportError:
             return
-        self.groups = GroupCoordinator(self.data_dir / "__groups", self.node_id, fsync=self.config.fsync)
+        from cluster.broker.group_topics import CatalogueImage
+
+        from cluster.groups.consumer_model import ConsumerConfig
+
+        consumer = ConsumerConfig(session_timeout_ms=self.config.group_consumer_session_timeout_ms,
+                                  heartbeat_interval_ms=self.config.group_consumer_heartbeat_interval_ms)
+        self.groups = GroupCoordinator(self.data_dir / "__groups", self.node_id, fsync=self.config.fsync,
+                                       consumer_config=consumer)
+        self.groups.topics = CatalogueImage(self)
         await self.groups.start()
 
     async def _start_txns(self) -> None:

@@ -46,6 +46,12 @@ def current() -> Session:
     return _current.get()
 
 
+def client_host() -> str:
+    """The current client's address as Kafka shows it in group descriptions ("/127.0.0.1")."""
+    host = current().host
+    return f"/{host}" if host else ""
+
+
 def bind(session: Session) -> contextvars.Token[Session]:
     """Make `session` current for the calling task (a connection's serve task)."""
     return _current.set(session)

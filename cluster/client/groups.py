@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 OFFSET_COMMIT, OFFSET_FETCH, FIND_COORDINATOR = 8, 9, 10
 DESCRIBE_GROUPS, LIST_GROUPS, DELETE_GROUPS = 15, 16, 42
+CONSUMER_GROUP_DESCRIBE = 69
 #: OffsetCommit/OffsetFetch v10 name topics by id; names are all we need, so stop at 9.
 _OFFSETS_MAX = 9
 _COORDINATOR_CODES = frozenset(
@@ -56,6 +57,18 @@ class GroupDescription:
     protocol: str
     members: tuple[MemberDescription, ...] = ()
     error_code: int = 0
+
+
+async def _consumer_groups(conn: BrokerConnection, names: list[str]) -> dict[str, GroupDescription]:
+    resp = await conn.send(conn.build(CONSUMER_GROUP_DESCRIBE, {"group_ids": names,
+                                                                "include_authorized_operations": False}))
+    return {
+        g.group_id: GroupDescription(
+            g.group_id, g.group_state, "consumer", g.assignor_name,
+            tuple(MemberDescription(m.member_id, m.client_id, m.client_host, m.instance_id, b"", b"")
+                  for m in g.members))
+        for g in resp.groups if int(g.error_code) == 0
+    }
 
 
 class GroupsMixin(ClientCore):
@@ -197,6 +210,12 @@ class GroupsMixin(ClientCore):
                     for m in g.members
                 )
                 out.append(GroupDescription(g.group_id, g.group_state, g.protocol_type, g.protocol_data, members))
+            dead = [d.group_id for d in out if d.state == "Dead"]
+            if dead and conn.versions.supports(CONSUMER_GROUP_DESCRIBE):
+                # DescribeGroups shows a KIP-848 consumer group as Dead (it is not a classic
+                # group); ConsumerGroupDescribe shows its state and members.
+                found = await _consumer_groups(conn, dead)
+                out = [found.get(d.group_id, d) for d in out]
             return out
 
         async def once() -> dict[str, GroupDescription]:

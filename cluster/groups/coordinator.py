@@ -37,8 +37,11 @@ from cluster.groups.model import (
     Reply,
     SyncResult,
 )
+from cluster.groups.consumer import ConsumerGroup
+from cluster.groups.consumer_coordinator import ConsumerGroupsMixin
+from cluster.groups.consumer_model import ConsumerConfig
 from cluster.groups.offsets import OffsetToCommit
-from cluster.groups.records import encode_group, encode_offset, group_key, offset_key, restore
+from cluster.groups.records import encode_any_group, encode_offset, group_key, offset_key, restore
 from cluster.groups.state import Group, default_member_id
 from cluster.groups.store import GroupStore
 
@@ -46,7 +49,7 @@ logger = logging.getLogger(__name__)
 
 E = ErrorCode
 S = GroupState
-CONSUMER_GROUP_TYPE = "classic"
+CLASSIC_GROUP_TYPE = "classic"
 
 
 def wall_ms() -> int:
@@ -78,8 +81,9 @@ def _sync_dict(r: SyncResult) -> dict[str, Any]:
     }
 
 
-class GroupCoordinator:
-    """Coordinates every group on this node (a single-coordinator cluster)."""
+class GroupCoordinator(ConsumerGroupsMixin):
+    """Coordinates every group on this node (a single-coordinator cluster), classic and
+    KIP-848 consumer groups alike (the latter's APIs: cluster/groups/consumer_coordinator.py)."""
 
     def __init__(
         self,
@@ -93,6 +97,7 @@ class GroupCoordinator:
         new_member_id: Callable[[str], str] = default_member_id,
         compact_min_bytes: int = 1 << 20,
         cleanup_interval_s: float = 600.0,
+        consumer_config: ConsumerConfig | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.node_id = node_id
@@ -107,11 +112,12 @@ class GroupCoordinator:
         self._ticker: asyncio.Task[None] | None = None
         self.cleanup_interval_ms = int(cleanup_interval_s * 1000)
         self._last_cleanup_ms = 0
+        self._init_consumer(consumer_config)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         live = self.store.open()
-        self.groups = restore(live, self.clock(), self.config, self.new_member_id)
+        self.groups = restore(live, self.clock(), self.config, self.new_member_id, self.consumer_config)
         self._last_cleanup_ms = self.clock()
         logger.info("coordinator %d: restored %d groups from %s", self.node_id, len(self.groups), self.data_dir)
         self._ticker = start_ticker(self.tick, self.tick_interval_s, "groups-tick", logger)
@@ -129,7 +135,10 @@ class GroupCoordinator:
         """Run timers once (the loop calls this; tests may too)."""
         now = self.clock()
         for group in list(self.groups.values()):
-            self._apply(group.tick(now))
+            if isinstance(group, ConsumerGroup):
+                self._apply(group.tick(now, self.topics))
+            else:
+                self._apply(group.tick(now))
         if now - self._last_cleanup_ms >= self.cleanup_interval_ms:
             self._last_cleanup_ms = now
             self.cleanup()
@@ -143,6 +152,11 @@ class GroupCoordinator:
         (offsets.retention.minutes) is not implemented: offsets live until the group is deleted.
         """
         for group in list(self.groups.values()):
+            if isinstance(group, ConsumerGroup):
+                if not group.members and not group.offsets:
+                    del self.groups[group.group_id]
+                    self._apply([DeleteGroup(group.group_id)])
+                continue
             if group.state == S.EMPTY and not group.members and not group.pending and not group.offsets:
                 del self.groups[group.group_id]
                 self._apply([DeleteGroup(group.group_id)])
@@ -183,7 +197,7 @@ class GroupCoordinator:
         if isinstance(effect, PersistGroup):
             group = self.groups.get(effect.group_id)
             if group is not None:
-                self.store.append([(group_key(group.group_id), encode_group(group))])
+                self.store.append([(group_key(group.group_id), encode_any_group(group))])
         elif isinstance(effect, PersistOffsets):
             self.store.append(
                 (offset_key(effect.group_id, t, p), None if v is None else encode_offset(v))
@@ -226,6 +240,8 @@ class GroupCoordinator:
             return _join_dict(JoinResult(E.invalid_group_id, member_id))
         if group_id not in self.groups and member_id:
             return _join_dict(JoinResult(E.unknown_member_id, member_id))
+        if not self.classic_from_consumer(group_id):
+            return _join_dict(JoinResult(E.inconsistent_group_protocol, member_id))
         req = JoinRequest(
             member_id=member_id,
             group_instance_id=group_instance_id,
@@ -254,7 +270,7 @@ class GroupCoordinator:
         if not group_id:
             return _sync_dict(SyncResult(E.invalid_group_id))
         group = self.groups.get(group_id)
-        if group is None:
+        if group is None or isinstance(group, ConsumerGroup):
             return _sync_dict(SyncResult(E.unknown_member_id))
         result = await self._deferred(
             lambda token: group.sync(
@@ -269,7 +285,7 @@ class GroupCoordinator:
         if not group_id:
             return {"error_code": E.invalid_group_id}
         group = self.groups.get(group_id)
-        if group is None:
+        if group is None or isinstance(group, ConsumerGroup):
             return {"error_code": E.unknown_member_id}
         return {"error_code": group.heartbeat(generation_id, member_id, group_instance_id, self.clock())}
 
@@ -278,7 +294,7 @@ class GroupCoordinator:
         if not group_id:
             return {"error_code": E.invalid_group_id, "members": []}
         group = self.groups.get(group_id)
-        if group is None:
+        if group is None or isinstance(group, ConsumerGroup):
             per = [(m, i, E.unknown_member_id) for m, i in members]
         else:
             outcome = group.leave(members, self.clock())
@@ -316,6 +332,9 @@ class GroupCoordinator:
             errors = [E.invalid_group_id] * len(wanted)
         elif group is None and generation_id >= 0:
             errors = [E.illegal_generation] * len(wanted)
+        elif isinstance(group, ConsumerGroup):
+            errors, effects = self.consumer_offset_commit(group, member_id, generation_id, wanted)
+            self._apply(effects)
         else:
             group = self._group(group_id)
             errors, effects = offset_rules.commit(
@@ -388,7 +407,7 @@ class GroupCoordinator:
 
     def _describe(self, group_id: str) -> dict[str, Any]:
         group = self.groups.get(group_id)
-        if group is None:
+        if group is None or isinstance(group, ConsumerGroup):  # Kafka: not a classic group
             return {"error_code": E.none, "group_id": group_id, "group_state": "Dead", "protocol_type": "",
                     "protocol_data": "", "members": [], "authorized_operations": -(2**31)}
         stable = group.state == S.STABLE
@@ -419,16 +438,17 @@ class GroupCoordinator:
         types = {t.lower() for t in types_filter or []}
         listed = []
         for group in self.groups.values():
+            kind = "consumer" if isinstance(group, ConsumerGroup) else CLASSIC_GROUP_TYPE
             if states and group.state.value.lower() not in states:
                 continue
-            if types and CONSUMER_GROUP_TYPE not in types:
+            if types and kind not in types:
                 continue
             listed.append(
                 {
                     "group_id": group.group_id,
                     "protocol_type": group.protocol_type or "",
                     "group_state": group.state.value,
-                    "group_type": CONSUMER_GROUP_TYPE,
+                    "group_type": kind,
                 }
             )
         return {"error_code": E.none, "groups": listed}
@@ -437,12 +457,16 @@ class GroupCoordinator:
         results = []
         for gid in group_ids:
             group = self.groups.get(gid)
-            if group is None or group.state == S.DEAD:
+            consumer = isinstance(group, ConsumerGroup)
+            if group is None or (group.dead if consumer else group.state == S.DEAD):
                 error = E.group_id_not_found
-            elif group.members or group.state != S.EMPTY:
+            elif group.members or (not consumer and group.state != S.EMPTY):
                 error = E.non_empty_group
             else:
-                group.state = S.DEAD
+                if consumer:
+                    group.dead = True
+                else:
+                    group.state = S.DEAD
                 del self.groups[gid]
                 tombstones = tuple((t, p, None) for t, p in group.offsets)
                 self._apply([PersistOffsets(gid, tombstones), DeleteGroup(gid)])

@@ -11,7 +11,7 @@ Empty → PreparingRebalance → CompletingRebalance → Stable, MEMBER_ID_REQUI
 join (v4+), static membership by group.instance.id, protocol selection by votes, rebalance
 timeout removing members that did not rejoin, pending-sync timeout removing members that
 never sent SyncGroup, and session expiry. Not implemented: group.initial.rebalance.delay.ms
-(behaves as 0), group.max.size, and the KIP-848 consumer protocol.
+(behaves as 0) and group.max.size. The KIP-848 consumer protocol is cluster/groups/consumer.py.
 """
 
 from __future__ import annotations

@@ -87,3 +87,14 @@ def test_connection_settings_are_honoured_or_refused(tmp_path) -> None:
     assert res.returncode == 2
     assert "queued.max.request.bytes must be positive, or -1 for unlimited" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_consumer_group_heartbeat_must_be_shorter_than_the_session(tmp_path) -> None:
+    res = subprocess.run([sys.executable, "-m", "dcmirror_cli", "cluster", "start", "--name", "x",
+                          "--port", str(free_port()), "--data-dir", str(tmp_path / "x"),
+                          "--group-consumer-session-timeout-ms", "3000",
+                          "--group-consumer-heartbeat-interval-ms", "3000"],
+                         capture_output=True, text=True, timeout=30)
+    assert res.returncode == 2
+    assert "heartbeat interval (3000 ms) must be positive and shorter than the session timeout" in res.stderr
+    assert "Traceback" not in res.stderr

@@ -186,13 +186,11 @@ def test_consumer_groups_list_describe_reset_delete(cluster: ClusterProcess, jav
 
 def test_console_consumer_with_the_kip848_consumer_protocol(cluster: ClusterProcess, java) -> None:
     """`group.protocol=consumer` (KIP-848) needs ConsumerGroupHeartbeat (key 68)."""
-    if 68 not in _api_keys(cluster.bootstrap):
-        pytest.xfail("our broker does not serve ConsumerGroupHeartbeat (key 68, KIP-848) yet")
     ok(java(TOPICS, "--create", "--topic", "kip848", "--partitions", "3"))
     recs = clients.make_records("kip848", 9)
     clients.produce_java_console(cluster.bootstrap, "kip848", recs, "zstd")
     res = java(CONSOLE_CONSUMER, "--topic", "kip848", "--group", "g848", "--from-beginning", "--max-messages", "9",
-               "--consumer-property", "group.protocol=consumer", "--timeout-ms", "60000", *clients.CONSOLE_PRINT)
+               "--command-property", "group.protocol=consumer", "--timeout-ms", "60000", *clients.CONSOLE_PRINT)
     got = [clients.parse_console_line(line) for line in ok(res).splitlines() if line]
     assert Counter((m.key, m.value, m.headers) for m in got) == Counter((k, v, tuple(h)) for k, v, h in recs)
 
