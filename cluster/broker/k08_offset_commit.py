@@ -1,10 +1,11 @@
-"""OffsetCommit (key 8), v2-v8: consumer offsets with metadata and leader epoch.
+"""OffsetCommit (key 8), v2-v9: consumer offsets with metadata and leader epoch.
 
 Generation and member are checked when generation_id >= 0; "simple" commits (generation
 -1, no member id, as mirrors and tools send) are accepted while the group has no members.
 v2-v4's retention_time is ignored (offsets are kept until the group is deleted). For a
 KIP-848 consumer group the generation field is the member epoch (checked as Kafka does:
-STALE_MEMBER_EPOCH / FENCED_MEMBER_EPOCH). Versions 9+ (topic ids) are not served. As in Kafka, partitions of topics
+STALE_MEMBER_EPOCH / FENCED_MEMBER_EPOCH; such a member must use v9+, else
+UNSUPPORTED_VERSION). Version 10 (topic ids) is not served. As in Kafka, partitions of topics
 this cluster does not have are answered UNKNOWN_TOPIC_OR_PARTITION and not stored.
 """
 
@@ -16,7 +17,7 @@ from cluster.broker import authz
 from cluster.broker.registry import handler
 
 
-@handler(8, 0, 8)
+@handler(8, 0, 9)
 async def offset_commit(broker, hdr, req) -> dict:
     topics = [
         {
@@ -71,5 +72,6 @@ async def offset_commit(broker, hdr, req) -> dict:
         req.member_id,
         getattr(req, "group_instance_id", None),
         known,
+        api_version=hdr.api_version,
     )
     return {"throttle_time": 0, "topics": result["topics"] + unknown}

@@ -175,6 +175,10 @@ class ConsumerGroup:
             if m.member_epoch != self.assignment_epoch:
                 m.previous_member_epoch = m.member_epoch
                 m.member_epoch = self.assignment_epoch
+            for t, ps in free.items():  # the epoch each partition came with (commit checks)
+                for p in ps:
+                    m.assigned_at[(t, p)] = m.member_epoch
+            m.assigned_at = {tp: e for tp, e in m.assigned_at.items() if tp[1] in m.assigned.get(tp[0], ())}
             m.state = MS.UNRELEASED_PARTITIONS if minus(new, free) else MS.STABLE
         changed = before != (m.member_epoch, m.state, m.assigned, m.revoking)
         self._dirty |= changed
@@ -376,8 +380,13 @@ class ConsumerGroup:
         return self._effects()
 
     # ------------------------------------------------------------------ offsets
-    def commit_error(self, member_id: str, member_epoch: int) -> ErrorCode | None:
-        """ConsumerGroup.validateOffsetCommit: None if the commit may go ahead."""
+    def commit_error(self, member_id: str, member_epoch: int,
+                     partitions: list[tuple[str, int]] | None = None) -> ErrorCode | None:
+        """ConsumerGroup.validateOffsetCommit: None if the commit may go ahead.
+
+        As Kafka 4.3 answers: an epoch above the member's is STALE_MEMBER_EPOCH; an older one
+        is accepted when every committed partition is still the member's and was assigned
+        to it at that epoch or before (a commit sent just before an epoch bump)."""
         if self.dead:
             return E.coordinator_not_available
         if member_epoch < 0 and not self.members:
@@ -386,8 +395,21 @@ class ConsumerGroup:
         if m is None:
             return E.unknown_member_id
         if member_epoch > m.member_epoch:
-            return E.fenced_member_epoch
+            return E.stale_member_epoch
         if member_epoch < m.member_epoch:
+            held = [m.assigned_at.get(tp) for tp in partitions or []]
+            if not held or any(e is None or e > member_epoch for e in held):
+                return E.stale_member_epoch
+        return None
+
+    def fetch_error(self, member_id: str | None, member_epoch: int) -> ErrorCode | None:
+        """ConsumerGroup.validateOffsetFetch: an admin (no member, epoch -1) may always fetch."""
+        if member_epoch < 0 and not member_id:
+            return None
+        m = self.members.get(member_id or "")
+        if m is None:
+            return E.unknown_member_id
+        if member_epoch != m.member_epoch:
             return E.stale_member_epoch
         return None
 

@@ -77,7 +77,7 @@ class ConsumerGroupsMixin:
         if isinstance(group, int):
             return _hb_error(group, f"Group {group_id} is not a consumer group.")
         if group is None:
-            return _hb_error(E.unknown_member_id, f"Group {group_id} not found.")
+            return _hb_error(E.group_id_not_found, f"Group {group_id} not found.")
         result, effects = group.heartbeat(req, self.topics, self.clock())  # type: ignore[attr-defined]
         self._apply(effects)  # type: ignore[attr-defined]
         assignment = None
@@ -102,8 +102,11 @@ class ConsumerGroupsMixin:
         return out
 
     def consumer_offset_commit(self, group: ConsumerGroup, member_id: str, member_epoch: int,
-                               wanted: list[OffsetToCommit]) -> tuple[list[ErrorCode], list[Effect]]:
-        error = group.commit_error(member_id, member_epoch)
+                               wanted: list[OffsetToCommit], api_version: int = 9,
+                               ) -> tuple[list[ErrorCode], list[Effect]]:
+        error = group.commit_error(member_id, member_epoch, [(o.topic, o.partition) for o in wanted])
+        if error is None and member_id in group.members and api_version < 9:
+            error = E.unsupported_version  # Kafka: a consumer-protocol member commits with v9+
         if error is not None:
             return [error] * len(wanted), []
         now = self.clock()  # type: ignore[attr-defined]

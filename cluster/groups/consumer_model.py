@@ -102,6 +102,7 @@ class ConsumerMember:
     state: MemberState = MemberState.STABLE
     assigned: Assignment = field(default_factory=dict)
     revoking: Assignment = field(default_factory=dict)
+    assigned_at: dict[tuple[str, int], int] = field(default_factory=dict)  # partition -> epoch it came with
     session_deadline_ms: int = 0
     revocation_deadline_ms: int | None = None
 

@@ -313,6 +313,7 @@ class GroupCoordinator(ConsumerGroupsMixin):
         member_id: str,
         group_instance_id: str | None,
         topics: list[dict[str, Any]],
+        api_version: int = 9,
     ) -> dict[str, Any]:
         """`topics` as in the request: [{name, partitions: [{partition_index, committed_offset,
         committed_leader_epoch?, committed_metadata?}]}]."""
@@ -333,7 +334,7 @@ class GroupCoordinator(ConsumerGroupsMixin):
         elif group is None and generation_id >= 0:
             errors = [E.illegal_generation] * len(wanted)
         elif isinstance(group, ConsumerGroup):
-            errors, effects = self.consumer_offset_commit(group, member_id, generation_id, wanted)
+            errors, effects = self.consumer_offset_commit(group, member_id, generation_id, wanted, api_version)
             self._apply(effects)
         else:
             group = self._group(group_id)
@@ -363,9 +364,16 @@ class GroupCoordinator(ConsumerGroupsMixin):
             written.append((topic, partition, value))
         self._apply([PersistOffsets(group_id, tuple(written))])
 
-    async def offset_fetch(self, group_id: str, topics: dict[str, list[int]] | None) -> dict[str, Any]:
-        """One group's committed offsets; `topics=None` means all of them."""
-        found = offset_rules.fetch(self.groups.get(group_id), topics)
+    async def offset_fetch(self, group_id: str, topics: dict[str, list[int]] | None,
+                           member: tuple[str | None, int] | None = None) -> dict[str, Any]:
+        """One group's committed offsets; `topics=None` means all of them. `member` (OffsetFetch
+        v9+: member id and epoch) is checked against a consumer group's member, as Kafka does."""
+        group = self.groups.get(group_id)
+        if member is not None and isinstance(group, ConsumerGroup):
+            error = group.fetch_error(*member)
+            if error is not None:
+                return {"group_id": group_id, "error_code": error, "topics": []}
+        found = offset_rules.fetch(group, topics)
         return {
             "group_id": group_id,
             "error_code": E.none,

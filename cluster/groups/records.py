@@ -107,6 +107,7 @@ def _restore_consumer(gid: str, v: dict, now_ms: int, config: ConsumerConfig | N
             subscribed_topic_regex=m["regex"], server_assignor=m["assignor"], member_epoch=m["epoch"],
             previous_member_epoch=m["prev"], state=MemberState(m["state"]), assigned=_assignment(m["asg"]),
             revoking=_assignment(m["rev"]), session_deadline_ms=now_ms + g.config.session_timeout_ms)
+        member.assigned_at = {(t, p): member.member_epoch for t, ps in member.assigned.items() for p in ps}
         if member.revoking:
             member.revocation_deadline_ms = now_ms + member.rebalance_timeout_ms
         g.members[member.member_id] = member

@@ -47,8 +47,9 @@ async def _topic(conn: RawConn, name: str, partitions: int):
     return r.topics[0].topic_id
 
 
-async def _commit(conn: RawConn, group: str, member: str, epoch: int, topic: str, offset: int) -> int:
-    r = await conn.call(8, 8, {"group_id": group, "generation_id_or_member_epoch": epoch, "member_id": member,
+async def _commit(conn: RawConn, group: str, member: str, epoch: int, topic: str, offset: int,
+                  version: int = 9) -> int:
+    r = await conn.call(8, version, {"group_id": group, "generation_id_or_member_epoch": epoch, "member_id": member,
                                "group_instance_id": None, "topics": [{"name": topic, "partitions": [
                                    {"partition_index": 0, "committed_offset": offset,
                                     "committed_leader_epoch": -1, "committed_metadata": ""}]}]})
@@ -75,8 +76,15 @@ async def test_two_members_reconcile_describe_list_commit_and_restart(tmp_path: 
         r2 = await conn.call(68, 1, _beat("g", m2, 2, {}))
         assert _owned(r2) == {tid: {0, 1, 2, 3} - kept}
         assert await _commit(conn, "g", "m1", 2, "orders", 7) == E.none
-        assert await _commit(conn, "g", "m1", 1, "orders", 7) == E.stale_member_epoch
+        assert await _commit(conn, "g", "m1", 3, "orders", 7) == E.stale_member_epoch
         assert await _commit(conn, "g", "", -1, "orders", 7) == E.unknown_member_id
+        assert await _commit(conn, "g", "m1", 2, "orders", 7, version=8) == E.unsupported_version
+        fetched = await conn.call(9, 9, {"groups": [
+            {"group_id": "g", "member_id": m, "member_epoch": e, "topics": [{"name": "orders", "partition_indexes": [0]}]}
+            for m, e in (("m1", 2), ("m1", 1), ("nobody", 2), (None, -1))], "require_stable": False})
+        assert [(g.error_code, [p.committed_offset for t in g.topics for p in t.partitions])
+                for g in fetched.groups] == [(E.none, [7]), (E.stale_member_epoch, []),
+                                             (E.unknown_member_id, []), (E.none, [7])]
 
         classic = await conn.call(11, 9, {"group_id": "g", "session_timeout": 10_000, "rebalance_timeout": 10_000,
                                           "member_id": "", "group_instance_id": None, "protocol_type": "consumer",

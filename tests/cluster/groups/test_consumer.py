@@ -134,8 +134,13 @@ def test_offset_commit_epochs() -> None:
     g, t = ConsumerGroup("g"), image(a=1)
     assert g.commit_error("", -1) is None  # simple commit to an empty group
     join(g, t, "m1")
-    assert (g.commit_error("", -1), g.commit_error("m1", 1), g.commit_error("m1", 0),
-            g.commit_error("m1", 2)) == (E.unknown_member_id, None, E.stale_member_epoch, E.fenced_member_epoch)
+    assert (g.commit_error("", -1), g.commit_error("m1", 1, [("a", 0)]), g.commit_error("m1", 0, [("a", 0)]),
+            g.commit_error("m1", 2, [("a", 0)])) == (E.unknown_member_id, None, E.stale_member_epoch,
+                                                    E.stale_member_epoch)
+    join(g, t, "m2")
+    beat(g, t, "m1", 1, {"a": {0}})
+    assert g.members["m1"].member_epoch == 2
+    assert g.commit_error("m1", 1, [("a", 0)]) is None  # still its, held since epoch 1 (Kafka 4.3)
 
 
 # ---- random interleavings ---------------------------------------------------------------
