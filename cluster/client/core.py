@@ -84,7 +84,11 @@ class ClientCore:
         self.security = security or ClientSecurity()
         self.retry_deadline_s = request_timeout_s if retry_deadline_s is None else retry_deadline_s
         self._conns: dict[int, BrokerConnection] = {}
-        self._dial_locks: dict[int, asyncio.Lock] = {}
+        #: long-poll fetches get their own connection per broker: a broker answers one
+        #: connection's requests in order, so a Fetch waiting `max_wait_ms` for data would
+        #: hold every metadata, admin and offset request queued behind it
+        self._fetch_conns: dict[int, BrokerConnection] = {}
+        self._dial_locks: dict[tuple[int, bool], asyncio.Lock] = {}
         self._boot_conn: BrokerConnection | None = None
         self._boot_lock = asyncio.Lock()
         self._meta = ClusterMetadata()
@@ -100,10 +104,11 @@ class ClientCore:
         await self.metadata()
 
     async def close(self) -> None:
-        conns = list(self._conns.values())
+        conns = list(self._conns.values()) + list(self._fetch_conns.values())
         if self._boot_conn is not None:
             conns.append(self._boot_conn)
         self._conns.clear()
+        self._fetch_conns.clear()
         self._boot_conn = None
         await asyncio.gather(*(c.close() for c in conns), return_exceptions=True)
 
@@ -123,15 +128,18 @@ class ClientCore:
             node_id=node_id, security=self.security,
         )
 
-    async def connection(self, node_id: int, address: tuple[str, int] | None = None) -> BrokerConnection:
+    async def connection(self, node_id: int, address: tuple[str, int] | None = None, *,
+                         fetch: bool = False) -> BrokerConnection:
         """The live connection to broker `node_id`, dialing its advertised address (or
-        `address`, e.g. from FindCoordinator, when metadata does not know the node)."""
-        conn = self._conns.get(node_id)
+        `address`, e.g. from FindCoordinator, when metadata does not know the node).
+        ``fetch``: the broker's connection for Fetch requests (see `_fetch_conns`)."""
+        pool = self._fetch_conns if fetch else self._conns
+        conn = pool.get(node_id)
         if conn is not None and not conn.closed:
             return conn
-        lock = self._dial_locks.setdefault(node_id, asyncio.Lock())
+        lock = self._dial_locks.setdefault((node_id, fetch), asyncio.Lock())
         async with lock:
-            conn = self._conns.get(node_id)
+            conn = pool.get(node_id)
             if conn is not None and not conn.closed:
                 return conn
             broker = self._meta.brokers.get(node_id)
@@ -141,7 +149,7 @@ class ClientCore:
                 self._stale = True
                 raise KafkaConnectionError(f"broker {node_id} is not in the cluster metadata")
             conn = await self._open(address[0], address[1], node_id)
-            self._conns[node_id] = conn
+            pool[node_id] = conn
             return conn
 
     async def any_connection(self) -> BrokerConnection:

@@ -181,7 +181,7 @@ class DataMixin(ClientCore):
 
             async def one(node: int, parts: dict[TP, FetchPosition]) -> None:
                 try:
-                    conn = await self.connection(node)
+                    conn = await self.connection(node, fetch=True)
                     got = await self._fetch_from(conn, parts, max_wait_ms, min_bytes, max_bytes, level)
                 except KafkaConnectionError as exc:
                     log.info("fetch from broker %d failed: %s", node, exc)

@@ -144,6 +144,7 @@ class LinkConfig:
     separator: str = "."
     mode: Mode = "auto"
     sync_interval_s: float = 5.0
+    topic_watch_interval_s: float = 0.5  # 0: no watch, new topics wait for the next sync
     checkpoint_interval_s: float = 5.0
     propagate_deletes: bool = False
     sync_configs: bool = True
@@ -262,6 +263,7 @@ _LINK_FIELDS: dict[str, Field] = {
     "separator": str_field,
     "mode": choice_field("auto", "preserve-offsets", "translate"),
     "sync_interval_s": float_field(0.01),
+    "topic_watch_interval_s": float_field(0.0),
     "checkpoint_interval_s": float_field(0.01),
     "propagate_deletes": bool_field,
     "sync_configs": bool_field,

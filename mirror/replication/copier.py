@@ -172,6 +172,7 @@ class LinkCopier:
                 await _wait_any(stop, self._changed, 1.0)
                 continue
             try:
+                self._changed.clear()  # the assignment as of now is what _resume starts
                 await self._resume()
                 if not self._positions:
                     self._set_state("idle")
@@ -208,16 +209,18 @@ class LinkCopier:
     async def step(self) -> int:
         """One fetch + one write, the next fetch overlapping the write (so a copy runs at
         the pace of the slower side, not of both added). Returns the batches copied."""
-        results = None
+        fut = None
         if self._prefetch is not None:
             fut, asked = self._prefetch
             self._prefetch = None
-            if asked == self._positions:
-                results = await fut
-            else:
+            if asked != self._positions:
                 fut.cancel()
+                fut = None
+        if fut is None:
+            fut = asyncio.ensure_future(self._fetch(dict(self._positions)))
+        results = await self._unless_reassigned(fut)
         if results is None:
-            results = await self._fetch(dict(self._positions))
+            return 0
         self._check_topic_ids(results)
         to_write: dict[TP, list[memoryview]] = {}
         for tp, res in results.items():
@@ -251,6 +254,20 @@ class LinkCopier:
         if retry is not None:
             raise retry  # resume every partition from the target's record, as for any fault
         return n
+
+    async def _unless_reassigned(self, fut: asyncio.Future) -> dict[TP, FetchResult] | None:
+        """The fetch's results, or None when the assignment changed first: a fetch waits up
+        to `max_wait_ms` for data on the partitions it asked for, and a partition just added
+        (a new topic, by the topic watch) must not wait for that long poll to end."""
+        changed = asyncio.ensure_future(self._changed.wait())
+        try:
+            await asyncio.wait([fut, changed], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            changed.cancel()
+        if fut.done():
+            return fut.result()
+        fut.cancel()
+        return None
 
     def _write_failed(self, tp: TP, error: KafkaProtocolError) -> KafkaProtocolError | None:
         """Park the partition (fatal), or return the error to retry every partition with."""

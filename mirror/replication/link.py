@@ -86,6 +86,7 @@ class LinkRunner:
         self.mirrored_topics: set[str] = set()
         self.all_partitions: list[TP] = []
         self.synced = asyncio.Event()
+        self._sync_now = asyncio.Event()  # the topic watch asks for a topic sync now
         self.latency = None  # set by the daemon: a latency histogram child
         self.link_state = None  # mirror.records.link_state.LinkState the daemon obeys
         self.reversal = Reversal(cfg, link, dial)  # failback --stay: copy backwards while reversed
@@ -168,7 +169,8 @@ class LinkRunner:
                 watcher.run(stop),
                 self.copier.run(stop),
                 self._every(stop, self.link.sync_interval_s, "topic sync",
-                            lambda: self._sync_topics(topic_sync)),
+                            lambda: self._sync_topics(topic_sync), wake=self._sync_now),
+                *([self._watch_topics(stop, topic_sync)] if self.link.topic_watch_interval_s > 0 else []),
                 self._every(stop, self.link.checkpoint_interval_s, "checkpoints",
                             lambda: self._checkpoint(checkpointer)),
                 *([self.assignor.run(stop, self._apply_assignment)]
@@ -229,9 +231,36 @@ class LinkRunner:
             for tp in lost:
                 self.progress.partitions.pop(tp, None)
 
-    async def _every(self, stop: asyncio.Event, interval: float, what: str, fn) -> None:
+    async def _watch_topics(self, stop: asyncio.Event, topic_sync: TopicSync) -> None:
+        """New source topics and partitions reach the target within about a second, not a
+        whole `sync_interval_s`: one Metadata request every `topic_watch_interval_s`, and a
+        topic sync at once when the matched topics or their partition counts differ from
+        what the last sync saw. (Kafka has no topic-creation notification for clients, so
+        a cheap poll is the watch; the full sync with configs stays on its interval.) A
+        difference that a sync could not resolve (the sync failed, or left a topic out)
+        triggers once, not on every poll."""
+        triggered: dict[str, int] | None = None
+        while not stop.is_set():
+            await _wait_any(stop, None, self.link.topic_watch_interval_s)
+            if stop.is_set() or self._holding():
+                continue
+            try:
+                shape = await topic_sync.watch_shape()
+            except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+                log.debug("link %s: topic watch: %s", self.link.name, exc)
+                continue
+            if topic_sync.source_shape is not None and shape != topic_sync.source_shape and shape != triggered:
+                log.debug("link %s: source topics changed; syncing now", self.link.name)
+                triggered = shape
+                self._sync_now.set()
+
+    async def _every(self, stop: asyncio.Event, interval: float, what: str, fn,
+                     wake: asyncio.Event | None = None) -> None:
+        """``fn`` every ``interval`` seconds, or at once when ``wake`` is set."""
         failing = False
         while not stop.is_set():
+            if wake is not None:
+                wake.clear()
             started = time.monotonic()
             try:
                 await fn()
@@ -244,4 +273,4 @@ class LinkRunner:
                 if not failing:
                     log.warning("link %s: %s failed, retrying: %s", self.link.name, what, exc)
                 failing = True
-            await _wait_any(stop, None, max(0.1, interval - (time.monotonic() - started)))
+            await _wait_any(stop, wake, max(0.1, interval - (time.monotonic() - started)))

@@ -81,6 +81,9 @@ class TopicSync:
     _reported: set = field(default_factory=set)
     _markers: dict[str, str | None] = field(default_factory=dict)
     _partitions: dict[str, int] = field(default_factory=dict)
+    #: The source topics the link matches, with their partition counts, as the last round
+    #: saw them: the Metadata watch compares against it.
+    source_shape: dict[str, int] | None = None
 
     async def once(self) -> list[MirroredTopic]:
         """One planning round; returns the topics the copier should copy now."""
@@ -91,6 +94,7 @@ class TopicSync:
             return source_name is not None and policy.should_mirror_topic(source_name)
 
         sources = await describe_topics(self.source, lambda n: sync and policy.should_mirror_topic(n))
+        self.source_shape = {t.name: t.partitions for t in sources if policy.should_mirror_topic(t.name)}
         targets = await describe_topics(self.target, lambda n: (sync or self.preserve_offsets) and ours(n))
         self._markers = {t.name: t.configs.get(MIRROR_SOURCE) for t in targets}
         self._partitions = {t.name: t.partitions for t in targets}
@@ -108,6 +112,13 @@ class TopicSync:
             await self._apply(action, blocked)
         self._clear_conflicts(blocked)
         return [m for m in plan.mirrored if m.source not in blocked]
+
+    async def watch_shape(self) -> dict[str, int]:
+        """The source topics the link matches and their partition counts, from one Metadata
+        request (no configs): what the watch polls between rounds."""
+        topics = await self.source.list_topics()
+        return {n: t.num_partitions for n, t in topics.items()
+                if not is_internal_topic(n) and self.policy.should_mirror_topic(n)}
 
     def _clear_conflicts(self, blocked: set[str]) -> None:
         for pp in self.progress.partitions.values():
