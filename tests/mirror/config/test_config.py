@@ -76,6 +76,9 @@ def test_contract_loads_as_documented(tmp_path: Path) -> None:
     )
     assert link.separator == "." and link.mode == "auto" and link.sync_interval_s == 5.0
     assert link.checkpoint_interval_s == 5.0 and link.propagate_deletes is False
+    assert link.topic_watch_interval_s == 0.5
+    assert load_config(write(tmp_path, CONTRACT + "    topic_watch_interval_s: 0\n"), env={}).links[0] \
+        .topic_watch_interval_s == 0  # the watch off
     assert cfg.path == path.resolve()
     assert cfg.link("east-to-west") is link
     assert cfg.policy(link).target_topic("orders") == "orders"
@@ -149,6 +152,8 @@ def test_wrong_type(tmp_path: Path) -> None:
     assert_located(err, 18, "links[0].sync_interval_s", "expected a number, got a string")
     err = error_of(tmp_path, CONTRACT + "    propagate_deletes: 1\n")
     assert_located(err, 18, "links[0].propagate_deletes", "expected true or false")
+    err = error_of(tmp_path, CONTRACT + "    topic_watch_interval_s: -1\n")
+    assert_located(err, 18, "links[0].topic_watch_interval_s", "must be at least 0")
     err = error_of(tmp_path, CONTRACT + "    checkpoint_interval_s: 0\n")
     assert_located(err, 18, "links[0].checkpoint_interval_s", "must be at least")
 
