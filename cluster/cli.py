@@ -15,6 +15,7 @@ from cluster.broker.config import DEFAULT_MAX_PARTITIONS, INT_MAX, BrokerConfig
 from cluster.auth.listeners import Listener, apply_advertised, parse_listener
 from cluster.broker.server import Broker
 from cluster.sasl_cli import sasl_options, sasl_settings, users_group
+from cluster.broker.malloc_tuning import tune_malloc
 from cluster.broker.tls import TlsSetupError
 
 log = logging.getLogger("dcmirror.cluster")
@@ -159,6 +160,7 @@ def start(
         )
     except ValueError as exc:
         raise click.UsageError(str(exc))
+    tune_malloc()  # request-sized buffers reuse heap memory (see malloc_tuning)
     try:
         asyncio.run(run_broker(config))
     except TlsSetupError as exc:

@@ -56,7 +56,7 @@ from cluster.broker import registry, session
 from cluster.auth import x509_name
 from cluster.auth.listeners import Listener
 from cluster.broker.scatter_write import send_buffers
-from cluster.broker.tls import DecryptIntoProtocol
+from cluster.broker.tls_stream import FrameReader, TlsFrameProtocol
 from cluster.wire import codec
 from cluster.wire.build import build
 from cluster.wire.framing import read_size
@@ -246,8 +246,9 @@ class ConnectionServer:
             client.close()
             return
         loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader(limit=READ_AHEAD_BYTES)
-        protocol = DecryptIntoProtocol(reader)  # decrypts into a lent buffer: one copy less
+        # Decrypts into the frame being read; read-ahead beyond it bounded as plaintext's.
+        reader = FrameReader(limit=READ_AHEAD_BYTES)
+        protocol = TlsFrameProtocol(reader)
         try:
             transport, _ = await loop.connect_accepted_socket(
                 lambda: protocol, client, ssl=tls, ssl_handshake_timeout=self.read_s)
@@ -264,7 +265,9 @@ class ConnectionServer:
             level = logging.INFO if reason == CLOSED_IN_HANDSHAKE else logging.WARNING
             log.log(level, "closing %s on listener %s: TLS handshake failed: %s", peer, listener.name, reason)
             return
-        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        # No reader for the writer: StreamWriter insists on a StreamReader there, only to
+        # raise its error from drain(), which raises on a lost connection anyway.
+        writer = asyncio.StreamWriter(transport, protocol, None, loop)
         principal = session.ANONYMOUS
         ssl_object = transport.get_extra_info("ssl_object")
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
@@ -278,7 +281,7 @@ class ConnectionServer:
                 transport.abort()
                 return
             log.debug("%s on listener %s authenticated by certificate as %s", peer, listener.name, principal)
-        await self.serve(reader, writer, listener, principal, conn=conn)
+        await self.serve(reader, writer, listener, principal, conn=conn)  # type: ignore[arg-type]
 
     def _admit(self, conn: Connection) -> bool:
         if len(self.connections) >= self.max_connections:
@@ -349,6 +352,10 @@ class ConnectionServer:
                 prefix = await reader.readexactly(4)
             except (asyncio.IncompleteReadError, ConnectionError):
                 return
+            except ssl.SSLError as exc:  # e.g. a refused renegotiation, a bad record
+                log.warning("closing %s on listener %s: TLS error: %s", peer, listener.name,
+                            handshake_reason(exc))
+                return
             size = read_size(prefix)
             if prefix[0] in (0x15, 0x16) and prefix[1] == 0x03 and not listener.tls:
                 log.warning("closing %s on listener %s: it began a TLS handshake, but the listener "
@@ -371,9 +378,11 @@ class ConnectionServer:
                 conn.phase, conn.deadline = READ, loop.time() + self.read_s
                 try:
                     frame = await reader.readexactly(size)
-                except (asyncio.IncompleteReadError, ConnectionError):
+                except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError) as exc:
                     if not conn.closed_by:
-                        log.warning("closing %s: connection ended inside a request", peer)
+                        log.warning("closing %s: connection ended inside a request%s", peer,
+                                    f" (TLS error: {handshake_reason(exc)})"
+                                    if isinstance(exc, ssl.SSLError) else "")
                     return
                 conn.phase, conn.deadline = BUSY, math.inf
                 if sess.sasl_raw:

@@ -5,18 +5,13 @@ broker before it binds anything, with one sentence naming the file, rather than 
 every client handshake later. TLS 1.2 is the minimum, as in Kafka 4's defaults. Client
 certificates follow Kafka's `ssl.client.auth` on SSL listeners only (none, requested:
 verified when offered, required); SASL_SSL listeners never ask for one, since their
-clients authenticate with SASL (Kafka ignores ssl.client.auth there too).
-
-`DecryptIntoProtocol` is the stream protocol of TLS connections: asyncio's TLS transport
-(Python 3.11 sslproto) decrypts straight into a buffer the protocol lends it when the
-protocol is a BufferedProtocol, and otherwise asks OpenSSL for a new 256 KiB bytes object
-per TLS record and joins them, one more copy of every request byte (see README "Cost of
-TLS").
+clients authenticate with SASL (Kafka ignores ssl.client.auth there too). Renegotiation
+is refused (a handshake's CPU on demand, for nothing a client needs). The read side
+of TLS connections is in `tls_stream`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 from pathlib import Path
 
@@ -40,6 +35,9 @@ def _reason(exc: BaseException) -> str:
 def _context(certfile: Path, keyfile: Path, cafile: Path | None, client_auth: str) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    # No renegotiation (TLS 1.2; 1.3 has none): OpenSSL 3 already refuses a client's,
+    # this says so whatever OpenSSL the interpreter links. TLS 1.3 key updates still work.
+    ctx.options |= ssl.OP_NO_RENEGOTIATION
     try:
         # An empty password, never OpenSSL's prompt on the terminal, for an encrypted key.
         ctx.load_cert_chain(str(certfile), str(keyfile), password=lambda: b"")
@@ -70,18 +68,3 @@ def server_contexts(cfg: BrokerConfig) -> dict[str, ssl.SSLContext]:
         out[lst.name] = shared[auth]
     return out
 
-
-class DecryptIntoProtocol(asyncio.StreamReaderProtocol, asyncio.BufferedProtocol):
-    """A StreamReaderProtocol that is also a BufferedProtocol: the TLS transport decrypts
-    into one reused buffer, whose bytes then go to the StreamReader as `data_received`
-    would have handed them (same flow control, same EOF and error handling)."""
-
-    def __init__(self, reader: asyncio.StreamReader, size: int = 256 * 1024) -> None:
-        super().__init__(reader)
-        self._view = memoryview(bytearray(size))
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return self._view
-
-    def buffer_updated(self, nbytes: int) -> None:
-        self.data_received(self._view[:nbytes])

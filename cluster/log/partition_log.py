@@ -191,7 +191,7 @@ class PartitionLog:
         """One copy of the request's batches into a bytearray, plus each header."""
         if not batches:
             raise ValueError("append needs at least one batch")
-        buf = bytearray(b"".join(batches))
+        buf = bytearray().join(batches)  # one copy (bytearray(b"".join()) made two)
         headers = []
         pos = 0
         for b in batches:
