@@ -23,6 +23,7 @@ from cluster.broker.server import Broker
 from cluster.auth.acl_store import AclFileError
 from cluster.broker.tls import TlsSetupError
 from cluster.cli import cluster_group
+from deploy.cli import deploy_group
 from mirror.cli.main import _load, config_arg
 from mirror.cli.main import commands as mirror_commands
 from mirror.config.model import MirrorConfig
@@ -49,6 +50,7 @@ cli.add_command(cluster_group)
 
 for _command in mirror_commands.commands.values():
     cli.add_command(_command)
+cli.add_command(deploy_group)
 
 
 class UpError(Exception):
@@ -74,12 +76,14 @@ def broker_config(alias: str, local) -> BrokerConfig:
     )
 
 
-async def run_up(cfg: MirrorConfig, *, metrics_port: int | None = None, live: bool = False) -> None:
-    """Start every local cluster, then run the daemon (with the live view) until stopped."""
+async def run_up(cfg: MirrorConfig, *, metrics_port: int | None = None, live: bool = False,
+                 only: tuple[str, ...] = ()) -> None:
+    """Start every local cluster, then run the daemon (with the live view) until stopped.
+    With ``only``: just those local clusters and no mirror (what `dcmirror deploy` runs)."""
     brokers = []
     try:
         for alias, c in cfg.clusters.items():
-            if c.local is None:
+            if c.local is None or (only and alias not in only):
                 continue
             b = Broker(broker_config(alias, c.local))
             try:
@@ -89,6 +93,12 @@ async def run_up(cfg: MirrorConfig, *, metrics_port: int | None = None, live: bo
             brokers.append(b)
             log.info("cluster %s ready on %s (data in %s)", alias,
                      ", ".join(lst.describe() for lst in b.config.listeners), c.local.data_dir)
+        if only:
+            stop = asyncio.Event()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+            await stop.wait()
+            return
         daemon = Daemon(cfg, metrics_port=metrics_port)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -109,12 +119,19 @@ async def run_up(cfg: MirrorConfig, *, metrics_port: int | None = None, live: bo
 @config_arg
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=None)
 @click.option("--no-live", is_flag=True, help="Log lines instead of the live status view.")
-def up_cmd(config: Path, metrics_port: int | None, no_live: bool) -> None:
+@click.option("--cluster", "only", multiple=True, metavar="ALIAS",
+              help="Only this local cluster (repeatable), and no mirror: one host's broker.")
+def up_cmd(config: Path, metrics_port: int | None, no_live: bool, only: tuple[str, ...]) -> None:
     """Start every local cluster of CONFIG and the mirror for every link (Ctrl-C stops all)."""
     cfg = _load(config)
-    live = sys.stdout.isatty() and not no_live
+    for alias in only:
+        if alias not in cfg.clusters or cfg.clusters[alias].local is None:
+            raise click.UsageError(f"--cluster {alias}: {config} has no cluster {alias!r} with a local: block")
+    if only and metrics_port is not None:
+        raise click.UsageError("--metrics-port is the mirror's; with --cluster no mirror runs")
+    live = sys.stdout.isatty() and not no_live and not only
     try:
-        asyncio.run(run_up(cfg, metrics_port=metrics_port, live=live))
+        asyncio.run(run_up(cfg, metrics_port=metrics_port, live=live, only=only))
     except (OSError, UpError) as exc:
         raise click.ClickException(str(exc))
 
