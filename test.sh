@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything the test suite needs on a fresh Debian machine, then run all of it.
-# Installs: kcat (apt), Java 17 + Maven if missing (apt), dcmirror with its test extras (pip,
+# Installs: kcat (apt), Java 17 + Maven if missing (apt), OpenSSH's server (apt; the deploy
+# tests run real sshd instances as "hosts"), dcmirror with its test extras (pip,
 # import-linter among them),
 # Apache Kafka 4.3.1 jars for the interop tests (Maven Central, cached outside the repo).
 # Extra arguments go to pytest, e.g. ./test.sh tests/cluster -x
@@ -12,6 +13,7 @@ need_apt=()
 command -v kcat >/dev/null || need_apt+=(kcat)
 command -v javac >/dev/null || need_apt+=(openjdk-17-jdk-headless)
 command -v mvn >/dev/null || need_apt+=(maven)
+[ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"

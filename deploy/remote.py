@@ -22,12 +22,11 @@ import logging
 import posixpath
 from dataclasses import dataclass, field
 
-import asyncssh
 
 from deploy.inventory import Host
 from deploy.release import Release
 from deploy.services import CONFIG_NAME, ProcessBackend, ServiceSpec, SystemdBackend, backend_for
-from deploy.ssh import DeployError, q, run
+from deploy.ssh import asyncssh, DeployError, q, run
 
 log = logging.getLogger(__name__)
 

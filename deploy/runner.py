@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-import asyncssh
 
 from cluster.client import KafkaError
 from deploy.inventory import Host, Inventory
@@ -28,7 +27,7 @@ from deploy.plan import HostPlan, plan_host, render
 from deploy.release import Release
 from deploy.remote import HostState, RemoteHost
 from deploy.services import ServiceSpec, specs_for
-from deploy.ssh import DeployError, connect, dialer
+from deploy.ssh import asyncssh, DeployError, connect, dialer
 from mirror.clients import client_for_cluster
 
 log = logging.getLogger(__name__)
