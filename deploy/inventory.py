@@ -123,8 +123,9 @@ _SETTINGS_FIELDS: dict[str, Field] = {
 }
 
 
-def load_inventory(path: str | Path, env: Mapping[str, str] | None = None) -> Inventory:
-    """Read and validate an inventory and the dcmirror config it names; ConfigError on any problem."""
+def load_inventory(path: str | Path, env: Mapping[str, str] | None = None, *, check_files: bool = True) -> Inventory:
+    """Read and validate an inventory and the dcmirror config it names; ConfigError on any problem.
+    ``check_files=False`` skips checking that key and known_hosts files exist (for examples)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -138,7 +139,7 @@ def load_inventory(path: str | Path, env: Mapping[str, str] | None = None) -> In
     r = NodeReader(file=file, base_dir=path.resolve().parent, env=os.environ if env is None else env,
                    loader=loader)
     try:
-        return _parse(r, loader, path, env)
+        return _parse(r, loader, path, env, check_files)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         sentence = ": ".join(s for s in (exc.context, exc.problem) if s)
@@ -148,7 +149,8 @@ def load_inventory(path: str | Path, env: Mapping[str, str] | None = None) -> In
         loader.dispose()
 
 
-def _parse(r: NodeReader, loader: yaml.SafeLoader, path: Path, env: Mapping[str, str] | None) -> Inventory:
+def _parse(r: NodeReader, loader: yaml.SafeLoader, path: Path, env: Mapping[str, str] | None,
+           check_files: bool) -> Inventory:
     root = loader.get_single_node()
     if root is None:
         raise ConfigError("the file is empty; it needs 'config' and 'hosts'", file=r.file, line=1, column=1)
@@ -171,14 +173,14 @@ def _parse(r: NodeReader, loader: yaml.SafeLoader, path: Path, env: Mapping[str,
         hpath = r.join("hosts", name)
         if not _HOST_RE.fullmatch(name):
             raise r.error(key_node, hpath, f"host name {name!r} may only use letters, digits, '.', '_' and '-'")
-        hosts.append(_host(r, name, value_node, hpath, defaults, ditems, config))
+        hosts.append(_host(r, name, value_node, hpath, defaults, ditems, config, check_files))
     _check_roles(r, hosts, config, items)
     return Inventory(path=path.resolve(), config_path=config_path, config=config,
                      config_text=config_path.read_text(encoding="utf-8"), hosts=tuple(hosts), **settings)
 
 
 def _host(r: NodeReader, name: str, node: yaml.Node, path: str, defaults: dict, ditems: dict,
-          config: MirrorConfig) -> Host:
+          config: MirrorConfig, check_files: bool) -> Host:
     values, items = read_fields(r, node, path, _HOST_FIELDS)
     merged = {**defaults, **values}
     where = {**{k: ("defaults", v) for k, v in ditems.items()}, **{k: (path, v) for k, v in items.items()}}
@@ -197,12 +199,12 @@ def _host(r: NodeReader, name: str, node: yaml.Node, path: str, defaults: dict, 
 
     known_hosts = local_path("known_hosts")
     assert known_hosts is not None
-    if not known_hosts.is_file():
+    if check_files and not known_hosts.is_file():
         kpath, (_, knode) = where["known_hosts"][0], where["known_hosts"][1]
         raise r.error(knode, r.join(kpath, "known_hosts"),
                       f"known_hosts file {known_hosts} does not exist (host keys are always verified)")
     ssh_key = local_path("ssh_key")
-    if ssh_key is not None and not ssh_key.is_file():
+    if check_files and ssh_key is not None and not ssh_key.is_file():
         kpath, (_, knode) = where["ssh_key"][0], where["ssh_key"][1]
         raise r.error(knode, r.join(kpath, "ssh_key"), f"key file {ssh_key} does not exist")
     broker, mirror = _roles(r, values.get("roles"), r.join(path, "roles"), config)

@@ -9,7 +9,10 @@ import pytest
 from mirror.config.model import load_config
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
-EXAMPLES = sorted(p for p in CONFIG_DIR.iterdir() if p.suffix in (".yaml", ".yml"))
+# deploy-*.yaml are deploy inventories (tests/deploy/test_inventory.py loads them); every
+# other file is a mirror config.
+INVENTORIES = sorted(p for p in CONFIG_DIR.iterdir() if p.name.startswith("deploy-"))
+EXAMPLES = sorted(p for p in CONFIG_DIR.iterdir() if p.suffix in (".yaml", ".yml") and p not in INVENTORIES)
 
 
 def test_examples_exist() -> None:
@@ -27,6 +30,14 @@ def test_example_loads(path: Path) -> None:
     for cluster in cfg.clusters.values():
         if cluster.local is not None:
             assert cluster.local.data_dir.is_relative_to(CONFIG_DIR)
+
+
+@pytest.mark.parametrize("path", INVENTORIES, ids=lambda p: p.name)
+def test_inventory_example_loads(path: Path) -> None:
+    from deploy.inventory import load_inventory
+
+    inv = load_inventory(path, env={}, check_files=False)  # its key files live on the operator's machine
+    assert inv.hosts and inv.config_path.parent == CONFIG_DIR
 
 
 def test_quick_start_is_what_the_readme_promises() -> None:

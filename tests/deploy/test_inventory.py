@@ -128,3 +128,15 @@ def test_fingerprints_follow_what_each_service_reads(tmp_path: Path) -> None:
     release = {s.name: s.fingerprint for h in inv.hosts for s in specs_for(inv, h, "/b", "r2")}
     assert all(release[k] != base[k] for k in base)
     assert isinstance(next(iter(specs_for(inv, inv.hosts[0], "/b", "r1"))), ServiceSpec)
+
+
+def test_readme_shows_the_inventory_example_verbatim() -> None:
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text()
+    section = readme.split("## Deploy to your datacenters", 1)[1]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    example = root / "config" / "deploy-two-dc.yaml"
+    assert block == example.read_text()
+    inv = load_inventory(example, env={}, check_files=False)
+    assert [h.name for h in inv.hosts] == ["east-1", "west-1"] and inv.host("west-1").mirror is not None
+    assert all(h.service == "systemd" for h in inv.hosts)
