@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from mirror.config import ConfigError
+from mirror.config.yaml_loader import ConfigError
 
 if TYPE_CHECKING:
     from deploy.inventory import Inventory

@@ -25,8 +25,9 @@ from typing import Literal
 
 import yaml
 
-from mirror.config import ConfigError, MirrorConfig, load_config
-from mirror.config_yaml import (
+from mirror.config.model import MirrorConfig, load_config
+from mirror.config.yaml_loader import (
+    ConfigError,
     Field,
     NodeReader,
     bool_field,

@@ -28,7 +28,7 @@ from deploy.release import Release
 from deploy.remote import HostState, RemoteHost
 from deploy.services import ServiceSpec, specs_for
 from deploy.ssh import asyncssh, DeployError, connect, dialer
-from mirror.clients import client_for_cluster
+from mirror.config.clients import client_for_cluster
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -68,9 +68,18 @@ def produce_all(bootstrap: str, topic: str, n: int, stop: threading.Event | None
     return acked
 
 
+def count(bootstrap: str, topic: str, partitions: int) -> int:
+    """Records in the topic; 0 while it (or a partition) does not exist yet."""
+    from confluent_kafka import KafkaException
+
+    try:
+        return sum(end_offsets(bootstrap, topic, partitions).values())
+    except KafkaException:
+        return 0
+
+
 def values_on(bootstrap: str, topic: str, partitions: int, want: int) -> list[bytes]:
-    wait_until(lambda: sum(end_offsets(bootstrap, topic, partitions).values()) >= want, 90,
-               f"{want} records in {topic} on {bootstrap}")
+    wait_until(lambda: count(bootstrap, topic, partitions) >= want, 90, f"{want} records in {topic} on {bootstrap}")
     end = end_offsets(bootstrap, topic, partitions)
     return [m.value for m in consume_confluent(bootstrap, topic, partitions, end)]
 
@@ -121,7 +130,7 @@ def test_deploy_dry_run_deploy_noop_upgrade_rollback(site: Site, wheelhouse: Pat
     producer = threading.Thread(target=lambda: result.update(acked=produce_all(
         site.bootstrap("east"), "orders.eu", 0, stop)), daemon=True)
     producer.start()
-    wait_until(lambda: sum(end_offsets(site.bootstrap("east"), "orders.eu", 2).values()) > 400, 60,
+    wait_until(lambda: count(site.bootstrap("east"), "orders.eu", 2) > 400, 60,
                "the producer to be writing")
     res = dcmirror("deploy", inv, "--wheelhouse", wh, "--source", str(changed_tree(tmp_path / "tree-v2")))
     stop.set()

@@ -9,7 +9,7 @@ import pytest
 
 from deploy.inventory import load_inventory
 from deploy.services import ServiceSpec, SystemdBackend, specs_for
-from mirror.config import ConfigError
+from mirror.config.yaml_loader import ConfigError
 
 CONFIG = """\
 clusters:
