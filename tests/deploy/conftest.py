@@ -18,7 +18,7 @@ from typing import Iterator
 import pytest
 import yaml
 
-from tests.deploy.sshd import SSHD, Sshd, keygen
+from tests.sshd import SSHD, Sshd, keygen
 from tests.processes import free_port
 
 if not SSHD.exists():

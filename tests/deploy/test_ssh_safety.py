@@ -13,7 +13,7 @@ from pathlib import Path
 from deploy.inventory import load_inventory
 from deploy.ssh import CIPHERS, client_options
 from tests.deploy.conftest import Site
-from tests.deploy.sshd import keygen
+from tests.sshd import keygen
 from tests.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
