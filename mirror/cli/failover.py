@@ -238,8 +238,10 @@ def link_group() -> None:
     """Pause or resume a link's copying, or adopt a conflicting target topic."""
 
 
-def _set_simple_state(config: Path, link_name: str, state: str, allowed: tuple[str, ...]) -> None:
+def _set_simple_state(config: Path, link_name: str, command: str) -> None:
+    """`link pause` / `link resume`: one step of the link state machine."""
     from mirror.incident import failover_ops as ops
+    from mirror.records import link_machine as machine
     from mirror.records import link_state as ls
 
     cfg = _load(config)
@@ -250,12 +252,15 @@ def _set_simple_state(config: Path, link_name: str, state: str, allowed: tuple[s
         await target.start()
         try:
             current = (await ls.read_state(target, link.name)).state
-            if current.state == state:
-                return f"link {link.name} is already {state}"
-            if current.state not in allowed:
-                raise click.ClickException(f"link {link.name} is {current.state}; cannot set it {state}")
+            cmd = machine.Command(command)
+            if machine.is_done(current.state, cmd):
+                return f"link {link.name} is already {current.state}"
+            try:
+                state = machine.transition(link.name, current.state, cmd)
+            except machine.TransitionError as exc:
+                raise click.ClickException(str(exc)) from None
             await ls.write_state(target, link.name, ls.LinkState(state, int(time.time() * 1000),
-                                                                 by=f"dcmirror link {state}"))
+                                                                 by=f"dcmirror link {command}"))
             return f"link {link.name} is now {state}"
         finally:
             await target.close()
@@ -268,7 +273,7 @@ def _set_simple_state(config: Path, link_name: str, state: str, allowed: tuple[s
 @link_opt
 def pause_cmd(config: Path, link_name: str) -> None:
     """Stop copying LINK (the daemon keeps recording last contact with the source)."""
-    _set_simple_state(config, link_name, "paused", ("normal",))
+    _set_simple_state(config, link_name, "pause")
 
 
 @link_group.command("resume")
@@ -276,7 +281,7 @@ def pause_cmd(config: Path, link_name: str) -> None:
 @link_opt
 def resume_cmd(config: Path, link_name: str) -> None:
     """Resume copying a paused LINK."""
-    _set_simple_state(config, link_name, "normal", ("paused",))
+    _set_simple_state(config, link_name, "resume")
 
 
 @link_group.command("adopt")

@@ -13,6 +13,7 @@ from mirror.config.model import MirrorConfig
 from mirror.daemon.http_endpoint import json_route, serve
 from mirror.replication.link import LinkRunner
 from mirror.daemon.membership import member_for_link
+from mirror.daemon.supervisor import LinkSupervisor
 from mirror.daemon.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -50,9 +51,10 @@ class Daemon:
         chosen = [l for l in cfg.links if not links or l.name in links]
         # scale_out: the processes of one link share its partitions through a group on the
         # link's target cluster (mirror/daemon/membership.py); alone, a process gets all of them.
-        self.runners = [LinkRunner(cfg, l, dial=dial,
-                                   assignor=member_for_link(cfg, l, dial=dial) if scale_out else None)
-                        for l in chosen]
+        self.supervisors = [LinkSupervisor(cfg, l, dial=dial,
+                                           assignor=member_for_link(cfg, l, dial=dial) if scale_out else None)
+                            for l in chosen]
+        self.runners = [s.forward for s in self.supervisors]
         self.metrics = Metrics([r.progress for r in self.runners])
         for r in self.runners:
             r.latency = self.metrics.latency.labels(r.link.name)
@@ -71,7 +73,7 @@ class Daemon:
             log.info("metrics on http://%s:%d/metrics", self.metrics_host,
                      self._http.sockets[0].getsockname()[1])
         try:
-            await asyncio.gather(*(r.run(self.stop_event) for r in self.runners))
+            await asyncio.gather(*(s.run(self.stop_event) for s in self.supervisors))
         finally:
             if self._http is not None:
                 self._http.close()

@@ -36,6 +36,7 @@ from typing import Any
 from cluster.client.client import KafkaClient
 from cluster.client.errors import KafkaError, KafkaProtocolError
 from mirror.incident import failover_ops as ops
+from mirror.records import link_machine as machine
 from mirror.records import link_state as ls
 from mirror.config.model import LinkConfig, MirrorConfig
 from mirror.incident.failover import Confirm, FailoverError, save_snapshot
@@ -217,12 +218,15 @@ async def run_failback(cfg: MirrorConfig, link: LinkConfig, *, stay: bool = Fals
                                 "and the old source is truncated); for other clusters, re-mirror instead")
         state = (await ls.read_state(new, link.name)).state
         report.state = state.state
-        if state.state == "normal" or (state.state == "reversed" and stay):
+        command = machine.Command.FAILBACK_STAY if stay else machine.Command.FAILBACK
+        if machine.is_done(state.state, command):
             report.already = True
             report.notes.append(f"link {link.name} is {state.state}: nothing to fail back")
             return report
-        if state.state not in ("failed-over", "failing-back", "reversed"):
-            raise FailoverError(f"link {link.name} is {state.state}; run `dcmirror failover` to completion first")
+        try:
+            failing_back = machine.transition(link.name, state.state, command)
+        except machine.TransitionError as exc:
+            raise FailoverError(str(exc)) from None
         promoted = state.promoted
         details = dict(state.details or {})
         topics = sorted(set(promoted) | set(details.get("topics", [])))
@@ -267,7 +271,7 @@ async def run_failback(cfg: MirrorConfig, link: LinkConfig, *, stay: bool = Fals
         if not confirm(report):  # type: ignore[arg-type]
             raise FailoverError("not confirmed; nothing was changed")
         await ls.write_state(new, link.name, ls.LinkState(
-            "failing-back", int(time.time() * 1000), by="dcmirror failback", reason="stay" if stay else "restore",
+            failing_back, int(time.time() * 1000), by="dcmirror failback", reason="stay" if stay else "restore",
             promoted=promoted, details={**details, "diverged_topics": diverged_names}))
         # From here the old source refuses its producers: its topics are mirrors of the new primary.
         await ops.set_configs(old, {t: {ops.MIRROR_SOURCE: link.target, ops.FENCED: None}
@@ -285,10 +289,11 @@ async def run_failback(cfg: MirrorConfig, link: LinkConfig, *, stay: bool = Fals
         await _catch_up(new, old, parts)
         if stay:
             await _move_groups(link, cfg, new, old, parts, report)
+            stayed = machine.transition(link.name, failing_back, machine.Command.STAYED)
             await ls.write_state(new, link.name, ls.LinkState(
-                "reversed", int(time.time() * 1000), by="dcmirror failback --stay", promoted=promoted,
+                stayed, int(time.time() * 1000), by="dcmirror failback --stay", promoted=promoted,
                 details={**details, "diverged_topics": diverged_names}))
-            report.state = "reversed"
+            report.state = stayed
             report.notes.append(f"{link.target} stays primary; {link.source}'s topics are read-only mirrors "
                                 f"of it. Run `dcmirror failback` again (without --stay) to switch back")
             return report
@@ -299,10 +304,11 @@ async def run_failback(cfg: MirrorConfig, link: LinkConfig, *, stay: bool = Fals
         await ops.set_configs(old, {t: {ops.MIRROR_SOURCE: None, ops.FENCED: None}
                                     for t in sorted({p.topic for p in parts})})
         await ops.set_configs(new, {t: {ops.MIRROR_SOURCE: link.source, ops.FENCED: None} for t in target_topics})
+        restored = machine.transition(link.name, failing_back, machine.Command.RESTORED)
         await ls.write_state(new, link.name, ls.LinkState(
-            "normal", int(time.time() * 1000), by="dcmirror failback",
+            restored, int(time.time() * 1000), by="dcmirror failback",
             details={"diverged_topics": diverged_names}))
-        report.state = "normal"
+        report.state = restored
         return report
     finally:
         report.elapsed_s = round(time.monotonic() - started, 3)

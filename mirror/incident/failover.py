@@ -33,6 +33,7 @@ from typing import Any
 from cluster.client.client import KafkaClient
 from cluster.client.errors import KafkaError
 from mirror.incident import failover_ops as ops
+from mirror.records import link_machine as machine
 from mirror.records import link_state as ls
 from mirror.config.model import LinkConfig, MirrorConfig
 from mirror.records.offsets import Checkpoint, OffsetSyncIndex
@@ -308,7 +309,7 @@ async def run_failover(cfg: MirrorConfig, link: LinkConfig, *, force: bool = Fal
         report = Report(link.name, link.source, link.target, kind,
                         "preserve-offsets" if scope.preserve else "translate", dry_run=dry_run,
                         state=state.state, last_contact_ms=contact.at_ms if contact else None)
-        if state.state == "failed-over":
+        if machine.is_done(state.state, machine.Command.FAILOVER):
             report.already = True
             report.kind = state.reason or kind
             report.partitions = already_rows(state, policy, await ops.end_offsets(
@@ -317,8 +318,10 @@ async def run_failover(cfg: MirrorConfig, link: LinkConfig, *, force: bool = Fal
                                 f"({time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(state.since_ms / 1000))}); "
                                 "nothing to do")
             return report
-        if state.state in ("failing-back", "reversed"):
-            raise FailoverError(f"link {link.name} is {state.state}; finish `dcmirror failback` first")
+        try:
+            failing_over = machine.transition(link.name, state.state, machine.Command.FAILOVER)
+        except machine.TransitionError as exc:
+            raise FailoverError(str(exc)) from None
         if not force and not source_up:
             raise FailoverError(f"the source cluster {link.source!r} is unreachable; a planned failover "
                                 "needs it. Use --force for an unplanned failover (reports the loss)")
@@ -348,7 +351,7 @@ async def run_failover(cfg: MirrorConfig, link: LinkConfig, *, force: bool = Fal
             raise FailoverError("not confirmed; nothing was changed")
         since = int(time.time() * 1000)
         await ls.write_state(target, link.name, ls.LinkState(
-            "failing-over", since, by="dcmirror failover", reason=kind,
+            failing_over, since, by="dcmirror failover", reason=kind,
             details={"topics": sorted(scope.source_topics())}))
         t = report.step("plan", started)
         if kind == "planned":
@@ -364,12 +367,13 @@ async def run_failover(cfg: MirrorConfig, link: LinkConfig, *, force: bool = Fal
             report.partitions = recovery_rows(mirrored, _flat(contact.source_ends))
         promoted = _nested({tp: up for tp, (_, up, _) in mirrored.items()})
         loss = _nested({(r.topic, r.partition): r.loss for r in report.partitions if r.loss is not None})
+        promoted_state = machine.transition(link.name, failing_over, machine.Command.PROMOTED)
         await ls.write_state(target, link.name, ls.LinkState(
-            "failed-over", int(time.time() * 1000), by="dcmirror failover", reason=kind, promoted=promoted,
+            promoted_state, int(time.time() * 1000), by="dcmirror failover", reason=kind, promoted=promoted,
             details={"topics": sorted(scope.source_topics()), "total_loss": report.total_loss,
                      "loss": {t: {str(p): n for p, n in ps.items()} for t, ps in loss.items()},
                      "last_contact_ms": report.last_contact_ms}))
-        report.state = "failed-over"
+        report.state = promoted_state
         report.step("record", t)
         return report
     finally:

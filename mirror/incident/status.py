@@ -74,10 +74,12 @@ async def link_status(cfg: MirrorConfig, link: LinkConfig) -> dict[str, Any]:
         await target.start()
         from mirror.records.link_state import read_state, read_stopped
 
+        runs = None  # what the daemon does for the link, once its state is known
         try:
             st = (await read_state(target, link.name)).state
-            entry["link_state"] = st.state
+            entry["link_state"] = str(st.state)
             entry["link_state_since_ms"] = st.since_ms
+            runs = st.runs
         except (KafkaError, OSError):
             entry["link_state"] = "unknown"
         preserve = link.resolved_mode(await is_dcmirror(target)) == "preserve-offsets"
@@ -91,7 +93,7 @@ async def link_status(cfg: MirrorConfig, link: LinkConfig) -> dict[str, Any]:
         target_topics = await target.list_topics()
         conflicts = {}
         errors: dict[tuple[str, int], str] = {}
-        if entry["link_state"] in ("normal", "paused"):  # else the target topics are not the link's to shape
+        if runs is not None and runs.shapes_topics:  # else the target topics are not the link's to shape
             conflicts = await _conflicts(cfg, link, source, target, target_topics,
                                          None if preserve else {s.topic for s in synced_list})
             errors = {(x.topic, x.partition): x.reason for x in await read_stopped(target, link.name)

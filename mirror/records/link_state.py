@@ -5,7 +5,8 @@ target cluster, written by whoever knows it:
 
 - ``__dcmirror.link-state.<link>`` (one partition, kept forever): state changes, written by
   ``dcmirror failover`` / ``failback`` (``normal`` -> ``failing-over`` -> ``failed-over``
-  -> ``failing-back`` -> ``normal`` or ``reversed``; ``paused`` stops copying by hand).
+  -> ``failing-back`` -> ``normal`` or ``reversed``; ``paused`` stops copying by hand; the
+  rules are `link_machine`'s).
   The newest record wins. A running ``dcmirror mirror`` polls it every second and stops
   copying a link that is not ``normal``, so nobody restarts the daemon during an incident;
   the daemon answers with an ``ack`` record naming the state it obeys.
@@ -43,14 +44,12 @@ from cluster.client.errors import KafkaError, KafkaProtocolError
 from cluster.wire.batch_builder import build_batch
 from cluster.wire.compression import CODEC_ZSTD
 from cluster.wire.records import decode_batches
+from mirror.records import link_machine as machine
 
 log = logging.getLogger(__name__)
 
 LINK_STATE_PREFIX = "__dcmirror.link-state."
 LAST_CONTACT_PREFIX = "__dcmirror.last-contact."
-STATES = ("normal", "paused", "failing-over", "failed-over", "failing-back", "reversed")
-#: States in which the daemon copies the link in its configured direction.
-COPYING_STATES = frozenset({"normal"})
 VERSION = 1
 
 Ends = dict[str, dict[int, int]]  # topic -> partition -> offset
@@ -86,12 +85,16 @@ class LinkState:
     details: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.state not in STATES:
-            raise ValueError(f"unknown link state {self.state!r}; known: {', '.join(STATES)}")
+        object.__setattr__(self, "state", machine.parse(self.state))
+
+    @property
+    def runs(self) -> machine.Behaviour:
+        """What the daemon runs for the link in this state (the machine decides)."""
+        return machine.behaviour(self.state)
 
     @property
     def copying(self) -> bool:
-        return self.state in COPYING_STATES
+        return self.runs.copies
 
     def encode(self) -> tuple[bytes, bytes]:
         doc = {"v": VERSION, **asdict(self), "promoted": _ends_to_json(self.promoted)}
@@ -345,7 +348,7 @@ class LinkStateWatcher:
 
     async def contact_once(self) -> None:
         """Record the source's end offsets in the target (while the link copies or pauses)."""
-        if self.log.state.state not in ("normal", "paused"):
+        if not self.log.state.runs.records_contact:
             return
         tps = self.partitions()
         if not tps:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from tenacity import wait_exponential_jitter
 
@@ -20,11 +21,11 @@ from cluster.client.errors import KafkaError
 from mirror.replication.checkpoints import Checkpointer
 from mirror.config.model import LinkConfig, MirrorConfig
 from mirror.replication.copier import LinkCopier, _RetryState, _wait_any
-from mirror.records.link_state import LinkStateWatcher, Stopped
+from mirror.records.link_machine import BEHAVIOUR, Behaviour, State
+from mirror.records.link_state import LinkState, LinkStateWatcher, Stopped
 from mirror.records.offsets import OffsetSyncIndex
 from mirror.config.clients import client_for_cluster
 from mirror.replication.progress import LinkProgress, TP
-from mirror.replication.reversal import Reversal
 from mirror.replication.sinks import PreservingSink, TranslatingSink, is_dcmirror
 from mirror.replication.topic_sync import TopicSync
 
@@ -89,7 +90,9 @@ class LinkRunner:
         self._sync_now = asyncio.Event()  # the topic watch asks for a topic sync now
         self.latency = None  # set by the daemon: a latency histogram child
         self.link_state = None  # mirror.records.link_state.LinkState the daemon obeys
-        self.reversal = Reversal(cfg, link, dial)  # failback --stay: copy backwards while reversed
+        #: called with each link state the runner starts obeying (the daemon's supervisor
+        #: starts and stops the reversed runner from it)
+        self.on_state: Callable[[LinkState], None] | None = None
 
     async def _connect(self, stop: asyncio.Event) -> bool:
         wait = wait_exponential_jitter(initial=0.5, max=10)
@@ -177,7 +180,6 @@ class LinkRunner:
                   if hasattr(self.assignor, "run") else []),
             )
         finally:
-            await self.reversal.close()
             await self.source.close()
             await self.target.close()
 
@@ -188,26 +190,28 @@ class LinkRunner:
                      for (_, _), pp in sorted(self.progress.partitions.items())
                      if pp.state == "error")
 
-    def _obey(self, state) -> None:
-        """The link state changed (failover, failback, pause): copy only when normal."""
+    def _obey(self, state: LinkState) -> None:
+        """The link state changed (failover, failback, pause): do what the machine says."""
         self.link_state = state
-        hold = None if state.copying else state.state
+        hold = None if state.runs.copies else state.state
         if self.copier is not None:
             self.copier.set_hold(hold)
-        self.reversal.follow(state)
+        if self.on_state is not None:
+            self.on_state(state)
         log.info("link %s: link state %s%s", self.link.name, state.state,
                  "" if hold is None else ": not copying")
 
-    def _holding(self) -> bool:
-        return self.link_state is not None and not self.link_state.copying
+    def _runs(self) -> Behaviour:
+        """What the link state lets this runner do (all of it until the state is known)."""
+        return BEHAVIOUR[State.NORMAL] if self.link_state is None else self.link_state.runs
 
     async def _checkpoint(self, checkpointer: Checkpointer) -> None:
-        if not self._holding():
+        if self._runs().checkpoints:
             await checkpointer.once(self.mirrored_topics)
 
     async def _sync_topics(self, topic_sync: TopicSync) -> None:
-        if self._holding() and self.link_state.state != "paused":
-            return  # failed over: the target's topics are no longer ours to shape
+        if not self._runs().shapes_topics:
+            return  # e.g. failed over: the target's topics are no longer ours to shape
         mirrored = await topic_sync.once()
         self.mirrored_topics = {m.source for m in mirrored}
         self.all_partitions = [(m.source, p) for m in mirrored for p in range(m.partitions)]
@@ -242,7 +246,7 @@ class LinkRunner:
         triggered: dict[str, int] | None = None
         while not stop.is_set():
             await _wait_any(stop, None, self.link.topic_watch_interval_s)
-            if stop.is_set() or self._holding():
+            if stop.is_set() or not self._runs().shapes_topics:
                 continue
             try:
                 shape = await topic_sync.watch_shape()

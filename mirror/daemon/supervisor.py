@@ -1,4 +1,5 @@
-"""`failback --stay`: while a link is `reversed`, the daemon copies it backwards.
+"""A link's runners, supervised: the forward runner always, and the reversed one while the
+link state machine says the link copies backwards (`failback --stay`).
 
 After `dcmirror failback --stay` the new primary (the link's target) keeps taking writes
 and the old source's topics are read-only mirrors of it (`dcmirror.mirror.source=<target>`).
@@ -6,6 +7,7 @@ The running daemon keeps them in sync without a config change: while the link st
 `reversed` it runs a second, reversed link (`<link>.reversed`: target -> source, same topic
 filters, offsets preserved, groups checkpointed back) and stops it as soon as the state
 changes again (e.g. a later `dcmirror failback` that restores the original direction).
+The supervisor owns both runners, so neither runner knows about the other.
 
 Only identity naming reverses cleanly (with prefix naming the reversed names would gain a
 second prefix); for prefix links the daemon just holds the link and says so.
@@ -17,7 +19,10 @@ import asyncio
 import dataclasses
 import logging
 
+from cluster.client.dial import Dialer, default_dial
 from mirror.config.model import LinkConfig, MirrorConfig
+from mirror.records.link_state import LinkState
+from mirror.replication.link import LinkRunner
 
 log = logging.getLogger(__name__)
 
@@ -29,20 +34,29 @@ def reversed_link(link: LinkConfig) -> LinkConfig | None:
                                start_from="earliest")
 
 
-class Reversal:
-    """Starts and stops the reversed runner as the link state comes and goes."""
+class LinkSupervisor:
+    """Runs ``link`` forward, and backwards while its state's behaviour says so."""
 
-    def __init__(self, cfg: MirrorConfig, link: LinkConfig, dial) -> None:
+    def __init__(self, cfg: MirrorConfig, link: LinkConfig, *, dial: Dialer = default_dial,
+                 assignor=None) -> None:
         self.cfg = cfg
         self.link = link
         self.dial = dial
-        self.runner = None
+        self.forward = LinkRunner(cfg, link, dial=dial, assignor=assignor)
+        self.forward.on_state = self.follow
+        self.reversed: LinkRunner | None = None
         self._stop: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._stopping: set[asyncio.Task] = set()
 
-    def follow(self, state) -> None:
-        want = state.state == "reversed"
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            await self.forward.run(stop)
+        finally:
+            await self.close()
+
+    def follow(self, state: LinkState) -> None:
+        want = state.runs.copies_reversed
         if want and self._task is None:
             rev = reversed_link(self.link)
             if rev is None:
@@ -50,11 +64,9 @@ class Reversal:
                             "add a link %s -> %s to the config", self.link.name, self.link.target,
                             self.link.source)
                 return
-            from mirror.replication.link import LinkRunner
-
-            self.runner = LinkRunner(self.cfg, rev, dial=self.dial)
+            self.reversed = LinkRunner(self.cfg, rev, dial=self.dial)
             self._stop = asyncio.Event()
-            self._task = asyncio.create_task(self.runner.run(self._stop), name=rev.name)
+            self._task = asyncio.create_task(self.reversed.run(self._stop), name=rev.name)
             log.info("link %s is reversed: copying %s -> %s", self.link.name, rev.source, rev.target)
         elif not want and self._task is not None:
             log.info("link %s is no longer reversed: stopping %s -> %s", self.link.name,
