@@ -176,11 +176,16 @@ class RemoteHost:
     async def prune(self, keep: int, state: HostState) -> list[str]:
         """Remove complete releases beyond the newest ``keep`` (never current or its predecessor);
         ``state`` is read after the release was made current."""
-        protect = {state.current, state.previous()}
-        doomed = [r for r in state.releases[:-keep] if r not in protect]
+        doomed = releases_to_prune(state, keep)
         if doomed:
             await self.sh(" && ".join(f"rm -rf {q(self.base + '/releases/' + r)}" for r in doomed))
         return doomed
+
+
+def releases_to_prune(state: HostState, keep: int) -> list[str]:
+    """Complete releases beyond the newest ``keep`` (install order), never current or previous."""
+    protect = {state.current, state.previous()}
+    return [r for r in state.releases[:-keep] if r not in protect]
 
 
 async def _put(sftp: asyncssh.SFTPClient, local, remote: str) -> None:

@@ -140,3 +140,15 @@ def test_readme_shows_the_inventory_example_verbatim() -> None:
     inv = load_inventory(example, env={}, check_files=False)
     assert [h.name for h in inv.hosts] == ["east-1", "west-1"] and inv.host("west-1").mirror is not None
     assert all(h.service == "systemd" for h in inv.hosts)
+
+
+def test_prune_keeps_the_newest_and_never_current_or_previous() -> None:
+    from deploy.remote import HostState, releases_to_prune
+
+    state = HostState(base="/b", python_tag="3.11 x86_64", current="r2", releases=["r1", "r2", "r3", "r4", "r5"],
+                      history=["r1", "r2", "r5", "r2"])  # rolled back from r5 to r2
+    assert state.previous() == "r5"
+    assert releases_to_prune(state, 2) == ["r1", "r3"]  # r4, r5 newest; r2 current
+    assert releases_to_prune(state, 5) == []
+    fresh = HostState(base="/b", python_tag="", current=None, releases=[], history=[])
+    assert fresh.previous() is None and releases_to_prune(fresh, 2) == []
