@@ -35,6 +35,7 @@ class Sshd:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
     user: str = field(default_factory=getpass.getuser)
+    extra_config: list[str] = field(default_factory=list)  # first: sshd keeps a keyword's first value
 
     @property
     def host_key(self) -> Path:
@@ -53,6 +54,7 @@ class Sshd:
         ak.write_text("".join(Path(str(k) + ".pub").read_text() for k in self.authorized_keys))
         config = self.dir / "sshd_config"
         config.write_text("\n".join([
+            *self.extra_config,
             "ListenAddress 127.0.0.1",
             f"Port {self.port}",
             f"HostKey {self.host_key}",

@@ -16,7 +16,7 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 import yaml
 
@@ -104,9 +104,12 @@ def _end(bootstrap: str, link_end: LinkEnd | None) -> dict:
     return {"bootstrap": link_end.bootstrap, "client": link_end.client}
 
 
-def _dcmirror(spec: RunSpec, mode: str) -> Handle:
+def _dcmirror(spec: RunSpec, mode: str, ssh: dict | None = None) -> Handle:
+    source = _end(spec.source, spec.source_link)
+    if ssh is not None:
+        source["ssh"] = ssh
     cfg = {
-        "clusters": {spec.alias: _end(spec.source, spec.source_link),
+        "clusters": {spec.alias: source,
                      "bench-target": _end(spec.target, spec.target_link)},
         "links": [{
             "name": f"{spec.alias}-link", "source": spec.alias, "target": "bench-target",
@@ -147,6 +150,33 @@ def _mm2(spec: RunSpec) -> Handle:
         mm2.stop()
         raise
     return MM2Handle(mm2, spec.workdir / f"{spec.alias}.log")
+
+
+@dataclass
+class TunnelHandle(ProcHandle):
+    """The mirror's process plus the bastion its source link goes through."""
+
+    bastion: Any = None
+
+    def stop(self) -> None:
+        import logging
+
+        logging.getLogger(__name__).info("bastion sshd CPU: %.2f s", self.bastion.cpu_s())
+        super().stop()
+        self.bastion.stop()
+
+
+def _dcmirror_ssh(spec: RunSpec) -> Handle:
+    from bench.mirror.tunnel import Bastion
+
+    bastion = Bastion.start(spec.workdir / f"{spec.alias}-bastion")
+    try:
+        handle = _dcmirror(spec, "preserve-offsets", ssh=bastion.ssh)
+    except BaseException:
+        bastion.stop()
+        raise
+    assert isinstance(handle, ProcHandle)
+    return TunnelHandle(handle.proc, bastion)
 
 
 @dataclass
@@ -191,4 +221,6 @@ CONTENDERS: dict[str, Contender] = {c.name: c for c in [
               lambda s: _dcmirror(s, "translate")),
     Contender("dcmirror-tls", "dcmirror (preserve offsets), SASL_SSL link", "dcmirror-sasl-ssl", False,
               lambda s: _dcmirror(s, "preserve-offsets")),
+    Contender("dcmirror-ssh", "dcmirror (preserve offsets), source through an SSH tunnel", "dcmirror", False,
+              _dcmirror_ssh),
 ]}

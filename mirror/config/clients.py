@@ -45,6 +45,20 @@ def security_for(cluster: ClusterConfig) -> ClientSecurity:
     return ClientSecurity(tls=tls, sasl=sasl)
 
 
+def ssh_dialer(cluster: ClusterConfig) -> Dialer:
+    """Dial through the cluster's SSH bastion: one SSH connection per bastion and event loop,
+    shared by every client of the process (cluster/client/tunnel.py)."""
+    via = cluster.ssh
+    assert via is not None
+
+    async def dial(host: str, port: int):
+        from cluster.client.tunnel import tunnel_for  # asyncssh only for configs with a tunnel
+
+        return await tunnel_for(via).dial(host, port)
+
+    return dial
+
+
 def client_for_cluster(
     cluster: ClusterConfig,
     role: str,
@@ -59,6 +73,8 @@ def client_for_cluster(
     overrides the YAML's for callers with their own deadline (status, failover probes)."""
     s = cluster.client
     timeout = s.request_timeout_s if request_timeout_s is None else request_timeout_s
+    if cluster.ssh is not None and dial is default_dial:
+        dial = ssh_dialer(cluster)
     return KafkaClient(
         cluster.bootstrap,
         client_id=s.client_id or f"dcmirror-{role}",

@@ -35,6 +35,7 @@ from cluster.auth.listeners import (
 from cluster.auth.sasl_server import check_sasl_mechanisms, check_sasl_settings
 from cluster.client.errors import KafkaTlsError
 from cluster.client.security import tls_context
+from cluster.client.dial import SshVia
 from mirror.config.yaml_loader import (
     ConfigError,
     Field,
@@ -127,6 +128,7 @@ class ClusterConfig:
     bootstrap: list[str]
     local: LocalClusterConfig | None = None
     client: ClientSettings = field(default_factory=ClientSettings)
+    ssh: SshVia | None = None  # every connection to the cluster through this SSH bastion
 
 
 @dataclass(frozen=True)
@@ -274,7 +276,7 @@ _LINK_FIELDS: dict[str, Field] = {
 
 
 def _cluster(r: NodeReader, alias: str, node: yaml.Node, path: str) -> ClusterConfig:
-    table = {"bootstrap": bootstrap_field, "local": node_field, "client": node_field}
+    table = {"bootstrap": bootstrap_field, "local": node_field, "client": node_field, "ssh": node_field}
     values, items = read_fields(r, node, path, table, ("bootstrap",))
     bootstrap: list[str] = values["bootstrap"]
     local = None
@@ -320,7 +322,40 @@ def _cluster(r: NodeReader, alias: str, node: yaml.Node, path: str) -> ClusterCo
         client = ClientSettings(**cvalues)
     if local is not None:
         _check_local_security(r, path, local, client, values, items)
-    return ClusterConfig(name=alias, bootstrap=bootstrap, local=local, client=client)
+    ssh = _ssh(r, values["ssh"], r.join(path, "ssh"), client) if "ssh" in values else None
+    return ClusterConfig(name=alias, bootstrap=bootstrap, local=local, client=client, ssh=ssh)
+
+
+_SSH_FIELDS: dict[str, Field] = {
+    "via": str_field,
+    "key": path_field,
+    "known_hosts": path_field,
+    "agent": bool_field,
+    "keepalive_s": float_field(1),
+    "connect_timeout_s": float_field(0.1),
+}
+_VIA_RE = re.compile(r"([^@\s]+)@(\[[0-9A-Fa-f:.]+\]|[^@:\s\[\]]+)(?::(\d+))?")
+
+
+def _ssh(r: NodeReader, node: yaml.Node, path: str, client: ClientSettings) -> SshVia:
+    """``ssh: {via: user@bastion[:port], key:, known_hosts:}``: known_hosts always, a key
+    unless ``agent: true``; TLS inside the tunnel is refused (not supported)."""
+    values, items = read_fields(r, node, path, _SSH_FIELDS, ("via", "known_hosts"))
+    m = _VIA_RE.fullmatch(values["via"])
+    if not m or not 1 <= int(m.group(3) or 22) <= 65535:
+        raise r.error(items["via"][1], r.join(path, "via"), f"{values['via']!r} is not user@host or user@host:port")
+    if "key" not in values and not values.get("agent", False):
+        raise r.error(node, r.join(path, "key"),
+                      "missing 'key' (or say agent: true to use the SSH agent; default keys are never tried)")
+    for key in ("key", "known_hosts"):
+        if key in values and not values[key].is_file():
+            raise r.error(items[key][1], r.join(path, key), f"{values[key]} is not a readable file")
+    if client.security_protocol.endswith("SSL"):
+        raise r.error(items["via"][0], path, f"security_protocol {client.security_protocol} through an SSH tunnel "
+                      "is not supported (the tunnel encrypts); use PLAINTEXT or SASL_PLAINTEXT with ssh:")
+    return SshVia(user=m.group(1), host=m.group(2).strip("[]"), port=int(m.group(3) or 22),
+                  known_hosts=values["known_hosts"], key=values.get("key"), agent=values.get("agent", False),
+                  keepalive_s=values.get("keepalive_s", 15.0), connect_timeout_s=values.get("connect_timeout_s", 10.0))
 
 
 def _sasl_mechanisms(r: NodeReader, node: yaml.Node, path: str) -> tuple[str, ...]:

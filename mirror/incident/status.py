@@ -190,7 +190,13 @@ async def _conflicts(cfg: MirrorConfig, link: LinkConfig, source: KafkaClient, t
 
 async def collect_status(cfg: MirrorConfig, links: list[str] | None = None) -> dict[str, Any]:
     chosen = [l for l in cfg.links if not links or l.name in links]
-    return {"links": list(await asyncio.gather(*(link_status(cfg, l) for l in chosen)))}
+    report: dict[str, Any] = {"links": list(await asyncio.gather(*(link_status(cfg, l) for l in chosen)))}
+    tunnelled = [a for a in dict.fromkeys(x for l in chosen for x in (l.source, l.target)) if cfg.clusters[a].ssh]
+    if tunnelled:  # what this command's own SSH tunnels went through, and how they fared
+        from cluster.client.tunnel import tunnel_for
+
+        report["tunnels"] = {a: tunnel_for(cfg.clusters[a].ssh).status() for a in tunnelled}
+    return report
 
 
 def render_table(report: dict[str, Any]):
@@ -200,6 +206,10 @@ def render_table(report: dict[str, Any]):
     from rich.text import Text
 
     parts = []
+    for alias, t in report.get("tunnels", {}).items():
+        line = f"{alias}: through SSH {t['via']}: {t['state']}"
+        line += f" ({t['error']})" if t.get("error") else f", {t['connects']} connection(s), {t['channels']} channel(s)"
+        parts.append(Text(line, style="bold red" if t["state"] == "down" else None))
     for link in report["links"]:
         title = (f"{link['name']}: {link['source']} -> {link['target']} ({link['mode'] or '?'}, "
                  f"link {link.get('link_state') or '?'})")
