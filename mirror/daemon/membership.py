@@ -266,7 +266,24 @@ class GroupMember:
             await self._set_assigned(frozenset())  # eager fallback: metadata cannot say what we own
         conn = await self._conn()
         wait_s = self.config.rebalance_timeout_ms / 1000 + 5
-        for _ in range(3):  # a MEMBER_ID_REQUIRED round trip, then the real join
+        resp = await self._join(conn, meta, wait_s)
+        self.member_id, self.generation, self.leader_id = resp.member_id, int(resp.generation_id), resp.leader
+        self._joined = True
+        self._last_ok = time.monotonic()
+        self.rebalances += 1
+        assignments = []
+        if self.member_id == self.leader_id and not getattr(resp, "skip_assignment", False):
+            assignments = self._lead(resp.members)
+        share = await self._sync(conn, assignments, wait_s)
+        revoked = bool(self.assigned - share.partitions)
+        await self._set_assigned(share.partitions)
+        if revoked:
+            # What we let go of was withheld from its new owner: rejoin so it is handed over.
+            self._rejoin.set()
+
+    async def _join(self, conn, meta, wait_s: float):
+        """JoinGroup until it succeeds (a MEMBER_ID_REQUIRED round trip first), or _Rejoin."""
+        for _ in range(3):
             body = conn.build(JOIN_GROUP, {
                 "group_id": self.group_id,
                 "session_timeout": self.config.session_timeout_ms,
@@ -288,16 +305,11 @@ class GroupMember:
             if code == ErrorCode.rebalance_in_progress:
                 continue
             self._check(code, "JoinGroup")
-            break
-        else:
-            raise _Rejoin()
-        self.member_id, self.generation, self.leader_id = resp.member_id, int(resp.generation_id), resp.leader
-        self._joined = True
-        self._last_ok = time.monotonic()
-        self.rebalances += 1
-        assignments = []
-        if self.member_id == self.leader_id and not getattr(resp, "skip_assignment", False):
-            assignments = self._lead(resp.members)
+            return resp
+        raise _Rejoin()
+
+    async def _sync(self, conn, assignments: list[dict], wait_s: float) -> Assignment:
+        """SyncGroup: this member's share, or _Rejoin (after letting go of everything when fenced)."""
         body = conn.build(SYNC_GROUP, {
             "group_id": self.group_id, "generation_id": self.generation,
             "member_id": self.member_id, "group_instance_id": None,
@@ -315,12 +327,7 @@ class GroupMember:
             raise _Rejoin()
         self._check(code, "SyncGroup")
         self._last_ok = time.monotonic()
-        share = Assignment.decode(resp.assignment)
-        revoked = bool(self.assigned - share.partitions)
-        await self._set_assigned(share.partitions)
-        if revoked:
-            # What we let go of was withheld from its new owner: rejoin so it is handed over.
-            self._rejoin.set()
+        return Assignment.decode(resp.assignment)
 
     def _lead(self, members) -> list[dict]:
         metas: dict[str, MemberMetadata] = {}

@@ -252,43 +252,60 @@ def plan_topics(
     actions: list[Action] = []
     mirrored: list[MirroredTopic] = []
     ids: dict[str, str] = {}
-    source_names: set[str] = set()
+    sources = sorted(sources, key=lambda t: t.name)
+    for src in sources:
+        if policy.should_mirror_topic(src.name):
+            m = _plan_source(src, by_target.get(policy.target_topic(src.name)), link, policy, known,
+                             known_source_ids is not None, owned, actions, ids)
+            if m is not None:
+                mirrored.append(m)
+    actions += _plan_gone({s.name for s in sources}, by_target.values(), link, policy, known,
+                          known_source_ids is not None, ids)
+    return TopicPlan(tuple(actions), tuple(mirrored), ids)
 
-    for src in sorted(sources, key=lambda t: t.name):
-        source_names.add(src.name)
-        if not policy.should_mirror_topic(src.name):
-            continue
-        target_name = policy.target_topic(src.name)
-        old_id = known.get(src.name)
-        tgt = by_target.get(target_name)
-        if old_id is not None and src.topic_id is not None and old_id != src.topic_id:
-            if tgt is not None:
-                actions.append(ReportRecreated(src.name, target_name, old_id, src.topic_id))
-                ids[src.name] = old_id  # keep refusing until the old copy is dealt with
-                continue
-            # The operator removed the old copy: nothing left to mix with, start afresh.
-            log.info("source topic %s was recreated and its old copy is gone; mirroring anew", src.name)
-        if src.topic_id is not None:
-            ids[src.name] = src.topic_id
-        wanted = mirrored_config(src.configs, link.exclude_configs) if link.sync_configs else {}
-        if tgt is None:
-            create = CreateTopic(target_name, src.partitions, wanted, link.replication_factor, src.name)
-            actions.append(create)
-        elif owned is not None and target_name not in owned:
-            actions.append(AdoptExisting(target_name, src.name, src.partitions, tuple(_diff_existing(src, tgt, wanted, link))))
-        else:
-            if owned is None and known_source_ids is not None and src.name not in known:
-                actions.append(Warn(target_name, f"target topic {target_name!r} already exists and was not "
-                                                 f"created by link {link.name!r}; mirroring into it"))
-            actions.extend(_diff_existing(src, tgt, wanted, link))
-        mirrored.append(MirroredTopic(src.name, target_name, src.partitions))
 
-    for tgt in sorted(by_target.values(), key=lambda t: t.name):
+def _plan_source(src: TopicDescription, tgt: TopicDescription | None, link: LinkConfig,
+                 policy: ReplicationPolicy, known: Mapping[str, str], remembers: bool,
+                 owned: Collection[str] | None, actions: list[Action], ids: dict[str, str],
+                 ) -> MirroredTopic | None:
+    """One matched source topic: its actions (appended) and its MirroredTopic, or None
+    while a recreated source topic's old copy still exists on the target."""
+    target_name = policy.target_topic(src.name)
+    old_id = known.get(src.name)
+    if old_id is not None and src.topic_id is not None and old_id != src.topic_id:
+        if tgt is not None:
+            actions.append(ReportRecreated(src.name, target_name, old_id, src.topic_id))
+            ids[src.name] = old_id  # keep refusing until the old copy is dealt with
+            return None
+        # The operator removed the old copy: nothing left to mix with, start afresh.
+        log.info("source topic %s was recreated and its old copy is gone; mirroring anew", src.name)
+    if src.topic_id is not None:
+        ids[src.name] = src.topic_id
+    wanted = mirrored_config(src.configs, link.exclude_configs) if link.sync_configs else {}
+    if tgt is None:
+        actions.append(CreateTopic(target_name, src.partitions, wanted, link.replication_factor, src.name))
+    elif owned is not None and target_name not in owned:
+        actions.append(AdoptExisting(target_name, src.name, src.partitions,
+                                     tuple(_diff_existing(src, tgt, wanted, link))))
+    else:
+        if owned is None and remembers and src.name not in known:
+            actions.append(Warn(target_name, f"target topic {target_name!r} already exists and was not "
+                                             f"created by link {link.name!r}; mirroring into it"))
+        actions.extend(_diff_existing(src, tgt, wanted, link))
+    return MirroredTopic(src.name, target_name, src.partitions)
+
+
+def _plan_gone(source_names: set[str], targets: Iterable[TopicDescription], link: LinkConfig,
+               policy: ReplicationPolicy, known: Mapping[str, str], remembers: bool,
+               ids: dict[str, str]) -> list[Action]:
+    """Target topics of the link whose source topic is gone: deleted or reported."""
+    actions: list[Action] = []
+    for tgt in sorted(targets, key=lambda t: t.name):
         source_name = policy.source_of(tgt.name)
         if source_name is None or source_name in source_names:
             continue
         ours = source_name in known or (
-            link.rename == "prefix" and known_source_ids is None and policy.should_mirror_topic(source_name)
+            link.rename == "prefix" and not remembers and policy.should_mirror_topic(source_name)
         )
         if not ours:
             continue
@@ -298,7 +315,7 @@ def plan_topics(
                 ids[source_name] = known[source_name]
         else:  # reported once: the id is forgotten with this plan
             actions.append(ReportDeleted(source_name, tgt.name))
-    return TopicPlan(tuple(actions), tuple(mirrored), ids)
+    return actions
 
 
 def _diff_existing(
