@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "chacha20-poly1305@openssh.com",
            "aes128-ctr", "aes256-ctr")
 WINDOW = 8 << 20
+MAX_PACKET = 256 << 10
 MAX_BACKOFF_S = 10.0
 
 
@@ -156,7 +157,7 @@ class SshTunnel:
     async def dial(self, host: str, port: int) -> tuple[_Stream, _Stream]:
         conn = await self._connection()
         try:
-            reader, writer = await conn.open_connection(host, port, window=WINDOW)
+            reader, writer = await conn.open_connection(host, port, window=WINDOW, max_pktsize=MAX_PACKET)
         except asyncssh.ChannelOpenError as exc:
             if exc.code == asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED:
                 raise KafkaConnectionError(
