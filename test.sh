@@ -3,7 +3,8 @@
 # Installs: kcat (apt), Java 17 + Maven if missing (apt), OpenSSH's server (apt; the deploy
 # tests run real sshd instances as "hosts"), dcmirror with its test extras (pip,
 # import-linter among them),
-# Apache Kafka 4.3.1 jars for the interop tests (Maven Central, cached outside the repo).
+# Apache Kafka 4.3.1 jars for the interop tests (Maven Central, cached outside the repo),
+# franz-go's modules for its test suite (Go module proxy).
 # Extra arguments go to pytest, e.g. ./test.sh tests/cluster -x
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -20,6 +21,12 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
 python3 -m peers.fetch
+# franz-go's pkg/kgo suite (tests/peers/test_franz_go.py): its modules from the Go module
+# proxy, at the version tests/peers/franz/go.mod pins (Go itself is /usr/local/go here).
+GO="$(command -v go || echo /usr/local/go/bin/go)"
+if [ -x "$GO" ]; then
+  (cd tests/peers/franz && "$GO" mod download)
+fi
 # The layering contracts ([tool.importlinter] in pyproject.toml) before any test. Run through
 # python3 (not the lint-imports script, which a --user install may leave off PATH).
 python3 -c 'import sys; from importlinter.cli import lint_imports_command; sys.argv[0] = "lint-imports"; lint_imports_command()'

@@ -17,7 +17,8 @@ it owns no more than it is assigned); any other epoch mismatch is FENCED_MEMBER_
 Static members (instance id) leave with epoch -2 and keep their assignment for a
 session timeout; a new member id with the same instance id takes it over. Regex
 subscriptions (`subscribed_topic_regex`) are resolved here against the image's topics
-(full match, as Kafka's `Pattern.matches`), internal topics never among them.
+(full match, as Kafka's `Pattern.matches`; internal topics match like any other, as in
+Kafka).
 Not implemented: rack-aware assignment, client-side assignors, a mixed group of classic
 and consumer-protocol members (a group is one or the other; the driver switches an
 empty group between kinds).

@@ -212,6 +212,8 @@ class TransactionCoordinator:
         group = getattr(self.broker.groups, "groups", {}).get(group_id)
         if group is None:
             return None
+        if hasattr(group, "commit_error"):  # a KIP-848 consumer group: the field is the member epoch
+            return group.commit_error(member_id, generation_id)
         if member_id not in group.members:
             return E.unknown_member_id
         if generation_id != group.generation_id:

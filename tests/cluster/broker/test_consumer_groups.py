@@ -96,7 +96,7 @@ async def test_two_members_reconcile_describe_list_commit_and_restart(tmp_path: 
                                 "protocols": [{"name": "range", "metadata": encode_subscription(["orders"])}]})
         listed = await conn.call(16, 5, {"states_filter": [], "types_filter": []})
         assert sorted((g.group_id, g.group_type, g.group_state) for g in listed.groups) == [
-            ("g", "consumer", "Stable"), ("old", "classic", "CompletingRebalance")]
+            ("g", "consumer", "Stable"), ("old", "classic", "CompletingRebalance")]  # (before "rx")
         only = await conn.call(16, 5, {"states_filter": [], "types_filter": ["consumer"]})
         assert [g.group_id for g in only.groups] == ["g"]
         d = await conn.call(69, 1, {"group_ids": ["g", "old", "none"], "include_authorized_operations": False})
@@ -108,6 +108,11 @@ async def test_two_members_reconcile_describe_list_commit_and_restart(tmp_path: 
         assert [(x.error_code, x.error_message) for x in (old, none)] == [
             (E.group_id_not_found, "Group old is not a consumer group."),
             (E.group_id_not_found, "Group none not found.")]
+        # the broker's regex resolution matches internal topics too, as Kafka's does
+        await conn.call(10, 4, {"key_type": 0, "coordinator_keys": ["rx"]})
+        rx = await conn.call(68, 1, {**_join("rx", "r1", []), "subscribed_topic_names": None,
+                                     "subscribed_topic_regex": "__consumer_offs.*"})
+        assert sum(len(t.partitions) for t in rx.assignment.topic_partitions) == 50
         classic_view = await conn.call(15, 5, {"groups": ["g"], "include_authorized_operations": False})
         assert classic_view.groups[0].group_state == "Dead"  # as Kafka: not a classic group
         # ... so our client (the mirror's checkpoint rule "no active members") asks

@@ -88,3 +88,21 @@ async def test_group_offsets_on_an_empty_foreign_topic_make_it_a_conflict(two) -
     sync = sync_for(east, west)
     assert await sync.once() == []
     assert "committed offsets of group(s) billing" in sync.progress.partitions[("orders.g", 0)].error
+
+
+async def test_a_match_everything_pattern_never_selects_internal_topics(two) -> None:
+    """The source lists __consumer_offsets and __transaction_state (is_internal, as Kafka
+    after first use); a link whose pattern matches every name still leaves them alone."""
+    east, west = two
+    conn = await east.any_connection()
+    for key_type in (0, 1):  # first use: they appear in Metadata
+        await conn.send(conn.build(10, {"key_type": key_type, "coordinator_keys": ["x"]}))
+    await east.create_topics([NewTopic("orders.a", 1, -1, {})])
+    east.invalidate()
+    listed = await east.list_topics(include_internal=True)
+    assert listed["__consumer_offsets"].is_internal and listed["__transaction_state"].is_internal
+    link = LinkConfig(name="e2w", source="east", target="west", topics=[".*"])
+    sync = TopicSync(link, ReplicationPolicy.for_link(link, ["east", "west"]), east, west,
+                     LinkProgress("e2w"), True, "east", config_path="dc.yaml")
+    assert [m.source for m in await sync.once()] == ["orders.a"]
+    assert not {"__consumer_offsets", "__transaction_state"} & set(await west.list_topics(include_internal=True))
