@@ -25,6 +25,8 @@ python3 -m peers.fetch
 # proxy, at the version tests/peers/franz/go.mod pins (Go itself is /usr/local/go here).
 GO="$(command -v go || echo /usr/local/go/bin/go)"
 if [ -x "$GO" ]; then
+  : "${HOME:=$(getent passwd "$(id -u)" | cut -d: -f6)}"  # go keeps its module cache under it
+  export HOME
   (cd tests/peers/franz && "$GO" mod download)
 fi
 # The layering contracts ([tool.importlinter] in pyproject.toml) before any test. Run through

@@ -46,6 +46,7 @@ def run_suite(seeds: str, run: str, *, env: dict[str, str] | None = None, timeou
     if go is None:
         raise FileNotFoundError("go is not installed (expected on PATH or at /usr/local/go/bin/go)")
     full_env = {**os.environ, "KGO_SEEDS": seeds, **(env or {})}
+    full_env.setdefault("HOME", str(Path.home()))  # go's module and build caches live under it
     proc = subprocess.run([go, "test", "-count=1", "-json", f"-timeout={go_timeout}", "-run", run, PACKAGE],
                           cwd=MODULE_DIR, env=full_env, capture_output=True, text=True, timeout=timeout_s)
     result = SuiteRun(returncode=proc.returncode)

@@ -148,6 +148,7 @@ def test_offset_commit_epochs() -> None:
 class Client:
     name: str
     static: bool
+    member_id: str = ""
     epoch: int = 0
     owned: dict[str, set[int]] = field(default_factory=dict)
     topics: tuple[str, ...] = ("a", "b")
@@ -160,16 +161,16 @@ class World:
         self.g = ConsumerGroup("g", ConsumerConfig(session_timeout_ms=SESSION))
         self.t = image(a=3, b=2)
         self.now = 0
-        self.clients = [Client(f"c{i}", s) for i, s in enumerate(statics)]
+        self.clients = [Client(f"c{i}", s, f"c{i}") for i, s in enumerate(statics)]
 
     def heartbeat(self, c: Client, lose: bool = False) -> None:
         if not c.alive:
             return
         if not c.joined:
-            req = HeartbeatRequest(c.name, 0, instance_id=c.name if c.static else None, rebalance_timeout_ms=2_000,
-                                   subscribed_topic_names=c.topics, owned=())
+            req = HeartbeatRequest(c.member_id, 0, instance_id=c.name if c.static else None,
+                                   rebalance_timeout_ms=2_000, subscribed_topic_names=c.topics, owned=())
         else:
-            req = HeartbeatRequest(c.name, c.epoch, owned=wire(c.owned), subscribed_topic_names=c.topics)
+            req = HeartbeatRequest(c.member_id, c.epoch, owned=wire(c.owned), subscribed_topic_names=c.topics)
         r = self.g.heartbeat(req, self.t, self.now)[0]
         if lose:
             return
@@ -193,11 +194,13 @@ class World:
                         seen[(topic, p)] = m.member_id
         held: dict[tuple[str, int], str] = {}
         for c in self.clients:
-            if c.alive and c.joined and c.name in self.g.members:
+            if c.alive and c.joined and c.member_id in self.g.members:
                 for topic, ps in c.owned.items():
                     for p in ps:
                         assert (topic, p) not in held, f"clients {held[(topic, p)]} and {c.name} own {topic}-{p}"
                         held[(topic, p)] = c.name
+            if c.alive and c.joined and c.member_id not in self.g.members:
+                c.owned = {}  # it will learn it is gone on its next heartbeat; it must not count
 
 
 op = st.one_of(
@@ -206,6 +209,7 @@ op = st.one_of(
     st.tuples(st.just("crash"), st.integers(0, 3)),
     st.tuples(st.just("leave"), st.integers(0, 3)),
     st.tuples(st.just("resubscribe"), st.integers(0, 3)),
+    st.tuples(st.just("restart"), st.integers(0, 3)),
     st.tuples(st.just("time"), st.integers(0, 1_500)),
 )
 
@@ -224,7 +228,10 @@ def test_random_interleavings_never_double_own_and_settle(statics, ops) -> None:
             c.alive = False
         elif kind == "leave" and c.joined and c.alive:
             epoch = -2 if c.static else -1
-            w.g.heartbeat(HeartbeatRequest(c.name, epoch, instance_id=c.name if c.static else None), w.t, w.now)
+            w.g.heartbeat(HeartbeatRequest(c.member_id, epoch, instance_id=c.name if c.static else None), w.t, w.now)
+            c.owned, c.joined, c.epoch = {}, False, 0
+        elif kind == "restart" and c.alive:  # a new process: new member id, same instance id if static
+            c.member_id += "'"
             c.owned, c.joined, c.epoch = {}, False, 0
         elif kind == "resubscribe":
             c.topics = ("a",) if c.topics == ("a", "b") else ("a", "b")
@@ -251,7 +258,7 @@ def test_random_interleavings_never_double_own_and_settle(statics, ops) -> None:
         assert w.g.state == CS.EMPTY
         return
     assert w.g.state == CS.STABLE, [(m.member_id, m.member_epoch, m.state) for m in w.g.members.values()]
-    assert {m for m in w.g.members} == {c.name for c in live}
+    assert {m for m in w.g.members} == {c.member_id for c in live}
     owned = sorted((t, p) for c in live for t, ps in c.owned.items() for p in ps)
     wanted = {"a"} | ({"b"} if any("b" in c.topics for c in live) else set())
     assert owned == sorted((t, p) for t in wanted for p in range({"a": 3, "b": 2}[t]))
