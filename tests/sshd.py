@@ -36,6 +36,8 @@ class Sshd:
     proc: subprocess.Popen | None = None
     user: str = field(default_factory=getpass.getuser)
     extra_config: list[str] = field(default_factory=list)  # first: sshd keeps a keyword's first value
+    listen: str = "127.0.0.1"
+    prefix: list[str] = field(default_factory=list)  # e.g. ["ip", "netns", "exec", NS]: where sshd runs
 
     @property
     def host_key(self) -> Path:
@@ -44,7 +46,7 @@ class Sshd:
     def known_hosts_line(self) -> str:
         """The known_hosts entry OpenSSH (and asyncssh) look up for [127.0.0.1]:port."""
         key = (self.dir / "host_ed25519.pub").read_text().split()
-        return f"[127.0.0.1]:{self.port} {key[0]} {key[1]}\n"
+        return f"[{self.listen}]:{self.port} {key[0]} {key[1]}\n"
 
     def start(self) -> "Sshd":
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -55,7 +57,7 @@ class Sshd:
         config = self.dir / "sshd_config"
         config.write_text("\n".join([
             *self.extra_config,
-            "ListenAddress 127.0.0.1",
+            f"ListenAddress {self.listen}",
             f"Port {self.port}",
             f"HostKey {self.host_key}",
             f"AuthorizedKeysFile {ak}",
@@ -75,10 +77,20 @@ class Sshd:
         if os.geteuid() == 0:
             Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation dir
         log = open(self.dir / "sshd.log", "ab")
-        self.proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(config)], stdout=log,
+        self.proc = subprocess.Popen([*self.prefix, str(SSHD), "-D", "-e", "-f", str(config)], stdout=log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        wait_for_port(self.port, proc=self.proc)
+        if self.listen == "127.0.0.1":
+            wait_for_port(self.port, proc=self.proc)
+        else:
+            _wait_for(self.listen, self.port, self.proc)
         return self
+
+    @property
+    def pid(self) -> int:
+        """sshd's own pid (under an `ip netns exec` prefix the Popen pid is that of sshd too:
+        ip execs it)."""
+        assert self.proc is not None
+        return self.proc.pid
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -92,3 +104,19 @@ class Sshd:
     def log_text(self) -> str:
         path = self.dir / "sshd.log"
         return path.read_text(errors="replace") if path.exists() else ""
+
+
+def _wait_for(host: str, port: int, proc: subprocess.Popen, timeout: float = 20.0) -> None:
+    import socket
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"sshd exited with {proc.returncode} before listening")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s")
