@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from cluster.broker import internal_topics
+from cluster.broker import authz, internal_topics
 
 
 class CatalogueImage:
@@ -33,6 +33,13 @@ class CatalogueImage:
     def name(self, topic_id: uuid.UUID) -> str | None:
         meta = self.broker.catalogue.by_id.get(topic_id)
         return meta.name if meta is not None else self.broker.internal_topics.by_id(topic_id)
+
+    def visible(self, principal: str, host: str, name: str) -> bool:
+        """Describe on the topic, checked for the member's principal as Kafka's authorizer
+        filters a regex subscription (everyone sees everything when ACLs are not enforced)."""
+        if not authz.enforced(self.broker) or not principal:
+            return True
+        return self.broker.acls.authorizer.authorize(principal, host, authz.Op.DESCRIBE, authz.TOPIC, name)
 
     def names(self) -> list[str]:
         return [*self.broker.catalogue.topics, *sorted(self.broker.internal_topics.used)]

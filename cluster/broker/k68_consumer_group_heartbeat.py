@@ -3,7 +3,9 @@
 A thin shell over the coordinator's pure machine (cluster/groups/consumer.py): decode,
 check READ on the group, hand over one `HeartbeatRequest`, encode the answer. v0 lets the
 coordinator choose the member id (an empty one on join gets a fresh UUID); v1 (Kafka 4.x
-clients) requires the client's own and adds `subscribed_topic_regex`.
+clients) requires the client's own and adds `subscribed_topic_regex`. With ACLs, as in
+Kafka: subscribing by name to a topic the principal may not Describe is
+TOPIC_AUTHORIZATION_FAILED, and a regex resolves only to topics it may Describe.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import uuid
 from kio.schema.errors import ErrorCode
 
 from cluster.broker import authz
-from cluster.broker.session import client_host
+from cluster.broker.session import client_host, current
 from cluster.broker.registry import handler
 from cluster.groups.consumer_model import HeartbeatRequest
 
@@ -33,6 +35,10 @@ async def consumer_group_heartbeat(broker, hdr, req) -> dict:
         return _error(ErrorCode.coordinator_not_available)
     if not authz.allowed(broker, authz.Op.READ, authz.GROUP, req.group_id):
         return _error(ErrorCode.group_authorization_failed)
+    names = req.subscribed_topic_names
+    if names and not all(authz.allowed(broker, authz.Op.DESCRIBE, authz.TOPIC, t) for t in names):
+        # KafkaApis: clients may not subscribe to topics they may not Describe
+        return _error(ErrorCode.topic_authorization_failed)
     member_id = req.member_id
     if hdr.api_version == 0 and not member_id and req.member_epoch == 0:
         member_id = str(uuid.uuid4())
@@ -51,6 +57,8 @@ async def consumer_group_heartbeat(broker, hdr, req) -> dict:
         owned=owned,
         client_id=hdr.client_id or "",
         client_host=client_host(),
+        principal=current().principal if not current().internal else "",
+        host=current().host,
     )
     result = await broker.groups.consumer_group_heartbeat(req.group_id, hb)
     return {"throttle_time": 0, **result}

@@ -110,7 +110,8 @@ class ConsumerGroup:
         names = {t for t in m.subscribed_topic_names if topics.partitions(t) is not None}
         if m.subscribed_topic_regex:
             pattern = re.compile(m.subscribed_topic_regex)
-            names |= {t for t in topics.names() if pattern.fullmatch(t)}
+            names |= {t for t in topics.names()
+                      if pattern.fullmatch(t) and topics.visible(m.principal, m.host, t)}
         return frozenset(names)
 
     def _owned_by_others(self, member_id: str) -> dict[str, set[int]]:
@@ -314,6 +315,9 @@ class ConsumerGroup:
         if req.rack_id is not None:
             m.rack_id = req.rack_id
         m.client_id, m.client_host = req.client_id or m.client_id, req.client_host or m.client_host
+        if (req.principal, req.host) != (m.principal, m.host) and m.subscribed_topic_regex:
+            self._bump_if_settled()  # what the regex resolves to may differ for them
+        m.principal, m.host = req.principal or m.principal, req.host or m.host
         if (m.subscribed_topic_names, m.subscribed_topic_regex) != subscription:
             self._bump_if_settled()
 

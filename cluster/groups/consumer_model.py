@@ -52,6 +52,11 @@ class TopicImage(Protocol):
 
     def names(self) -> list[str]: ...
 
+    def visible(self, principal: str, host: str, name: str) -> bool:
+        """May `principal` (connecting from `host`) Describe topic `name`? Regex
+        subscriptions resolve only to such topics, as Kafka's authorizer filters them."""
+        ...
+
 
 @dataclass
 class StaticTopics:
@@ -76,6 +81,9 @@ class StaticTopics:
     def names(self) -> list[str]:
         return list(self.topics)
 
+    def visible(self, principal: str, host: str, name: str) -> bool:
+        return True
+
 
 @dataclass(frozen=True)
 class ConsumerConfig:
@@ -93,6 +101,8 @@ class ConsumerMember:
     rack_id: str | None = None
     client_id: str = ""
     client_host: str = ""
+    principal: str = ""  # who heartbeats (regex subscriptions see only what it may Describe)
+    host: str = ""  # its address as ACL host patterns match it
     rebalance_timeout_ms: int = 300_000
     subscribed_topic_names: tuple[str, ...] = ()
     subscribed_topic_regex: str | None = None
@@ -122,6 +132,8 @@ class HeartbeatRequest:
     owned: tuple[tuple[uuid.UUID, tuple[int, ...]], ...] | None = None
     client_id: str = ""
     client_host: str = ""
+    principal: str = ""
+    host: str = ""
 
 
 @dataclass(frozen=True)

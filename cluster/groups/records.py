@@ -79,6 +79,7 @@ def encode_consumer_group(group: ConsumerGroup) -> bytes:
     hold: the group epoch, the target at its epoch, each member's epoch and assignment."""
     members = [
         {"id": m.member_id, "iid": m.instance_id, "rack": m.rack_id, "cid": m.client_id, "host": m.client_host,
+         "principal": m.principal, "addr": m.host,
          "rt": m.rebalance_timeout_ms, "names": list(m.subscribed_topic_names), "regex": m.subscribed_topic_regex,
          "assignor": m.server_assignor, "epoch": m.member_epoch, "prev": m.previous_member_epoch,
          "state": m.state.value, "asg": _plain(m.assigned), "rev": _plain(m.revoking)}
@@ -103,6 +104,7 @@ def _restore_consumer(gid: str, v: dict, now_ms: int, config: ConsumerConfig | N
     for m in v["members"]:
         member = ConsumerMember(
             m["id"], instance_id=m["iid"], rack_id=m["rack"], client_id=m["cid"], client_host=m["host"],
+            principal=m.get("principal", ""), host=m.get("addr", ""),
             rebalance_timeout_ms=m["rt"], subscribed_topic_names=tuple(m["names"]),
             subscribed_topic_regex=m["regex"], server_assignor=m["assignor"], member_epoch=m["epoch"],
             previous_member_epoch=m["prev"], state=MemberState(m["state"]), assigned=_assignment(m["asg"]),

@@ -141,3 +141,25 @@ async def test_two_members_reconcile_describe_list_commit_and_restart(tmp_path: 
     finally:
         conn.close()
         await again.stop()
+
+
+async def test_acls_subscribed_names_need_describe_and_regexes_see_only_describable_topics(tmp_path: Path) -> None:
+    """As Kafka: a topic named in the subscription that the principal may not Describe is
+    TOPIC_AUTHORIZATION_FAILED; a regex resolves only to topics the member may Describe."""
+    from cluster.auth.acl import Operation as Op, ResourceType as RT
+    from tests.cluster.broker.acl_helpers import call, enforcing_broker, grant
+
+    b = await enforcing_broker(tmp_path / "secure")
+    try:
+        for name in ("open-a", "secret-b"):
+            b.create_topic(name, 2, {})
+        grant(b, Op.READ, RT.GROUP, "g")
+        grant(b, Op.DESCRIBE, RT.TOPIC, "open-a")
+        refused = await call(b, 68, 1, _join("g", "m1", ["open-a", "secret-b"]))
+        assert refused.error_code == E.topic_authorization_failed
+        r = await call(b, 68, 1, {**_join("g", "m1", []), "subscribed_topic_names": None,
+                                  "subscribed_topic_regex": ".*-.*"})
+        assert r.error_code == E.none
+        assert {t.topic_id for t in r.assignment.topic_partitions} == {b.catalogue.topics["open-a"].uuid}
+    finally:
+        await b.stop()
