@@ -60,10 +60,11 @@ _DENIED = (29, 30, 31)
 def _run(coro):
     from cluster.client.errors import KafkaError, KafkaProtocolError
     from mirror.incident.failover import FailoverError
+    from mirror.replication.mode import ModeError
 
     try:
         return asyncio.run(coro)
-    except FailoverError as exc:
+    except (FailoverError, ModeError) as exc:
         raise click.ClickException(str(exc)) from None
     except KafkaError as exc:  # a broker's refusal, one sentence (the state is safe to resume)
         hint = ""

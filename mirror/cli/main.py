@@ -61,8 +61,14 @@ def mirror_cmd(config: Path, links: tuple[str, ...], metrics_port: int | None, m
             sys.exit(EXIT_MISSING)
     if metrics_port is None and cfg.metrics is not None:
         metrics_port, metrics_host = cfg.metrics.port, cfg.metrics.host
-    asyncio.run(run_daemon(Daemon(cfg, links=list(links) or None, metrics_port=metrics_port,
-                                  metrics_host=metrics_host)))
+    from mirror.replication.mode import ModeError
+
+    try:
+        asyncio.run(run_daemon(Daemon(cfg, links=list(links) or None, metrics_port=metrics_port,
+                                      metrics_host=metrics_host)))
+    except ModeError as exc:  # a link asks for what its target cannot do: one sentence
+        click.echo(f"dcmirror: {exc}", err=True)
+        sys.exit(1)
 
 
 @click.command("status")

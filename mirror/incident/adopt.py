@@ -33,7 +33,8 @@ from mirror.replication import existing
 from mirror.incident import failover_ops as ops
 from mirror.config.model import LinkConfig, MirrorConfig
 from mirror.incident.failover import FailoverError
-from mirror.replication.sinks import TranslatingSink, for_produce
+from mirror.replication.mode import resolve_mode, sink_for
+from mirror.replication.sinks import for_produce
 
 log = logging.getLogger(__name__)
 
@@ -117,15 +118,16 @@ async def run_adopt(cfg: MirrorConfig, link: LinkConfig, topic: str, *, truncate
             await target.start()
         except (KafkaError, OSError) as exc:
             raise FailoverError(f"cannot reach {link.target!r}: {exc}") from None
-        preserve = link.resolved_mode(await ops.is_dcmirror(target)) == "preserve-offsets"
-        report.mode = "preserve-offsets" if preserve else "translate"
+        mapping = await resolve_mode(link, target)
+        preserve = mapping.preserves
+        report.mode = mapping.mode
         topics = await target.list_topics()
         if target_topic not in topics:
             raise FailoverError(f"{target_topic} does not exist on {link.target}; nothing to adopt "
                                 "(the link creates it at its next topic sync)")
         parts = sorted(topics[target_topic].partitions)
         report.partitions = len(parts)
-        sink = None if preserve else TranslatingSink(target, cfg.policy(link).target_topic, link.name)
+        sink = sink_for(mapping, target, cfg.policy(link).target_topic, link.name)
         if preserve:
             marker = (await ops.topic_overrides(target, [target_topic])).get(target_topic, {}).get(
                 existing.MIRROR_SOURCE)

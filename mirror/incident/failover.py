@@ -15,7 +15,7 @@ Every step is idempotent and the link state (`__dcmirror.link-state.<link>`) rec
 `failing-over` before and `failed-over` after, so a second run, or a run after a crash
 half-way, is harmless. A running daemon sees the state within a second and stops copying.
 
-The arithmetic is pure (`recovery_rows`, `checkpoint_commits`, `duplicate_bound`) and
+The arithmetic is pure (`recovery_rows`, `checkpoint_commits`, `OffsetSyncStore.rereads`) and
 unit-tested; `run_failover` is the sequence of I/O steps.
 """
 
@@ -36,8 +36,10 @@ from mirror.incident import failover_ops as ops
 from mirror.records import link_machine as machine
 from mirror.records import link_state as ls
 from mirror.config.model import LinkConfig, MirrorConfig
-from mirror.records.offsets import Checkpoint, OffsetSyncIndex
+from mirror.records.offsets import Checkpoint
 from mirror.config.policy import ReplicationPolicy
+from mirror.replication.mode import OffsetMapping, resolve_mode, sink_for
+from mirror.replication.sinks import TranslatingSink
 
 log = logging.getLogger(__name__)
 
@@ -156,27 +158,11 @@ def checkpoint_commits(latest: Mapping[str, Mapping[TP, Checkpoint]], policy: Re
     return out
 
 
-def duplicate_bound(upstream: int, points: list[tuple[int, int]]) -> int:
-    """Translation mode: a group at ``upstream`` resumes at the downstream offset of the
-    newest sync point at or below it, so it re-reads ``upstream - that point`` records."""
-    best = None
-    for up, _down in points:
-        if up <= upstream:
-            best = up
-    return 0 if best is None else upstream - best
-
-
 def _rereads(scope: Scope, checkpoints: Iterable[Checkpoint]) -> int:
-    """Records a group resuming at these checkpoints reads a second time: none when offsets
-    are preserved, else each partition's distance back to its sync point (duplicate_bound).
-    Planned and unplanned failovers both report this number, so both ask here."""
-    if scope.preserve or scope.syncs is None:
-        return 0
-    total = 0
-    for cp in checkpoints:
-        store = scope.syncs.store(cp.topic, cp.partition)
-        total += duplicate_bound(cp.upstream_offset, store.points() if store else [])
-    return total
+    """Records a group resuming at these checkpoints reads a second time (the mapping's
+    rereads: none when offsets are preserved). Planned and unplanned failovers both report
+    this number, so both ask here."""
+    return sum(scope.mapping.rereads(cp.topic, cp.partition, cp.upstream_offset) for cp in checkpoints)
 
 
 def already_rows(state: ls.LinkState, policy: ReplicationPolicy, target_ends: Mapping[TP, int]) -> list[PartitionRow]:
@@ -200,10 +186,9 @@ class Scope:
     """The partitions a link mirrors, as the target and the link state know them."""
 
     policy: ReplicationPolicy
-    preserve: bool
+    mapping: OffsetMapping
     parts: dict[TP, str] = field(default_factory=dict)  # source (topic, p) -> target topic
     mirror_topics: set[str] = field(default_factory=set)  # target topics still marked mirrors
-    syncs: OffsetSyncIndex | None = None
 
     def target_tps(self) -> list[TP]:
         return [(t, p) for (_, p), t in self.parts.items()]
@@ -214,8 +199,9 @@ class Scope:
 
 async def gather_scope(link: LinkConfig, policy: ReplicationPolicy, target: KafkaClient,
                        state: ls.LinkState, contact: ls.Contact | None) -> Scope:
-    preserve = await ops.is_dcmirror(target) and link.mode != "translate"
-    scope = Scope(policy, preserve)
+    mapping = await resolve_mode(link, target)
+    preserve = mapping.preserves
+    scope = Scope(policy, mapping)
     topics = await target.list_topics()
     candidates = {}
     for name, meta in topics.items():
@@ -226,13 +212,8 @@ async def gather_scope(link: LinkConfig, policy: ReplicationPolicy, target: Kafk
     known_sources = set(state.promoted) | set((state.details or {}).get("topics", []))
     if contact is not None:
         known_sources |= set(contact.source_ends)
-    if not preserve:
-        from mirror.replication.sinks import TranslatingSink
-
-        scope.syncs = OffsetSyncIndex()
-        syncs = await TranslatingSink(target, policy.target_topic, link.name).read_syncs()
-        scope.syncs.add_all(syncs)
-        known_sources |= {s.topic for s in syncs}
+    syncs = await mapping.load(TranslatingSink(target, policy.target_topic, link.name))
+    known_sources |= {s.topic for s in syncs}
     for name, (src, meta) in sorted(candidates.items()):
         marked = overrides.get(name, {}).get(ops.MIRROR_SOURCE) == link.source
         if preserve and marked:
@@ -248,13 +229,8 @@ async def mirrored_positions(scope: Scope, target: KafkaClient) -> dict[TP, tupl
     out = {}
     for (src, p), tname in scope.parts.items():
         tend = tends[(tname, p)]
-        if scope.preserve:
-            up = tend
-        else:
-            store = scope.syncs.store(src, p) if scope.syncs else None
-            pts = store.points() if store is not None else []
-            up = pts[-1][0] if pts else 0
-        out[(src, p)] = (tname, up, tend)
+        up = scope.mapping.mirrored(src, p, tend)
+        out[(src, p)] = (tname, 0 if up is None else up, tend)
     return out
 
 
@@ -307,7 +283,7 @@ async def run_failover(cfg: MirrorConfig, link: LinkConfig, *, force: bool = Fal
         kind = "unplanned" if force else "planned"
         scope = await gather_scope(link, policy, target, state, contact)
         report = Report(link.name, link.source, link.target, kind,
-                        "preserve-offsets" if scope.preserve else "translate", dry_run=dry_run,
+                        scope.mapping.mode, dry_run=dry_run,
                         state=state.state, last_contact_ms=contact.at_ms if contact else None)
         if machine.is_done(state.state, machine.Command.FAILOVER):
             report.already = True
@@ -420,10 +396,8 @@ async def _drain(link: LinkConfig, policy: ReplicationPolicy, source: KafkaClien
     unfenced (foreign) source, the source ends stayed still for ``quiet_s``."""
     from mirror.replication.copier import LinkCopier
     from mirror.replication.progress import LinkProgress
-    from mirror.replication.sinks import PreservingSink, TranslatingSink
 
-    sink = (PreservingSink(target, policy.target_topic) if scope.preserve
-            else TranslatingSink(target, policy.target_topic, link.name))
+    sink = sink_for(scope.mapping, target, policy.target_topic, link.name)
     progress = LinkProgress(link.name)
     copier = LinkCopier(link.name, source, sink, progress, policy.target_topic,
                         start_from=link.start_from, max_wait_ms=100)
@@ -470,7 +444,7 @@ async def _planned(cfg: MirrorConfig, link: LinkConfig, policy: ReplicationPolic
     # might still make are skipped by the target). Its checkpoints stop before our last one.
     ack = asyncio.create_task(_wait_for_daemon(target, link.name, since, contact, report))
     try:
-        if not scope.preserve:  # a racing daemon's Produce would duplicate: wait for it first
+        if not scope.mapping.preserves:  # a racing daemon's Produce would duplicate: wait for it first
             await ack
         await _drain(link, policy, source, target, scope, quiet_s, fenced, drain_timeout_s)
         t = report.step("drain", t)
@@ -478,12 +452,12 @@ async def _planned(cfg: MirrorConfig, link: LinkConfig, policy: ReplicationPolic
     finally:
         ack.cancel()
     t = report.step("daemon ack", t)
-    if not scope.preserve:  # the drain wrote new syncs: read them again
+    if not scope.mapping.preserves:  # the drain wrote new syncs: read them again
         state = ls.LinkState(details={"topics": sorted(scope.source_topics())})
         scope = await gather_scope(link, policy, target, state, None)
     mirrored = await mirrored_positions(scope, target)
-    checkpointer = Checkpointer(link.name, policy, source, target, LinkProgress(link.name), scope.preserve,
-                                scope.syncs, lambda tp: mirrored.get(tp, ("", -1, -1))[1])
+    checkpointer = Checkpointer(link.name, policy, source, target, LinkProgress(link.name), scope.mapping,
+                                lambda tp: mirrored.get(tp, ("", -1, -1))[1])
     # Both only need the drained target: consumers may read a mirror topic already, and
     # producers find the offsets of nobody; so group offsets and promotion go in parallel.
     await asyncio.gather(_final_checkpoint(checkpointer, policy, source, target, scope, report),
@@ -536,7 +510,7 @@ async def _final_checkpoint(checkpointer, policy: ReplicationPolicy, source: Kaf
 
 async def _promote(target: KafkaClient, scope: Scope, report: Report) -> None:
     topics = sorted({t for t in scope.parts.values()})
-    if scope.preserve:
+    if scope.mapping.preserves:
         await ops.set_configs(target, {t: {ops.MIRROR_SOURCE: None, ops.FENCED: None} for t in topics})
     report.promoted = topics
 

@@ -22,7 +22,8 @@ from mirror.config.model import LinkConfig, MirrorConfig
 from mirror.records.offsets import checkpoints_topic, decode_checkpoint
 from mirror.config.policy import is_internal_topic
 from mirror.replication.progress import STOPPED_STATES
-from mirror.replication.sinks import TranslatingSink, is_dcmirror
+from mirror.replication.mode import ModeError, resolve_mode
+from mirror.replication.sinks import TranslatingSink
 
 
 def _client(cfg: MirrorConfig, alias: str) -> KafkaClient:
@@ -82,20 +83,15 @@ async def link_status(cfg: MirrorConfig, link: LinkConfig) -> dict[str, Any]:
             runs = st.runs
         except (KafkaError, OSError):
             entry["link_state"] = "unknown"
-        preserve = link.resolved_mode(await is_dcmirror(target)) == "preserve-offsets"
-        entry["mode"] = "preserve-offsets" if preserve else "translate"
-        synced: dict[tuple[str, int], int] = {}
-        synced_list = [] if preserve else await TranslatingSink(target, policy.target_topic, link.name).read_syncs()
-        if not preserve:
-            for s in synced_list:
-                nxt = s.upstream_next if s.upstream_next is not None else s.upstream_offset
-                synced[(s.topic, s.partition)] = max(synced.get((s.topic, s.partition), -1), nxt)
+        mapping = await resolve_mode(link, target)
+        entry["mode"] = mapping.mode
+        synced_list = await mapping.load(TranslatingSink(target, policy.target_topic, link.name))
         target_topics = await target.list_topics()
         conflicts = {}
         errors: dict[tuple[str, int], str] = {}
         if runs is not None and runs.shapes_topics:  # else the target topics are not the link's to shape
             conflicts = await _conflicts(cfg, link, source, target, target_topics,
-                                         None if preserve else {s.topic for s in synced_list})
+                                         None if mapping.preserves else {s.topic for s in synced_list})
             errors = {(x.topic, x.partition): x.reason for x in await read_stopped(target, link.name)
                       if x.state == "error"}  # as the running mirror processes report them
         for name, meta in (await source.list_topics()).items():
@@ -115,7 +111,8 @@ async def link_status(cfg: MirrorConfig, link: LinkConfig) -> dict[str, Any]:
                 if tgt_end is None:
                     mirrored, state = starts[p][0], "missing"
                 else:
-                    mirrored = tgt_end if preserve else synced.get((name, p), starts[p][0])
+                    held = mapping.mirrored(name, p, tgt_end)
+                    mirrored = starts[p][0] if held is None else held
                     state = "in-sync"
                 lag = max(0, src_end - max(mirrored, starts[p][0]))
                 lag_s = 0.0
@@ -138,6 +135,8 @@ async def link_status(cfg: MirrorConfig, link: LinkConfig) -> dict[str, Any]:
         for group, at in sorted((await _last_checkpoints(target, link.name)).items()):
             entry["groups"].append({"group": group, "last_checkpoint_ms": at,
                                     "age_seconds": round((now - at) / 1000, 1)})
+    except ModeError as exc:  # the link's configuration, as the daemon refuses it
+        entry["error"] = str(exc)
     except (KafkaError, OSError, asyncio.TimeoutError) as exc:
         entry["error"] = f"{type(exc).__name__}: {exc}"
     finally:

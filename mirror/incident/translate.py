@@ -17,7 +17,8 @@ from cluster.client.errors import KafkaError
 from mirror.incident import failover_ops as ops
 from mirror.records import link_state as ls
 from mirror.config.model import LinkConfig, MirrorConfig
-from mirror.incident.failover import duplicate_bound, gather_scope, latest_checkpoints
+from mirror.incident.failover import gather_scope, latest_checkpoints
+from mirror.replication.mode import OffsetMapping
 
 log = logging.getLogger(__name__)
 
@@ -46,17 +47,13 @@ class Translation:
         return doc
 
 
-def translate_offset(preserve: bool, upstream: int, target_end: int, points: list[tuple[int, int]]) -> tuple[int | None, int]:
-    """(target offset, records a consumer may read twice) for a source offset."""
-    if preserve:
-        return min(upstream, target_end), 0
-    best = None
-    for up, down in points:
-        if up <= upstream:
-            best = down
-    if best is None:
-        return None, 0
-    return best, duplicate_bound(upstream, points)
+def translate_offset(mapping: OffsetMapping, topic: str, p: int, upstream: int,
+                     target_end: int) -> tuple[int | None, int]:
+    """(target offset, records a consumer may read twice) for a source offset: the link's
+    mapping, never past what the target holds."""
+    held = mapping.mirrored(topic, p, target_end)
+    down = mapping.translate(topic, p, upstream if held is None else min(upstream, held))
+    return down, 0 if down is None else mapping.rereads(topic, p, upstream)
 
 
 async def translate_group(cfg: MirrorConfig, link: LinkConfig, group: str) -> Translation:
@@ -82,13 +79,12 @@ async def translate_group(cfg: MirrorConfig, link: LinkConfig, group: str) -> Tr
             latest = latest_checkpoints(await ops.read_checkpoints(target, link.name)).get(group, {})
             commits = {tp: cp.upstream_offset for tp, cp in latest.items()}
         tends = await ops.end_offsets(target, scope.target_tps())
-        out = Translation(link.name, group, "preserve-offsets" if scope.preserve else "translate", origin)
+        out = Translation(link.name, group, scope.mapping.mode, origin)
         for (topic, p), up in sorted(commits.items()):
             ttopic = scope.parts.get((topic, p))
             if ttopic is None:
                 continue
-            store = scope.syncs.store(topic, p) if scope.syncs is not None else None
-            down, dup = translate_offset(scope.preserve, up, tends[(ttopic, p)], store.points() if store else [])
+            down, dup = translate_offset(scope.mapping, topic, p, up, tends[(ttopic, p)])
             out.rows.append(TranslatedRow(topic, p, up, ttopic, down, dup))
         return out
     finally:

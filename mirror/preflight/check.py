@@ -31,7 +31,7 @@ from mirror.preflight.permissions import (
     target_requirements,
     verdict,
 )
-from mirror.replication.sinks import is_dcmirror
+from mirror.replication.mode import ModeError, resolve_mode
 
 log = logging.getLogger(__name__)
 
@@ -115,14 +115,14 @@ async def check_link(cfg: MirrorConfig, link: LinkConfig) -> dict[str, Any]:
         entry["problems"] += [e["error"] for e in ends.values() if e["error"]]
         if not all(up):
             return entry
-        capable = await is_dcmirror(target)
-        mode = link.resolved_mode(capable)
-        entry["mode"] = mode
-        if mode == "preserve-offsets" and not capable:
-            entry["problems"].append(f"mode preserve-offsets needs a dcmirror target, but {link.target} "
-                                     "does not offer the offset-preserving append API")
+        try:
+            mapping = await resolve_mode(link, target)
+        except ModeError as exc:
+            entry["mode"] = link.mode
+            entry["problems"].append(str(exc))
             return entry
-        translate = mode == "translate"
+        entry["mode"] = mapping.mode
+        translate = not mapping.preserves
         visible = [n for n in await source.list_topics() if policy.should_mirror_topic(n)]
         topics = sorted(set(visible) | {t for t in _literals(link.topics) if policy.should_mirror_topic(t)})
         if not topics:

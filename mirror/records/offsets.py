@@ -31,7 +31,7 @@ upstream; a sync going backwards downstream (target topic truncated or recreated
 all points. Both keep the held points increasing in both offsets.
 
 In offset-preserving mode downstream offsets equal upstream ones and translation is the
-identity (:class:`IdentityTranslation`); no syncs are written.
+identity (`mirror.replication.mode.IdentityMapping`); no syncs are written.
 
 Record formats (key and value both start with an int16 version; decoders read the
 fields of versions they know and ignore trailing bytes, so newer writers may append):
@@ -54,7 +54,6 @@ import logging
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol
 
 log = logging.getLogger(__name__)
 
@@ -134,17 +133,6 @@ class Checkpoint:
     timestamp_ms: int = 0
 
 
-class Translation(Protocol):
-    def translate(self, upstream_offset: int) -> int | None: ...
-
-
-class IdentityTranslation:
-    """Offset-preserving mode: the target holds every record at its upstream offset."""
-
-    def translate(self, upstream_offset: int) -> int | None:
-        return upstream_offset
-
-
 class OffsetSyncStore:
     """The sync points of one partition, and translation through them (see module doc)."""
 
@@ -206,6 +194,16 @@ class OffsetSyncStore:
         if i < 0:
             return None
         return self._down[i]
+
+    def rereads(self, upstream_offset: int) -> int:
+        """Records a group resuming at ``translate(upstream_offset)`` reads a second time:
+        the distance back to the held point at or below it (0 below every point)."""
+        i = bisect.bisect_right(self._up, upstream_offset) - 1
+        return 0 if i < 0 else upstream_offset - self._up[i]
+
+    def newest(self) -> tuple[int, int] | None:
+        """The newest held (upstream, downstream) point: how far the target holds the data."""
+        return (self._up[-1], self._down[-1]) if self._up else None
 
 
 class OffsetSyncIndex:

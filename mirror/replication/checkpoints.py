@@ -31,8 +31,9 @@ from cluster.client.admin import NewTopic
 from cluster.client.client import KafkaClient
 from cluster.client.errors import KafkaError, KafkaProtocolError
 from cluster.wire.batch_builder import build_batch
-from mirror.records.offsets import Checkpoint, OffsetSyncIndex, checkpoints_topic, encode_checkpoint
+from mirror.records.offsets import Checkpoint, checkpoints_topic, encode_checkpoint
 from mirror.config.policy import ReplicationPolicy
+from mirror.replication.mode import OffsetMapping
 from mirror.replication.progress import LinkProgress
 
 log = logging.getLogger(__name__)
@@ -61,8 +62,7 @@ class Checkpointer:
     source: KafkaClient
     target: KafkaClient
     progress: LinkProgress
-    preserve_offsets: bool
-    syncs: OffsetSyncIndex | None = None
+    mapping: OffsetMapping
     mirrored_position: Callable[[TP], int] | None = None
     _topic_ready: bool = False
     last: dict[str, dict[TP, Checkpoint]] = field(default_factory=dict)
@@ -75,11 +75,7 @@ class Checkpointer:
             if pos < 0:
                 return None
             upstream = min(upstream, pos)
-        if self.preserve_offsets:
-            return upstream
-        if self.syncs is None:
-            return None
-        return self.syncs.translate(tp[0], tp[1], upstream)
+        return self.mapping.translate(tp[0], tp[1], upstream)
 
     async def _ensure_topic(self) -> str:
         name = checkpoints_topic(self.link_name)

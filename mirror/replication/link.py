@@ -23,17 +23,12 @@ from mirror.config.model import LinkConfig, MirrorConfig
 from mirror.replication.copier import LinkCopier, _RetryState, _wait_any
 from mirror.records.link_machine import BEHAVIOUR, Behaviour, State
 from mirror.records.link_state import LinkState, LinkStateWatcher, Stopped
-from mirror.records.offsets import OffsetSyncIndex
 from mirror.config.clients import client_for_cluster
 from mirror.replication.progress import LinkProgress, TP
-from mirror.replication.sinks import PreservingSink, TranslatingSink, is_dcmirror
+from mirror.replication.mode import resolve_mode, sink_for
 from mirror.replication.topic_sync import TopicSync
 
 log = logging.getLogger(__name__)
-
-
-class ModeError(Exception):
-    """The link asks for a mode the target cannot provide."""
 
 
 def make_client(cfg: MirrorConfig, alias: str, link: str, dial: Dialer) -> KafkaClient:
@@ -117,43 +112,31 @@ class LinkRunner:
         try:
             if not await self._connect(stop):
                 return
-            preserve_capable = await is_dcmirror(self.target)
-            mode = self.link.resolved_mode(preserve_capable)
-            if mode == "preserve-offsets" and not preserve_capable:
-                raise ModeError(
-                    f"link {self.link.name}: mode preserve-offsets needs a dcmirror target, but "
-                    f"{self.link.target} does not offer the offset-preserving append API")
-            preserve = mode == "preserve-offsets"
-            self.progress.mode = mode
+            mapping = await resolve_mode(self.link, self.target)
+            self.progress.mode = mapping.mode
             rename = self.policy.target_topic
-            syncs = None
-            claimed: set[str] = set()
-            if preserve:
-                sink = PreservingSink(self.target, rename)
-            else:
-                sink = TranslatingSink(self.target, rename, self.link.name)
-                syncs = OffsetSyncIndex()
-                held = await sink.read_syncs()
-                syncs.add_all(held)
-                claimed = {s.topic for s in held}
+            sink = sink_for(mapping, self.target, rename, self.link.name)
+            held = await mapping.load(sink)  # type: ignore[arg-type]
+            claimed = {s.topic for s in held}
+            if not mapping.preserves:
                 # Claims share the syncs' retention: renew them at every start.
-                await sink.claim(sorted(claimed))
+                await sink.claim(sorted(claimed))  # type: ignore[union-attr]
             log.info("link %s: %s -> %s in %s mode", self.link.name, self.link.source,
-                     self.link.target, mode)
+                     self.link.target, mapping.mode)
 
             def on_written(written: dict) -> None:
-                if syncs is not None:
-                    for w in written.values():
-                        syncs.add_all(w.syncs)
+                for w in written.values():
+                    mapping.add_all(w.syncs)
+                if not mapping.preserves:
                     claimed.update(t for t, _ in written)
 
             self.copier = _FencedCopier(self.link.name, self.source, sink, self.progress, rename,
                                         start_from=self.link.start_from, on_written=on_written,
                                         latency=self.latency)
             topic_sync = TopicSync(self.link, self.policy, self.source, self.target, self.progress,
-                                   preserve, self.link.source, claimed=claimed,
-                                   claim=None if preserve else sink.claim,  # type: ignore[union-attr]
-                                   refresh_claims=None if preserve else sink.new_claims,  # type: ignore[union-attr]
+                                   mapping, self.link.source, claimed=claimed,
+                                   claim=None if mapping.preserves else sink.claim,  # type: ignore[union-attr]
+                                   refresh_claims=None if mapping.preserves else sink.new_claims,  # type: ignore[union-attr]
                                    config_path=str(self.cfg.path))
 
             def mirrored_position(tp: TP) -> int:
@@ -161,7 +144,7 @@ class LinkRunner:
                 return p.position if p is not None else -1
 
             checkpointer = Checkpointer(self.link.name, self.policy, self.source, self.target,
-                                        self.progress, preserve, syncs, mirrored_position)
+                                        self.progress, mapping, mirrored_position)
             watcher = LinkStateWatcher(self.link.name, self.source, self.target,
                                        lambda: list(self.all_partitions), self._obey, stopped=self._stopped)
             try:  # know the link state before copying or checkpointing anything

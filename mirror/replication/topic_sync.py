@@ -23,6 +23,7 @@ from cluster.client.errors import KafkaProtocolError
 from mirror.replication import existing
 from mirror.config.model import LinkConfig
 from mirror.config.policy import ReplicationPolicy, is_internal_topic
+from mirror.replication.mode import OffsetMapping
 from mirror.replication.progress import Alarm, LinkProgress
 from mirror.replication.topics import (
     AdoptExisting,
@@ -68,7 +69,7 @@ class TopicSync:
     source: KafkaClient
     target: KafkaClient
     progress: LinkProgress
-    preserve_offsets: bool
+    mapping: OffsetMapping
     source_alias: str
     known_ids: dict[str, str] | None = None
     #: Translation mode: source topics whose target copy the link owns (claimed or synced).
@@ -84,6 +85,11 @@ class TopicSync:
     #: The source topics the link matches, with their partition counts, as the last round
     #: saw them: the Metadata watch compares against it.
     source_shape: dict[str, int] | None = None
+
+    @property
+    def preserve_offsets(self) -> bool:
+        """Offset-preserving targets mark mirror topics; translation ones are claimed."""
+        return self.mapping.preserves
 
     async def once(self) -> list[MirroredTopic]:
         """One planning round; returns the topics the copier should copy now."""

@@ -7,8 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mirror.incident.failback import DIVERGED_PREFIX, divergence_candidate, diverged_topic_name
-from mirror.incident.failover import checkpoint_commits, duplicate_bound, latest_checkpoints, recovery_rows
-from mirror.records.offsets import Checkpoint
+from mirror.incident.failover import checkpoint_commits, latest_checkpoints, recovery_rows
+from mirror.records.offsets import Checkpoint, OffsetSync, OffsetSyncStore
+from mirror.replication.mode import IdentityMapping, SyncMapping
 from mirror.config.policy import NameFilter, ReplicationPolicy, is_internal_topic
 from mirror.incident.translate import translate_offset
 
@@ -57,19 +58,33 @@ def test_commits_use_target_names() -> None:
     assert checkpoint_commits(latest, PREFIX, {("east.orders", 0): 10}, {}) == {"g": {("east.orders", 0): 4}}
 
 
-def test_duplicate_bound_is_the_distance_to_the_sync_point_below() -> None:
-    points = [(0, 0), (10, 3), (25, 9)]
-    assert duplicate_bound(10, points) == 0  # batch boundary: exact
-    assert duplicate_bound(17, points) == 7  # inside the batch [10, 25)
-    assert duplicate_bound(40, points) == 15
-    assert duplicate_bound(5, []) == 0
+def store_of(points: list[tuple[int, int]]) -> OffsetSyncStore:
+    store = OffsetSyncStore()
+    for up, down in points:
+        store.add(OffsetSync("t", 0, up, down))
+    return store
+
+
+def sync_mapping(points: list[tuple[int, int]]) -> SyncMapping:
+    mapping = SyncMapping()
+    mapping.add_all(OffsetSync("t", 0, up, down) for up, down in points)
+    return mapping
+
+
+def test_rereads_is_the_distance_to_the_sync_point_below() -> None:
+    store = store_of([(0, 0), (10, 3), (25, 9)])
+    assert store.rereads(10) == 0  # batch boundary: exact
+    assert store.rereads(17) == 7  # inside the batch [10, 25)
+    assert store.rereads(40) == 15
+    assert store_of([]).rereads(5) == 0
 
 
 def test_translate_offset_identity_clamped_or_through_syncs() -> None:
-    assert translate_offset(True, 50, 40, []) == (40, 0)
-    assert translate_offset(True, 30, 40, []) == (30, 0)
-    assert translate_offset(False, 17, 0, [(0, 0), (10, 3), (25, 9)]) == (3, 7)
-    assert translate_offset(False, 5, 0, [(10, 3)]) == (None, 0)  # below every sync: refuse to guess
+    assert translate_offset(IdentityMapping(), "t", 0, 50, 40) == (40, 0)
+    assert translate_offset(IdentityMapping(), "t", 0, 30, 40) == (30, 0)
+    assert translate_offset(sync_mapping([(0, 0), (10, 3), (25, 9)]), "t", 0, 17, 0) == (3, 7)
+    assert translate_offset(sync_mapping([(10, 3)]), "t", 0, 5, 0) == (None, 0)  # below every sync: refuse to guess
+    assert translate_offset(sync_mapping([]), "t", 0, 5, 0) == (None, 0)  # nothing synced yet
 
 
 def test_divergence_candidate() -> None:

@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 
 from mirror.records.offsets import (
     Checkpoint,
-    IdentityTranslation,
     OffsetRecordError,
     OffsetSync,
     OffsetSyncIndex,
@@ -186,10 +185,6 @@ def test_invalid_syncs() -> None:
         OffsetSync("t", 0, 5, 5, 6, None)
     with pytest.raises(ValueError):
         OffsetSyncStore(max_points=2)
-
-
-def test_identity_translation() -> None:
-    assert IdentityTranslation().translate(12345) == 12345
 
 
 def test_index_per_partition() -> None:

@@ -15,6 +15,7 @@ from cluster.client.groups import GroupDescription, GroupListing, MemberDescript
 from mirror.replication.checkpoints import Checkpointer
 from mirror.config.model import LinkConfig
 from mirror.config.policy import ReplicationPolicy
+from mirror.replication.mode import IdentityMapping
 from mirror.replication.progress import LinkProgress
 
 TP = tuple[str, int]
@@ -77,7 +78,7 @@ class FakeTarget:
 def checkpointer(source: FakeSource, target: FakeTarget) -> Checkpointer:
     link = LinkConfig(name="e2w", source="east", target="west", topics=["orders"])
     return Checkpointer("e2w", ReplicationPolicy.for_link(link, ["east", "west"]), source, target,  # type: ignore[arg-type]
-                        LinkProgress("e2w"), True, None, lambda tp: 1_000)
+                        LinkProgress("e2w"), IdentityMapping(), lambda tp: 1_000)
 
 
 def run(cp: Checkpointer):

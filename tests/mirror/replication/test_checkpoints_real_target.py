@@ -23,6 +23,7 @@ from cluster.wire.framing import frame
 from mirror.config.model import LinkConfig
 from mirror.config.policy import ReplicationPolicy
 from mirror.replication.checkpoints import Checkpointer
+from mirror.replication.mode import IdentityMapping
 from mirror.replication.progress import LinkProgress
 
 DESCRIBE_GROUPS = 15
@@ -110,7 +111,7 @@ async def test_describe_groups_refused_by_a_real_target_commits_nothing_until_it
         await east.offset_commit("billing", {("orders", 0): 7, ("orders", 1): 3})
         link = LinkConfig(name="e2w", source="east", target="west", topics=["orders"], groups=["billing"])
         cp = Checkpointer("e2w", ReplicationPolicy.for_link(link, ["east", "west"]), east, west,
-                          LinkProgress("e2w"), True, None, lambda tp: 10)
+                          LinkProgress("e2w"), IdentityMapping(), lambda tp: 10)
 
         results = await cp.once({"orders"})
         assert refuser.refused >= 1  # the target was asked, and refused

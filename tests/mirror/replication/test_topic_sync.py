@@ -14,6 +14,7 @@ from mirror.config.model import LinkConfig
 from mirror.replication.existing import MIRROR_SOURCE
 from mirror.config.policy import ReplicationPolicy
 from mirror.replication.progress import LinkProgress
+from mirror.replication.mode import IdentityMapping
 from mirror.replication.topic_sync import TopicSync
 
 
@@ -38,7 +39,7 @@ async def two(tmp_path: Path):
 def sync_for(source: KafkaClient, target: KafkaClient) -> TopicSync:
     link = LinkConfig(name="e2w", source="east", target="west", topics=["orders.*"])
     return TopicSync(link, ReplicationPolicy.for_link(link, ["east", "west"]), source, target,
-                     LinkProgress("e2w"), True, "east", config_path="dc.yaml")
+                     LinkProgress("e2w"), IdentityMapping(), "east", config_path="dc.yaml")
 
 
 async def marker(client: KafkaClient, topic: str) -> str | None:
