@@ -36,7 +36,7 @@ from mirror.incident import failover_ops as ops
 from mirror.records import link_machine as machine
 from mirror.records import link_state as ls
 from mirror.config.model import LinkConfig, MirrorConfig
-from mirror.records.offsets import Checkpoint
+from mirror.records.offsets import Checkpoint, read_checkpoints
 from mirror.config.policy import ReplicationPolicy
 from mirror.replication.mode import OffsetMapping, resolve_mode, sink_for
 from mirror.replication.sinks import TranslatingSink
@@ -317,7 +317,7 @@ async def run_failover(cfg: MirrorConfig, link: LinkConfig, *, force: bool = Fal
         if dry_run:
             report.notes.append("dry run: nothing was changed")
             return report
-        checkpoints = await ops.read_checkpoints(target, link.name) if kind == "unplanned" else []
+        checkpoints = await read_checkpoints(target, link.name) if kind == "unplanned" else []
         latest = latest_checkpoints(checkpoints)
         snapshot = {"link": link.name, "taken_ms": int(time.time() * 1000), "state": asdict(state),
                     "last_contact": asdict(contact) if contact else None, "plan": report.to_json(),
@@ -471,7 +471,6 @@ async def _final_checkpoint(checkpointer, policy: ReplicationPolicy, source: Kaf
     """The Checkpointer's rules (translate, never past what was mirrored, never touch a
     group active on the target), applied once to every group with all requests in
     parallel, committing and recording only what differs from the target's commits."""
-    from cluster.wire.batch_builder import build_batch
     from mirror.records.offsets import encode_checkpoint
 
     groups = [g.group_id for g in await source.list_groups() if policy.should_mirror_group(g.group_id)]
@@ -502,10 +501,7 @@ async def _final_checkpoint(checkpointer, policy: ReplicationPolicy, source: Kaf
         report.groups.append(GroupRow(g, {f"{t}-{p}": cp.downstream_offset for (t, p), cp in sorted(wanted.items())},
                                       max_duplicates=_rereads(scope, wanted.values())))
     await asyncio.gather(*commits)
-    if records:
-        topic = await checkpointer._ensure_topic()
-        for i in range(0, len(records), 2000):
-            await target.produce(topic, 0, build_batch([(k, v, [], now) for k, v in records[i : i + 2000]]))
+    await checkpointer.store.append(records)
 
 
 async def _promote(target: KafkaClient, scope: Scope, report: Report) -> None:

@@ -21,12 +21,10 @@ from cluster.client.errors import REROUTE_CODES, KafkaError, KafkaProtocolError,
 from cluster.wire import codec
 from cluster.wire import record_batch as rb
 from cluster.wire.build import build
-from cluster.wire.records import decode_batches
 from mirror.replication.sinks import is_dcmirror  # noqa: F401  (failover/failback call ops.is_dcmirror)
 from mirror.config.clients import client_for_cluster
 from mirror.config.model import MirrorConfig
 from mirror.replication.existing import MIRROR_SOURCE
-from mirror.records.offsets import Checkpoint, checkpoints_topic, decode_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -223,27 +221,6 @@ async def keep_records(client: KafkaClient, topic: str, ranges: dict[int, tuple[
         if have < end:
             missing.append(f"{kept}-{p}: kept only up to {have} of {end}")
     return missing
-
-
-async def read_checkpoints(target: KafkaClient, link: str) -> list[Checkpoint]:
-    """Every checkpoint record of the link, oldest first."""
-    topic = checkpoints_topic(link)
-    if topic not in await target.list_topics(include_internal=True):
-        return []
-    start = (await target.list_offsets(topic, [0], -2))[0][0]
-    end = (await target.list_offsets(topic, [0], -1))[0][0]
-    out: list[Checkpoint] = []
-    pos = start
-    while pos < end:
-        res = (await target.fetch({(topic, 0): FetchPosition(pos, 8 << 20)}, max_wait_ms=0))[(topic, 0)]
-        if res.error_code or not res.records:
-            break
-        for h, records in decode_batches(res.records):
-            for r in records:
-                if r.offset >= pos and r.key is not None and r.value is not None:
-                    out.append(decode_checkpoint(r.key, r.value))
-            pos = max(pos, h.next_offset)
-    return out
 
 
 async def active_groups(client: KafkaClient, groups: list[str]) -> set[str]:

@@ -16,10 +16,9 @@ from cluster.client.client import KafkaClient
 from cluster.client.data import FetchPosition
 from cluster.client.errors import KafkaError
 from cluster.wire import record_batch as rb
-from cluster.wire.records import decode_batches
 from mirror.config.clients import client_for_cluster
 from mirror.config.model import LinkConfig, MirrorConfig
-from mirror.records.offsets import checkpoints_topic, decode_checkpoint
+from mirror.records.offsets import read_checkpoints
 from mirror.config.policy import is_internal_topic
 from mirror.replication.progress import STOPPED_STATES
 from mirror.replication.mode import ModeError, resolve_mode
@@ -43,23 +42,9 @@ async def _oldest_unmirrored_ts(source: KafkaClient, topic: str, p: int, pos: in
 
 
 async def _last_checkpoints(target: KafkaClient, link: str) -> dict[str, int]:
-    topic = checkpoints_topic(link)
-    if topic not in await target.list_topics(include_internal=True):
-        return {}
-    start = (await target.list_offsets(topic, [0], -2))[0][0]
-    end = (await target.list_offsets(topic, [0], -1))[0][0]
     out: dict[str, int] = {}
-    pos = start
-    while pos < end:
-        res = (await target.fetch({(topic, 0): FetchPosition(pos, 4 << 20)}, max_wait_ms=0))[(topic, 0)]
-        if res.error_code or not res.records:
-            break
-        for h, records in decode_batches(res.records):
-            for r in records:
-                if r.key is not None and r.value is not None:
-                    cp = decode_checkpoint(r.key, r.value)
-                    out[cp.group] = max(out.get(cp.group, 0), cp.timestamp_ms)
-            pos = max(pos, h.next_offset)
+    for cp in await read_checkpoints(target, link):
+        out[cp.group] = max(out.get(cp.group, 0), cp.timestamp_ms)
     return out
 
 

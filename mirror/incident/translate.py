@@ -18,6 +18,7 @@ from mirror.incident import failover_ops as ops
 from mirror.records import link_state as ls
 from mirror.config.model import LinkConfig, MirrorConfig
 from mirror.incident.failover import gather_scope, latest_checkpoints
+from mirror.records.offsets import read_checkpoints
 from mirror.replication.mode import OffsetMapping
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ async def translate_group(cfg: MirrorConfig, link: LinkConfig, group: str) -> Tr
             finally:
                 await source.close()
         if origin == "checkpoints":
-            latest = latest_checkpoints(await ops.read_checkpoints(target, link.name)).get(group, {})
+            latest = latest_checkpoints(await read_checkpoints(target, link.name)).get(group, {})
             commits = {tp: cp.upstream_offset for tp, cp in latest.items()}
         tends = await ops.end_offsets(target, scope.target_tps())
         out = Translation(link.name, group, scope.mapping.mode, origin)

@@ -1,1 +1,1 @@
-"""The record formats dcmirror keeps on the `__dcmirror.*` topics (offset syncs, checkpoints, link state), each next to its decoder."""
+"""The record formats dcmirror keeps on the `__dcmirror.*` topics (offset syncs, checkpoints, link state), each next to its decoder, and the one store (`store`) that creates, reads and appends those topics."""

@@ -35,16 +35,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from kio.schema.errors import ErrorCode
-
-from cluster.client.admin import NewTopic
 from cluster.client.client import KafkaClient
-from cluster.client.data import FetchPosition
-from cluster.client.errors import KafkaError, KafkaProtocolError
-from cluster.wire.batch_builder import build_batch
+from cluster.client.errors import KafkaError
 from cluster.wire.compression import CODEC_ZSTD
-from cluster.wire.records import decode_batches
 from mirror.records import link_machine as machine
+from mirror.records.store import InternalStore, InternalTopic
 
 log = logging.getLogger(__name__)
 
@@ -189,80 +184,41 @@ def contact_changed(previous: Contact | None, ends: Ends, now_ms: int, refresh_m
 # -- reading and writing ---------------------------------------------------------------
 
 
-async def ensure_topic(client: KafkaClient, name: str, configs: dict[str, str]) -> None:
-    if name in await client.list_topics(include_internal=True):
-        return
-    try:
-        await client.create_topics([NewTopic(name, 1, -1, configs)])
-    except KafkaProtocolError as exc:
-        if exc.error_code != ErrorCode.topic_already_exists:
-            raise
+def _state_store(client: KafkaClient, link: str) -> InternalStore:
+    return InternalStore(client, InternalTopic(link_state_topic(link), {"retention.ms": "-1"}))
 
 
-async def _records_from(client: KafkaClient, topic: str, start: int | None = None):
-    """(offset, key, value) of every record of partition 0 from ``start`` (log start if None)."""
-    if topic not in await client.list_topics(include_internal=True):
-        return [], 0
-    end = (await client.list_offsets(topic, [0], -1))[0][0]
-    pos = (await client.list_offsets(topic, [0], -2))[0][0] if start is None else start
-    out = []
-    while pos < end:
-        res = (await client.fetch({(topic, 0): FetchPosition(pos, 8 << 20)}, max_wait_ms=0))[(topic, 0)]
-        if res.error_code or not res.records:
-            break
-        for h, records in decode_batches(res.records):
-            for r in records:
-                if r.offset >= pos:
-                    out.append((r.offset, r.key, r.value))
-            pos = max(pos, h.next_offset)
-    return out, pos
+def _contact_store(client: KafkaClient, link: str) -> InternalStore:
+    return InternalStore(client, InternalTopic(last_contact_topic(link), {
+        "retention.ms": str(7 * 24 * 3600 * 1000), "segment.ms": "3600000"}, CODEC_ZSTD))
 
 
 async def read_state(client: KafkaClient, link: str, into: StateLog | None = None) -> StateLog:
     """The link's state log, read incrementally when ``into`` is given."""
     folded = into or StateLog()
-    records, pos = await _records_from(client, link_state_topic(link), folded.position or None)
+    records, pos = await _state_store(client, link).read(folded.position or None)
     for _, k, v in records:
         folded.apply(k, v)
     folded.position = max(folded.position, pos)
     return folded
 
 
-async def write_record(client: KafkaClient, topic: str, key: bytes, value: bytes, *,
-                       configs: dict[str, str], codec: int = 0) -> None:
-    await ensure_topic(client, topic, configs)
-    batch = build_batch([(key, value, [], int(time.time() * 1000))], codec=codec)
-    await client.produce(topic, 0, batch, acks=-1)
-
-
 async def write_state(client: KafkaClient, link: str, state: LinkState) -> None:
-    k, v = state.encode()
-    await write_record(client, link_state_topic(link), k, v, configs={"retention.ms": "-1"})
+    await _state_store(client, link).append([state.encode()])
     log.info("link %s: state is now %s", link, state.state)
 
 
 async def write_ack(client: KafkaClient, link: str, ack: Ack) -> None:
-    k, v = ack.encode()
-    await write_record(client, link_state_topic(link), k, v, configs={"retention.ms": "-1"})
+    await _state_store(client, link).append([ack.encode()])
 
 
 async def write_contact(client: KafkaClient, link: str, contact: Contact) -> None:
-    k, v = contact.encode()
-    await write_record(client, last_contact_topic(link), k, v, codec=CODEC_ZSTD,
-                       configs={"retention.ms": str(7 * 24 * 3600 * 1000), "segment.ms": "3600000"})
+    await _contact_store(client, link).append([contact.encode()])
 
 
 async def read_last_contact(client: KafkaClient, link: str) -> Contact | None:
     """The newest contact record (only the tail of the topic is read)."""
-    topic = last_contact_topic(link)
-    if topic not in await client.list_topics(include_internal=True):
-        return None
-    end = (await client.list_offsets(topic, [0], -1))[0][0]
-    start = (await client.list_offsets(topic, [0], -2))[0][0]
-    if end <= start:
-        return None
-    records, _ = await _records_from(client, topic, end - 1)
-    for _, k, v in reversed(records):
+    for _, k, v in reversed(await _contact_store(client, link).read_tail(1)):
         if k == b"contact" and v is not None:
             return Contact.decode(v)
     return None
@@ -273,14 +229,8 @@ async def read_stopped(client: KafkaClient, link: str, window_ms: int = 90_000,
     """Partitions stopped by any mirror process of the link that recorded contact within
     ``window_ms`` (each process refreshes its record at least every 30 s): the newest
     record of each process, from the last ``tail`` records."""
-    topic = last_contact_topic(link)
-    if topic not in await client.list_topics(include_internal=True):
-        return []
-    end = (await client.list_offsets(topic, [0], -1))[0][0]
-    start = (await client.list_offsets(topic, [0], -2))[0][0]
-    records, _ = await _records_from(client, topic, max(start, end - tail))
     newest: dict[str, Contact] = {}
-    for _, k, v in records:
+    for _, k, v in await _contact_store(client, link).read_tail(tail):
         if k == b"contact" and v is not None:
             try:
                 c = Contact.decode(v)

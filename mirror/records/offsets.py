@@ -55,9 +55,14 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from mirror.records.store import InternalStore, InternalTopic, Record
+
 log = logging.getLogger(__name__)
 
 OFFSET_SYNCS_PREFIX = "__dcmirror.offset-syncs."
+#: Offset syncs (and claims) are kept a week: a group idle for longer resumes from its
+#: checkpoint's last translation, never from a guess.
+SYNC_RETENTION_MS = 7 * 24 * 3600 * 1000
 CHECKPOINTS_PREFIX = "__dcmirror.checkpoints."
 RECORD_VERSION = 0
 
@@ -348,3 +353,25 @@ def decode_checkpoint(key: bytes, value: bytes) -> Checkpoint:
     metadata = v.string(nullable=True)
     (ts,) = v.take(_I64)
     return Checkpoint(group, topic, partition, up, down, metadata, ts)
+
+
+# -- where they are stored ---------------------------------------------------------------
+
+
+def offset_syncs_store(client, link: str) -> InternalStore:
+    """The link's sync topic on the target (``cleanup.policy=delete``, see the module doc)."""
+    return InternalStore(client, InternalTopic(offset_syncs_topic(link), {"retention.ms": str(SYNC_RETENTION_MS)}))
+
+
+def checkpoints_store(client, link: str) -> InternalStore:
+    return InternalStore(client, InternalTopic(checkpoints_topic(link)))
+
+
+def decode_syncs(records: Iterable[Record]) -> list[OffsetSync]:
+    return [decode_sync(k, v) for _, k, v in records if k is not None and v is not None]
+
+
+async def read_checkpoints(client, link: str) -> list[Checkpoint]:
+    """Every checkpoint record of the link, oldest first."""
+    records, _ = await checkpoints_store(client, link).read()
+    return [decode_checkpoint(k, v) for _, k, v in records if k is not None and v is not None]

@@ -27,11 +27,9 @@ from typing import Any, Callable
 
 from kio.schema.errors import ErrorCode
 
-from cluster.client.admin import NewTopic
 from cluster.client.client import KafkaClient
 from cluster.client.errors import KafkaError, KafkaProtocolError
-from cluster.wire.batch_builder import build_batch
-from mirror.records.offsets import Checkpoint, checkpoints_topic, encode_checkpoint
+from mirror.records.offsets import Checkpoint, checkpoints_store, encode_checkpoint
 from mirror.config.policy import ReplicationPolicy
 from mirror.replication.mode import OffsetMapping
 from mirror.replication.progress import LinkProgress
@@ -64,8 +62,10 @@ class Checkpointer:
     progress: LinkProgress
     mapping: OffsetMapping
     mirrored_position: Callable[[TP], int] | None = None
-    _topic_ready: bool = False
     last: dict[str, dict[TP, Checkpoint]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.store = checkpoints_store(self.target, self.link_name)
 
     def translate(self, tp: TP, upstream: int) -> int | None:
         if upstream < 0:
@@ -76,18 +76,6 @@ class Checkpointer:
                 return None
             upstream = min(upstream, pos)
         return self.mapping.translate(tp[0], tp[1], upstream)
-
-    async def _ensure_topic(self) -> str:
-        name = checkpoints_topic(self.link_name)
-        if not self._topic_ready:
-            if name not in await self.target.list_topics(include_internal=True):
-                try:
-                    await self.target.create_topics([NewTopic(name, 1, 1, {})])
-                except KafkaProtocolError as exc:
-                    if exc.error_code != ErrorCode.topic_already_exists:
-                        raise
-            self._topic_ready = True
-        return name
 
     async def _idle_on_target(self, groups: list[str]) -> set[str] | None:
         """Groups known to have no members on the target; None when DescribeGroups failed
@@ -178,9 +166,5 @@ class Checkpointer:
                 result.committed = {tp: c.downstream_offset for tp, c in cps.items()}
                 self.progress.last_checkpoint_ms[group] = now
             results.append(result)
-        if records:
-            topic = await self._ensure_topic()
-            for i in range(0, len(records), 2000):  # stay well under max.message.bytes (1 MiB)
-                chunk = records[i : i + 2000]
-                await self.target.produce(topic, 0, build_batch([(k, v, [], now) for k, v in chunk]))
+        await self.store.append(records)
         return results

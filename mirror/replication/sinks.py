@@ -27,10 +27,8 @@ from cluster.client.client import KafkaClient
 from cluster.client.errors import KafkaProtocolError
 from cluster.wire import codec
 from cluster.wire import record_batch as rb
-from cluster.wire.batch_builder import build_batch
 from cluster.wire.produce_request import Buffer, produce_v9_parts
-from cluster.wire.records import decode_batches
-from mirror.records.offsets import OffsetSync, claim_sync, decode_sync, encode_sync, offset_syncs_topic
+from mirror.records.offsets import OffsetSync, claim_sync, decode_syncs, encode_sync, offset_syncs_store
 
 log = logging.getLogger(__name__)
 
@@ -185,47 +183,15 @@ class TranslatingSink:
     def __init__(self, target: KafkaClient, rename, link_name: str) -> None:
         self.target = target
         self.rename = rename
-        self.sync_topic = offset_syncs_topic(link_name)
-        self._sync_topic_ready = False
+        self.syncs = offset_syncs_store(target, link_name)
         self.read_to = 0  # the sync topic was read up to here
-
-    async def _ensure_sync_topic(self) -> None:
-        if self._sync_topic_ready:
-            return
-        from cluster.client.admin import NewTopic
-
-        topics = await self.target.list_topics(include_internal=True)
-        if self.sync_topic not in topics:
-            try:
-                await self.target.create_topics([NewTopic(self.sync_topic, 1, 1, {
-                    "retention.ms": str(7 * 24 * 3600 * 1000)})])
-            except KafkaProtocolError as exc:
-                if exc.error_code != ErrorCode.topic_already_exists:
-                    raise
-        self._sync_topic_ready = True
 
     async def read_syncs(self, since: int | None = None) -> list[OffsetSync]:
         """Every sync in the target's sync topic, oldest first (from offset ``since``)."""
-        from cluster.client.data import FetchPosition
-
-        await self._ensure_sync_topic()
-        ends = await self.target.list_offsets(self.sync_topic, [0], -1)
-        start = (await self.target.list_offsets(self.sync_topic, [0], -2))[0][0]
-        end = ends[0][0]
-        out: list[OffsetSync] = []
-        pos = max(start, since or 0)
-        while pos < end:
-            res = (await self.target.fetch({(self.sync_topic, 0): FetchPosition(pos, 4 << 20)},
-                                           max_wait_ms=0))[(self.sync_topic, 0)]
-            if res.error_code or not res.records:
-                break
-            for h, records in decode_batches(res.records):
-                for r in records:
-                    if r.offset >= pos and r.key is not None and r.value is not None:
-                        out.append(decode_sync(r.key, r.value))
-                pos = max(pos, h.next_offset)
+        await self.syncs.ensure()
+        records, pos = await self.syncs.read(since)
         self.read_to = max(self.read_to, pos)
-        return out
+        return decode_syncs(records)
 
     async def new_claims(self) -> set[str]:
         """Source topics named by syncs or claims written since the last read (by anyone)."""
@@ -234,14 +200,7 @@ class TranslatingSink:
     async def claim(self, source_topics: Sequence[str]) -> None:
         """Record that the link owns the target copies of these source topics
         (`mirror.replication.existing`): translation-mode targets have no topic marker."""
-        if not source_topics:
-            return
-        await self._ensure_sync_topic()
-        import time as _t
-
-        now = int(_t.time() * 1000)
-        batch = build_batch([(*encode_sync(claim_sync(t)), [], now) for t in source_topics])
-        await self.target.produce(self.sync_topic, 0, batch, acks=-1)
+        await self.syncs.append([encode_sync(claim_sync(t)) for t in source_topics])
 
     async def resume_positions(self, tps: Sequence[TP]) -> dict[TP, int | None]:
         latest: dict[TP, int] = {}
@@ -256,7 +215,7 @@ class TranslatingSink:
         a partition's first refused batch is its ``error``. A failure after a later batch
         succeeded re-sends that later batch on resume: at most one request's batches per
         partition are duplicated, never any lost."""
-        await self._ensure_sync_topic()
+        await self.syncs.ensure()
         stripped = {tp: [for_produce(b) for b in bs] for tp, bs in data.items()}
         depth = max(len(bs) for bs in stripped.values())
         rounds = [{(self.rename(t), p): [bs[k]] for (t, p), bs in stripped.items() if k < len(bs)}
@@ -276,13 +235,6 @@ class TranslatingSink:
                 span = h.last_offset_delta + 1
                 syncs.append(OffsetSync(t, p, h.base_offset, base, h.next_offset, base + span))
             out[(t, p)] = Written((syncs[-1].upstream_next or 0) if syncs else -1, syncs, failure, len(syncs))
-            for s in syncs:
-                k, v = encode_sync(s)
-                sync_records.append((k, v))
-        if sync_records:
-            import time as _t
-
-            now = int(_t.time() * 1000)
-            batch = build_batch([(k, v, [], now) for k, v in sync_records])
-            await self.target.produce(self.sync_topic, 0, batch, acks=-1)
+            sync_records += [encode_sync(s) for s in syncs]
+        await self.syncs.append(sync_records)
         return out

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from kio.schema.errors import ErrorCode
 
 from cluster.client.errors import KafkaProtocolError
+from cluster.client.metadata import BrokerInfo, ClusterMetadata
 from cluster.client.groups import GroupDescription, GroupListing, MemberDescription
 from mirror.replication.checkpoints import Checkpointer
 from mirror.config.model import LinkConfig
@@ -64,6 +65,9 @@ class FakeTarget:
             raise KafkaProtocolError(ErrorCode.request_timed_out, None, context="OffsetCommit")
         self.commits.append((group, dict(offsets)))
         self.committed.setdefault(group, {}).update(offsets)
+
+    async def metadata(self, topics=None):
+        return ClusterMetadata(brokers={1: BrokerInfo(1, "127.0.0.1", 9092)})
 
     async def list_topics(self, include_internal: bool = False) -> dict:
         return {t: None for t in self.topics}
