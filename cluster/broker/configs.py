@@ -16,6 +16,7 @@ from kio.schema.errors import ErrorCode
 
 from cluster.broker import authz, topic_config
 from cluster.broker.config import CONNECTION_SETTINGS
+from cluster.wire.dcmirror_api import CONFIG_PREFIX
 
 TOPIC, BROKER = 2, 4
 SOURCE_TOPIC, SOURCE_STATIC_BROKER, SOURCE_DEFAULT = 1, 4, 5
@@ -60,7 +61,7 @@ def _denied(broker, resource_type: int, name: str, op: authz.Operation) -> int:
     return 0
 
 
-PRIVATE_PREFIX = "dcmirror."
+PRIVATE_PREFIX = CONFIG_PREFIX
 PRIVATE_CONFIG_REFUSED = ("dcmirror.* topic configs mark mirror topics; setting or removing them needs "
                           "ClusterAction on the cluster")
 

@@ -24,6 +24,7 @@ from cluster.broker.recompress import recompress, target_codec
 from cluster.broker.registry import handler
 from cluster.wire import record_batch as rb
 from cluster.wire.batch_validator import BatchRefused, CheckedBatch, Origin
+from cluster.wire.dcmirror_api import FENCED, MIRROR_SOURCE
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,6 @@ def _error(index: int, code: int, message: str | None = None,
     }
 
 
-MIRROR_SOURCE = "dcmirror.mirror.source"
-FENCED = "dcmirror.fenced"
 
 
 async def validated_batches(broker, topic: str, index: int, records: bytes | None,

@@ -30,15 +30,14 @@ from kio.schema.errors import ErrorCode
 
 from cluster.broker import authz
 from cluster.broker.k00_produce import (
-    MIRROR_SOURCE,
     _error,
     appended,
     produce_response,
     validated_batches,
 )
 from cluster.broker.registry import handler
+from cluster.wire.dcmirror_api import DCMIRROR_APPEND, MIRROR_SOURCE
 from cluster.log import OffsetOutOfOrder
-from cluster.wire import codec
 from cluster.wire import record_batch as rb
 from cluster.wire.batch_validator import Origin
 
@@ -100,7 +99,7 @@ async def mirror_partition(broker, topic: str, index: int, records: bytes | None
     return appended(index, res.base_offset, log.log_start_offset)
 
 
-@handler(codec.DCMIRROR_APPEND, 0, 0)
+@handler(DCMIRROR_APPEND, 0, 0)
 async def mirror_append(broker, hdr, req) -> dict | None:
     if not authz.allowed_cluster(broker, authz.Op.CLUSTER_ACTION):
         log.warning("refused DcMirrorAppend from %s: it needs ClusterAction on the cluster", authz.principal())

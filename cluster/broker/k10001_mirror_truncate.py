@@ -21,10 +21,9 @@ import logging
 
 from kio.schema.errors import ErrorCode
 
-from cluster.broker.k00_produce import MIRROR_SOURCE
+from cluster.wire.dcmirror_api import DCMIRROR_TRUNCATE, MIRROR_SOURCE
 from cluster.broker import authz
 from cluster.broker.registry import handler
-from cluster.wire import codec
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +49,7 @@ def truncate_partition(broker, topic: str, index: int, offset: int) -> dict:
     return {**out, "low_watermark": plog.log_end_offset}
 
 
-@handler(codec.DCMIRROR_TRUNCATE, 0, 0)
+@handler(DCMIRROR_TRUNCATE, 0, 0)
 async def mirror_truncate(broker, hdr, req) -> dict:
     if not authz.allowed_cluster(broker, authz.Op.CLUSTER_ACTION):
         log.warning("refused MirrorTruncate from %s: it needs ClusterAction on the cluster", authz.principal())

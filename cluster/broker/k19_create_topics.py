@@ -125,5 +125,5 @@ def _config_entries(overrides: dict[str, str]) -> list[dict]:
     return [
         {"name": k, "value": v, "read_only": False,
          "config_source": 1 if k in overrides else 5, "is_sensitive": False}
-        for k, v in topic_config.effective(overrides).items() if not k.startswith("dcmirror.")
+        for k, v in topic_config.effective(overrides).items() if not k.startswith(PRIVATE_PREFIX)
     ]

@@ -19,7 +19,7 @@ import time
 
 from kio.schema.errors import ErrorCode
 
-from cluster.broker.k00_produce import MIRROR_SOURCE
+from cluster.wire.dcmirror_api import MIRROR_SOURCE
 from cluster.broker import authz
 from cluster.broker.registry import handler
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from cluster.log.config import LogConfig
+from cluster.wire.dcmirror_api import FENCED, MIRROR_SOURCE
 
 
 class InvalidConfig(ValueError):
@@ -105,13 +106,8 @@ TOPIC_CONFIGS: dict[str, ConfigKey] = {
         ConfigKey("flush.ms", str(2**63 - 1), "long", _long_at_least(0)),
         ConfigKey("file.delete.delay.ms", "60000", "long", _long_at_least(0)),
         ConfigKey("unclean.leader.election.enable", "false", "boolean", _one_of("true", "false")),
-        ConfigKey(
-            "dcmirror.mirror.source",
-            "",
-            "string",
-            None,
-        ),
-        ConfigKey("dcmirror.fenced", "", "string", None),  # failover: refuse producers
+        ConfigKey(MIRROR_SOURCE, "", "string", None),
+        ConfigKey(FENCED, "", "string", None),  # failover: refuse producers
     ]
 }
 """Keys we accept. `dcmirror.mirror.source` marks a topic as a read-only mirror target."""

@@ -99,7 +99,7 @@ class TransactionCoordinator:
 
     def abort_orphans(self) -> int:
         """ABORT open transactions in non-mirror partitions that no local transaction owns."""
-        from cluster.broker.k00_produce import MIRROR_SOURCE
+        from cluster.wire.dcmirror_api import MIRROR_SOURCE
 
         aborted = 0
         catalogue = self.broker.catalogue

@@ -25,15 +25,8 @@ from .request_bounds import check_bounds
 
 _HDR = struct.Struct(">hhi")
 
-DCMIRROR_APPEND = 10000
-"""dcmirror's private offset-preserving append API (see cluster/broker/k10000_mirror_append.py).
-
-Private keys borrow the schema of a public API: version 0 of DCMIRROR_APPEND is encoded
-exactly as Produce v9 (request and response). Kafka clients ignore API keys they do not
-know in ApiVersions, so advertising it is harmless to them."""
-PRIVATE_APIS: dict[int, dict[int, tuple[int, int]]] = {DCMIRROR_APPEND: {0: (0, 9)}}
-DCMIRROR_TRUNCATE = 10001  # failback: truncate partitions to offsets (DeleteRecords v2 shape)
-PRIVATE_APIS[DCMIRROR_TRUNCATE] = {0: (21, 2)}
+# dcmirror's private API keys and the public schemas they borrow (cluster/wire/dcmirror_api.py).
+from .dcmirror_api import DCMIRROR_APPEND, DCMIRROR_TRUNCATE, PRIVATE_APIS  # noqa: E402,F401
 _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
 

@@ -22,13 +22,12 @@ from cluster.wire import codec
 from cluster.wire import record_batch as rb
 from cluster.wire.build import build
 from mirror.replication.sinks import is_dcmirror  # noqa: F401  (failover/failback call ops.is_dcmirror)
+from cluster.wire.dcmirror_api import DCMIRROR_APPEND, DCMIRROR_TRUNCATE, FENCED, MIRROR_SOURCE  # noqa: F401  (ops.FENCED)
 from mirror.config.clients import client_for_cluster
 from mirror.config.model import MirrorConfig
-from mirror.replication.existing import MIRROR_SOURCE
 
 log = logging.getLogger(__name__)
 
-FENCED = "dcmirror.fenced"
 TP = tuple[str, int]
 LIST_OFFSETS = 2
 
@@ -119,10 +118,10 @@ async def truncate(client: KafkaClient, offsets: dict[TP, int]) -> dict[TP, int]
         by_topic: dict[str, list[dict]] = {}
         for t, p in tps:
             by_topic.setdefault(t, []).append({"partition_index": p, "offset": offsets[(t, p)]})
-        body = build(codec.request_schema(codec.DCMIRROR_TRUNCATE, 0),
+        body = build(codec.request_schema(DCMIRROR_TRUNCATE, 0),
                      {"topics": [{"name": t, "partitions": ps} for t, ps in by_topic.items()],
                       "timeout": 30000})
-        resp = await conn.send(body, api_key=codec.DCMIRROR_TRUNCATE, api_version=0)
+        resp = await conn.send(body, api_key=DCMIRROR_TRUNCATE, api_version=0)
         out = {}
         for t in resp.topics:
             for p in t.partitions:
@@ -163,10 +162,10 @@ async def append_preserving(client: KafkaClient, topic: str, p: int, batches: by
 
     async def once() -> None:
         conn = await client.connection(await client.leader(topic, p))
-        body = build(codec.request_schema(codec.DCMIRROR_APPEND, 0), {
+        body = build(codec.request_schema(DCMIRROR_APPEND, 0), {
             "transactional_id": None, "acks": -1, "timeout": 30000,
             "topic_data": [{"name": topic, "partition_data": [{"index": p, "records": batches}]}]})
-        resp = await conn.send(body, api_key=codec.DCMIRROR_APPEND, api_version=0)
+        resp = await conn.send(body, api_key=DCMIRROR_APPEND, api_version=0)
         for t in resp.responses:
             for pr in t.partition_responses:
                 check(pr.error_code, getattr(pr, "error_message", None), context=f"DcMirrorAppend {topic}-{p}")

@@ -22,6 +22,7 @@ from kio.schema.errors import ErrorCode
 from cluster.client.client import KafkaClient
 from cluster.client.errors import KafkaProtocolError
 from cluster.wire import codec
+from cluster.wire.dcmirror_api import DCMIRROR_APPEND
 from cluster.wire.build import build
 from mirror.preflight.permissions import Evidence, decode_operations
 
@@ -222,7 +223,7 @@ async def cluster_evidence(client: KafkaClient) -> Evidence:
     else:
         ev = Evidence(exists=True, operations=decode_operations(int(resp.cluster_authorized_operations)))
     if (ev.operations is None or "ClusterAction" not in ev.operations) and \
-            conn.versions.supports(codec.DCMIRROR_APPEND):
+            conn.versions.supports(DCMIRROR_APPEND):
         # A principal without Describe on the cluster gets no operations from DescribeCluster
         # (0, as Kafka answers), which says nothing about ClusterAction: ask DcMirrorAppend.
         ev.probes["ClusterAction"] = await _probe_cluster_action(conn)
@@ -233,8 +234,8 @@ async def _probe_cluster_action(conn) -> bool:
     """DcMirrorAppend to a topic that does not exist: denied -> CLUSTER_AUTHORIZATION_FAILED;
     granted -> UNKNOWN_TOPIC_OR_PARTITION, nothing written (the topic is not there)."""
     name = f"__dcmirror.check-probe.{uuid.uuid4().hex}"
-    body = build(codec.request_schema(codec.DCMIRROR_APPEND, 0), {
+    body = build(codec.request_schema(DCMIRROR_APPEND, 0), {
         "transactional_id": None, "acks": 1, "timeout": 5000,
         "topic_data": [{"name": name, "partition_data": [{"index": 0, "records": b""}]}]})
-    resp = await conn.send(body, api_key=codec.DCMIRROR_APPEND, api_version=0)
+    resp = await conn.send(body, api_key=DCMIRROR_APPEND, api_version=0)
     return all(int(p.error_code) != _CLUSTER_DENIED for t in resp.responses for p in t.partition_responses)

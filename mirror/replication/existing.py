@@ -28,10 +28,11 @@ import logging
 from dataclasses import dataclass, field
 
 from cluster.client.client import KafkaClient
+from cluster.wire import dcmirror_api
 
 log = logging.getLogger(__name__)
 
-MIRROR_SOURCE = "dcmirror.mirror.source"
+MIRROR_SOURCE = dcmirror_api.MIRROR_SOURCE
 #: Marks a topic ``dcmirror link adopt --truncate`` is working on: producers are refused and
 #: the mirror's truncate is allowed, but no link takes it for its own until adopt finishes.
 ADOPTING = "dcmirror-adopt"

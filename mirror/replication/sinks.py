@@ -26,6 +26,7 @@ from kio.schema.errors import ErrorCode
 from cluster.client.client import KafkaClient
 from cluster.client.errors import KafkaProtocolError
 from cluster.wire import codec
+from cluster.wire.dcmirror_api import DCMIRROR_APPEND
 from cluster.wire import record_batch as rb
 from cluster.wire.produce_request import Buffer, produce_v9_parts
 from mirror.records.offsets import OffsetSync, claim_sync, decode_syncs, encode_sync, offset_syncs_store
@@ -59,7 +60,7 @@ class Sink(Protocol):
 async def is_dcmirror(client: KafkaClient) -> bool:
     """A dcmirror cluster advertises the private offset-preserving append in ApiVersions."""
     conn = await client.any_connection()
-    return conn.versions.supports(codec.DCMIRROR_APPEND)
+    return conn.versions.supports(DCMIRROR_APPEND)
 
 
 async def _send_by_leader(
@@ -148,7 +149,7 @@ class PreservingSink:
 
     async def write(self, data: dict[TP, list[memoryview]]) -> dict[TP, Written]:
         requests = {(self.rename(t), p): list(bs) for (t, p), bs in data.items()}
-        (results,) = await _send_by_leader(self.target, [requests], codec.DCMIRROR_APPEND)
+        (results,) = await _send_by_leader(self.target, [requests], DCMIRROR_APPEND)
         out = {}
         for (t, p), bs in data.items():
             code, _, msg = results[(self.rename(t), p)]
