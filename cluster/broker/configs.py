@@ -104,7 +104,7 @@ def describe(broker, resource_type: int, name: str, keys, synonyms: bool) -> dic
             continue
         configs.append({
             "name": key, "value": value, "read_only": read_only, "config_source": source,
-            "is_default": source == SOURCE_DEFAULT, "is_sensitive": False,
+            "is_sensitive": False,
             "synonyms": [{"name": key, "value": value, "source": source}] if synonyms else [],
             "config_type": _TYPES[kind], "documentation": None,
         })

@@ -88,8 +88,7 @@ async def list_offsets(broker, hdr, req) -> dict:
             offset, ts = lookup(broker, part, p.timestamp, isolation)
             parts.append(
                 {"partition_index": p.partition_index, "error_code": 0, "timestamp": ts,
-                 "offset": offset, "leader_epoch": part.leader_epoch,
-                 "old_style_offsets": [offset]}
+                 "offset": offset, "leader_epoch": part.leader_epoch}
             )
         topics.append({"name": t.name, "partitions": parts})
     return {"throttle_time": 0, "topics": topics}

@@ -297,7 +297,7 @@ class DataMixin(ClientCore):
                     "isolation_level": level,
                     "timeout": int(self.request_timeout_s * 1000),
                     "topics": [{"name": topic, "partitions": [
-                        {"partition_index": p, "current_leader_epoch": -1, "timestamp": timestamp, "max_num_offsets": 1}
+                        {"partition_index": p, "current_leader_epoch": -1, "timestamp": timestamp}
                         for _, p in tps
                     ]}],
                 },

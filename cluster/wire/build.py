@@ -5,14 +5,17 @@ Handlers and the client describe a message once, as a plain dict holding the uni
 fields they care about; `build` keeps the fields the chosen version has, converts
 milliseconds to the timedelta kio wants, recurses into nested entities, and fills the
 fields the caller left out with Kafka's zero values. That keeps one handler per API instead
-of one per version.
+of one per version. A key that no version of the message has raises ValueError: a typo
+must not quietly become a zero value (error_code=0 is success).
 """
 
 from __future__ import annotations
 
 import datetime
+import importlib
+import pkgutil
 import uuid
-from dataclasses import MISSING, fields
+from dataclasses import MISSING, fields, is_dataclass
 from functools import cache
 from typing import Any, Callable
 
@@ -93,12 +96,45 @@ def _plan(schema: type) -> list[tuple[str, Callable[[Any], Any], Callable[[], An
     return plan
 
 
+def _versions_of(schema: type) -> list[type]:
+    """The same entity in every version of its message (kio.schema.<api>.v<N>.<kind>)."""
+    parts = schema.__module__.split(".")
+    if len(parts) < 4 or not (parts[-2].startswith("v") and parts[-2][1:].isdigit()):
+        return [schema]
+    package = importlib.import_module(".".join(parts[:-2]))
+    out = []
+    for info in pkgutil.iter_modules(package.__path__):
+        if info.name.startswith("v") and info.name[1:].isdigit():
+            try:
+                module = importlib.import_module(f"{package.__name__}.{info.name}.{parts[-1]}")
+            except ImportError:
+                continue
+            other = getattr(module, schema.__name__, None)
+            if isinstance(other, type) and is_dataclass(other):
+                out.append(other)
+    return out or [schema]
+
+
+@cache
+def known_fields(schema: type) -> frozenset[str]:
+    """Every field name the entity has in some version of its message: the keys a
+    version-independent dict may hold."""
+    return frozenset(f.name for s in [schema, *_versions_of(schema)] for f in fields(s))
+
+
 def build(schema: type, data: Any) -> Any:
-    """Instantiate `schema` from a dict (or return `data` if it already is one)."""
+    """Instantiate `schema` from a dict (or return `data` if it already is one).
+
+    A key no version of the message has is a mistake (a typo would otherwise silently
+    become the field's zero value, e.g. error_code 0): ValueError naming key and message."""
     if isinstance(data, schema):
         return data
     if not isinstance(data, dict):
         raise TypeError(f"{schema.__name__} needs a dict, got {type(data).__name__}")
+    unknown = data.keys() - known_fields(schema)
+    if unknown:
+        raise ValueError(f"{schema.__module__}.{schema.__name__} has no field {sorted(unknown)[0]!r} "
+                         f"in any version (unknown: {', '.join(sorted(unknown))})")
     kwargs = {}
     for name, conv, zero in _plan(schema):
         if name in data:

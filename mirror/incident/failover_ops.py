@@ -94,7 +94,7 @@ async def end_offsets(client: KafkaClient, tps: Iterable[TP], which: int = -1) -
         body = conn.build(LIST_OFFSETS, {
             "replica_id": -1, "isolation_level": 0, "timeout": 30000,
             "topics": [{"name": t, "partitions": [
-                {"partition_index": p, "current_leader_epoch": -1, "timestamp": which, "max_num_offsets": 1}
+                {"partition_index": p, "current_leader_epoch": -1, "timestamp": which}
                 for p in ps]} for t, ps in by_topic.items()]})
         resp = await conn.send(body)
         out = {}

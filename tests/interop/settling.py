@@ -69,7 +69,7 @@ async def partition_errors(client: KafkaClient, topic: str, count: int) -> dict[
         resp = await conn.send(conn.build(LIST_OFFSETS, {
             "replica_id": -1, "isolation_level": 0, "timeout": 5000,
             "topics": [{"name": topic, "partitions": [
-                {"partition_index": p, "current_leader_epoch": -1, "timestamp": LATEST, "max_num_offsets": 1}]}]}))
+                {"partition_index": p, "current_leader_epoch": -1, "timestamp": LATEST}]}]}))
         out[p] = int(resp.topics[0].partitions[0].error_code)
     return out
 

@@ -297,7 +297,7 @@ async def init_producer_id(client: KafkaClient) -> tuple[int, int]:
     (Apache Kafka says COORDINATOR_LOAD_IN_PROGRESS until its producer-id block arrives)."""
     conn = await client.any_connection()
     for _ in range(100):
-        resp = await conn.send(conn.build(22, {"transactional_id": None, "transaction_timeout_ms": 60000,
+        resp = await conn.send(conn.build(22, {"transactional_id": None, "transaction_timeout": 60000,
                                                "producer_id": -1, "producer_epoch": -1}))
         if resp.error_code == 0 or not ErrorCode(resp.error_code).retriable:
             break
@@ -376,8 +376,8 @@ async def test_leader_epochs_and_offset_for_leader_epoch(cluster: ClusterProcess
             resp = await conn.send(conn.build(2, {
                 "replica_id": -1, "isolation_level": 0, "timeout": 5000,
                 "topics": [{"name": topic, "partitions": [
-                    {"partition_index": 0, "current_leader_epoch": cle, "timestamp": LATEST, "max_num_offsets": 1},
-                    {"partition_index": 3, "current_leader_epoch": -1, "timestamp": LATEST, "max_num_offsets": 1},
+                    {"partition_index": 0, "current_leader_epoch": cle, "timestamp": LATEST},
+                    {"partition_index": 3, "current_leader_epoch": -1, "timestamp": LATEST},
                 ]}]}))
             # by partition: Kafka 4.3 lists the unknown partition first (a response's order
             # carries no meaning; clients key the answers by partition index)

@@ -27,7 +27,7 @@ async def create_topics(conn: RawConn, *topics: dict, validate_only: bool = Fals
 
 async def create_partitions(conn: RawConn, name: str, count: int, validate_only: bool = False):
     resp = await conn.call(37, 3, {"topics": [{"name": name, "count": count, "assignments": None}],
-                                   "timeout_ms": 5000, "validate_only": validate_only})
+                                   "timeout": 5000, "validate_only": validate_only})
     return resp.results[0]
 
 

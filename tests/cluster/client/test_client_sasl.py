@@ -58,13 +58,13 @@ class SaslBroker:
 
     def authenticate(self, state: dict[str, Any], token: bytes, schema: Any) -> Any:
         self.tokens.append(token)
-        ok = {"error_code": 0, "session_lifetime_ms": self.lifetime_ms}
+        ok = {"error_code": 0, "session_lifetime": _ms(self.lifetime_ms)}
         fail = {"error_code": ErrorCode.sasl_authentication_failed,
                 "error_message": "Authentication failed: Invalid username or password"}
         if state["mech"] == "PLAIN":
             good = token == b"\0alice\0" + PASSWORD.encode()
             state["auth"] = good
-            return build(schema, {**ok, "session_lifetime": _ms(self.lifetime_ms)} if good else fail)
+            return build(schema, ok if good else fail)
         if state["server"] is None:
             mech = ScramMechanism(state["mech"])
             salt, stored, server_key, iterations = mech.make_auth_info(PASSWORD, iteration_count=4096)
