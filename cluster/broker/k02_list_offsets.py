@@ -65,7 +65,7 @@ async def list_offsets(broker, hdr, req) -> dict:
             part = None if denied else broker.partitions.get((t.name, p.partition_index))
             if part is None and not denied and internal_topics.hosted(broker, t.name, p.partition_index):
                 parts.append({"partition_index": p.partition_index, "error_code": 0, "timestamp": -1,
-                              "offset": 0, "leader_epoch": 0, "old_style_offsets": [0]})
+                              "offset": 0, "leader_epoch": 0})
                 continue
             if part is None:
                 parts.append(
