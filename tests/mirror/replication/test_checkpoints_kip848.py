@@ -16,6 +16,7 @@ from cluster.wire.batch_builder import build_batch
 from mirror.config.model import LinkConfig
 from mirror.config.policy import ReplicationPolicy
 from mirror.replication.checkpoints import Checkpointer
+from mirror.replication.mode import IdentityMapping
 from mirror.replication.progress import LinkProgress
 
 HEARTBEAT = 68
@@ -57,7 +58,7 @@ async def test_an_active_consumer_protocol_group_is_not_checkpointed_until_it_le
         assert await _heartbeat(west, 0) == 1  # a KIP-848 consumer is live in "billing" on the target
         link = LinkConfig(name="e2w", source="east", target="west", topics=["orders"], groups=["billing"])
         cp = Checkpointer("e2w", ReplicationPolicy.for_link(link, ["east", "west"]), east, west,
-                          LinkProgress("e2w"), True, None, lambda tp: 10)
+                          LinkProgress("e2w"), IdentityMapping(), lambda tp: 10)
         results = await cp.once({"orders"})
         # skipped as active (not attempted and refused: a "simple" commit to a group with
         # members would be UNKNOWN_MEMBER_ID from the broker, every round)
