@@ -68,7 +68,7 @@ class Daemon:
             self._http = await serve(self.metrics_host, self.metrics_port, {
                 "/metrics": lambda: (200, "text/plain; version=0.0.4", self.metrics.render()),
                 "/healthz": json_route(lambda: {"ok": self.healthy()}, self.healthy),
-                "/status": json_route(lambda: progress_snapshot(self.runners)),
+                "/status": json_route(lambda: {**progress_snapshot(self.runners), **self.tunnels()}),
             })
             log.info("metrics on http://%s:%d/metrics", self.metrics_host,
                      self._http.sockets[0].getsockname()[1])
@@ -77,6 +77,15 @@ class Daemon:
         finally:
             if self._http is not None:
                 self._http.close()
+
+    def tunnels(self) -> dict:
+        """``{"tunnels": {alias: state}}`` for clusters reached through an SSH bastion, else {}."""
+        aliases = [a for a, c in self.cfg.clusters.items() if c.ssh is not None]
+        if not aliases:
+            return {}
+        from cluster.client.tunnel import tunnel_for
+
+        return {"tunnels": {a: tunnel_for(self.cfg.clusters[a].ssh).status() for a in aliases}}
 
     def healthy(self) -> bool:
         return all(r.progress.state in ("running", "idle") for r in self.runners)

@@ -91,6 +91,11 @@ def test_mirror_through_an_ssh_bastion_survives_the_connection_dying(tmp_path: P
         assert [(m.partition, m.offset, m.key, m.value, m.timestamp) for m in dst] == \
                [(m.partition, m.offset, m.key, m.value, m.timestamp) for m in src]
         assert "reconnect" in mirror.log_text()
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{mirror.metrics_port}/status", timeout=10) as resp:
+            live = json.loads(resp.read())["tunnels"]["east"]  # the daemon's own tunnel
+        assert live["state"] == "connected" and live["connects"] >= 2 and live["channels"] >= 2
 
         status = subprocess.run([sys.executable, "-m", "dcmirror_cli", "status", str(config), "--json"],
                                 cwd=ROOT, capture_output=True, text=True, timeout=120)
