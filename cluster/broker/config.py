@@ -73,6 +73,9 @@ class BrokerConfig:
     max_request_bytes: int = DEFAULT_MAX_FRAME
     # fetch.max.bytes: caps every Fetch response (request max_bytes is capped to it).
     fetch_max_bytes: int = DEFAULT_FETCH_MAX_BYTES
+    # Fetch log bytes by os.sendfile on plaintext connections (cluster/broker/sendfile.py);
+    # False reads them with pread and writes them with writev (tests compare the two).
+    fetch_sendfile: bool = True
     retention_check_interval_ms: int = 30_000
     # Broker-wide ceiling on partitions (all topics together): CreateTopics/CreatePartitions
     # that would pass it are refused with POLICY_VIOLATION instead of exhausting the host.

@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any
 from cluster.broker import registry, session
 from cluster.auth import x509_name
 from cluster.auth.listeners import Listener
-from cluster.broker.scatter_write import send_buffers
+from cluster.broker.sendfile import can_sendfile, send_reply
 from cluster.broker.tls_stream import FrameReader, TlsFrameProtocol
 from cluster.wire import codec
 from cluster.wire.build import build
@@ -167,6 +167,8 @@ class ConnectionServer:
         # What was closed, and why, since start (for logs' totals and tests' conditions).
         self.closed: collections.Counter[str] = collections.Counter()
         self._reaper: asyncio.Task[None] | None = None
+        # Fetch log bytes by sendfile on plaintext connections (False: pread + writev).
+        self.sendfile = cfg.fetch_sendfile
         self._handshakes: set[asyncio.Task[None]] = set()
 
     # ---- lifecycle --------------------------------------------------------------
@@ -324,7 +326,8 @@ class ConnectionServer:
         ip = conn.ip
         conn.session = session.Session(principal=principal, listener=lst.name,
                                        security_protocol=lst.protocol, host=ip,
-                                       authenticated=not lst.sasl)
+                                       authenticated=not lst.sasl,
+                                       sendfile=self.sendfile and can_sendfile(writer.transport))
         token = session.bind(conn.session)
         try:
             await self._serve(conn, reader, writer, lst)
@@ -407,9 +410,10 @@ class ConnectionServer:
             if reply is not None:
                 conn.phase, conn.deadline = IDLE, loop.time() + self.idle_s
                 if isinstance(reply, list):
-                    # Framed buffers around log bytes; each chunk the client takes is
-                    # activity, so a big reply to a slow but reading client is not idle.
-                    await send_buffers(writer, reply, on_progress=lambda: self._active(conn))
+                    # Framed buffers around log bytes (or file ranges, sent by sendfile);
+                    # each chunk the client takes is activity, so a big reply to a slow
+                    # but reading client is not idle.
+                    await send_reply(writer, reply, on_progress=lambda: self._active(conn))
                 else:
                     writer.write(reply)  # already framed
                     await writer.drain()

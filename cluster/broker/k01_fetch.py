@@ -13,6 +13,12 @@ range read, including a trailing partial batch, which Kafka sends and we drop. O
 byte ranges are read from the segment files, so a response holds at most its budget (plus
 that one oversize batch) in memory.
 
+On a connection that can send from files (plaintext TCP: `session.sendfile`), the log
+bytes are not read at all: each partition's records are file ranges (`read_ranges`: the
+same batches and budget as the bytes read) that the connection sends with `os.sendfile`
+(cluster/broker/sendfile.py). Over TLS, and where the range budget is spent, they are
+read with pread as before. A long poll closes the ranges of each attempt it discards.
+
 A topic the principal may not Read is answered TOPIC_AUTHORIZATION_FAILED (KafkaApis).
 
 Fetch sessions (KIP-227): the broker always answers session_id 0, which tells clients
@@ -28,10 +34,12 @@ import uuid
 
 from kio.schema.errors import ErrorCode
 
-from cluster.broker import authz
+from cluster.broker import authz, session
 from cluster.broker.registry import PreEncoded, handler
 from cluster.wire.fetch_response import fetch_response_parts
 from cluster.log import OffsetOutOfRange
+from cluster.log.file_range import FileRange
+from cluster.log.read_ranges import read_ranges
 
 _READ_COMMITTED = 1
 
@@ -45,7 +53,7 @@ def _leader_epoch_error(part, current_leader_epoch: int) -> int:
 
 
 def _partition_result(broker, part, p, isolation: int, budget: int,
-                      min_one: bool) -> tuple[dict, int]:
+                      min_one: bool, ranges: bool) -> tuple[dict, int]:
     """One partition's response entry and the bytes it consumed of the budget."""
     hw = part.high_watermark
     lso = broker.txns.last_stable_offset(part) if broker.txns is not None else hw
@@ -66,8 +74,14 @@ def _partition_result(broker, part, p, isolation: int, budget: int,
     limit = lso if isolation == _READ_COMMITTED else hw
     max_bytes = max(0, min(p.partition_max_bytes, budget))
     try:
-        data, used = part.log.read_limited(p.fetch_offset, max_bytes, max_offset=limit,
-                                           min_one=min_one)
+        if ranges:
+            pieces, used = read_ranges(part.log, p.fetch_offset, max_bytes, max_offset=limit,
+                                       min_one=min_one)
+            data = pieces[0] if len(pieces) == 1 and not isinstance(pieces[0], FileRange) \
+                else (pieces or b"")
+        else:
+            data, used = part.log.read_limited(p.fetch_offset, max_bytes, max_offset=limit,
+                                               min_one=min_one)
     except OffsetOutOfRange:
         # Kafka answers an out-of-range fetch with unknown (-1) watermarks and log start:
         # the client must ask ListOffsets, it gets no hint here.
@@ -92,8 +106,20 @@ def fetch_budget(broker, req) -> int:
     return max(0, min(req.max_bytes, broker.config.fetch_max_bytes))
 
 
+def close_ranges(responses: list[dict]) -> None:
+    """Give back the descriptors of a collected reply that will not be sent."""
+    for t in responses:
+        for p in t["partitions"]:
+            records = p.get("records")
+            if isinstance(records, list):
+                for piece in records:
+                    if isinstance(piece, FileRange):
+                        piece.close()
+
+
 def _collect(broker, version: int, req) -> tuple[list[dict], int, bool]:
     budget = fetch_budget(broker, req)
+    ranges = session.current().sendfile
     total = 0
     errors = False
     responses = []
@@ -123,8 +149,8 @@ def _collect(broker, version: int, req) -> tuple[list[dict], int, bool]:
                 errors = True
                 continue
             entry, n = _partition_result(
-                broker, part, p, getattr(req, "isolation_level", 0), max(0, budget - total), min_one
-            )
+                broker, part, p, getattr(req, "isolation_level", 0), max(0, budget - total), min_one,
+                ranges)
             if entry["error_code"]:
                 errors = True
             if n:
@@ -157,6 +183,7 @@ async def fetch(broker, hdr, req) -> PreEncoded:
         remaining = deadline - time.monotonic()
         if total >= min(req.min_bytes, fetch_budget(broker, req)) or errors or remaining <= 0 or not req.topics:
             break
+        close_ranges(responses)
         fut: asyncio.Future[None] = loop.create_future()
         parts = _wanted_partitions(broker, version, req)
         for part in parts:

@@ -55,6 +55,12 @@ def budgets(limit: int) -> tuple[int, int]:
     return max(MIN_CAPACITY, limit // 2), max(8, min(256, limit // 8))
 
 
+def range_budget(limit: int) -> int:
+    """Descriptors for Fetch replies in flight by sendfile (cluster/log/file_range.py): a
+    sixteenth of the limit, at most 256; past it, replies read their bytes instead."""
+    return max(8, min(256, limit // 16))
+
+
 class LogPool:
     """Which partitions have their log open, least recently used first."""
 

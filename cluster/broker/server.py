@@ -27,10 +27,11 @@ from cluster.broker.batch_checks import BatchChecks
 from cluster.broker.config import BrokerConfig
 from cluster.broker.connection import ConnectionServer
 from cluster.broker.internal_topics import InternalTopics
-from cluster.broker.log_pool import LogPool, budgets, descriptor_limit
+from cluster.broker.log_pool import LogPool, budgets, descriptor_limit, range_budget
 from cluster.broker.partition import Partition
 from cluster.broker.topics import CatalogueWriteFailed, TopicCatalogue, TopicError, TopicMeta, remove_strays
 from cluster.log import LogConfig
+from cluster.log.file_range import RANGES
 from cluster.log.handles import READ_HANDLES
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,7 @@ class Broker:
         logs, handles = budgets(descriptor_limit())
         self.pool = LogPool(logs)
         READ_HANDLES.capacity = handles
+        RANGES.capacity = range_budget(descriptor_limit())
         for meta in self.catalogue.topics.values():
             self._add_partitions(meta, range(meta.partitions))
         if self.catalogue.existed:

@@ -34,6 +34,8 @@ class Session:
     sasl_mechanism: str | None = None  # the mechanism that authenticated this connection
     reauth_deadline: float = math.inf  # time.monotonic() after which only re-authentication is served
     close_after_reply_s: float | None = None  # set on failure: answer after this delay, then close
+    # The connection sends Fetch log bytes from files (plaintext TCP; cluster/broker/sendfile.py).
+    sendfile: bool = False
 
 
 INTERNAL = Session(principal="User:dcmirror-internal", listener="", host="", internal=True)

@@ -69,6 +69,11 @@ class OffsetIndex:
         i = bisect.bisect_right(self.rel, rel) - 1
         return self.pos[i] if i >= 0 else 0
 
+    def floor_position(self, position: int) -> int:
+        """The last indexed batch position at or before `position` (0 if none)."""
+        i = bisect.bisect_right(self.pos, position) - 1
+        return self.pos[i] if i >= 0 else 0
+
     def truncate_to_position(self, position: int) -> None:
         """Drop entries pointing at or past `position` (the log was cut there)."""
         i = bisect.bisect_left(self.pos, position)
@@ -157,6 +162,13 @@ def file_offset_lookup(fd: int, file_size: int, rel: int) -> int:
     """OffsetIndex.lookup against an index file on disk."""
     col = _FileColumn(fd, OFFSET_ENTRY, 0, file_size // OFFSET_ENTRY.size)
     i = bisect.bisect_right(col, rel) - 1
+    return col.entry(i)[1] if i >= 0 else 0
+
+
+def file_position_floor(fd: int, file_size: int, position: int) -> int:
+    """OffsetIndex.floor_position against an index file on disk."""
+    col = _FileColumn(fd, OFFSET_ENTRY, 1, file_size // OFFSET_ENTRY.size)
+    i = bisect.bisect_right(col, position) - 1
     return col.entry(i)[1] if i >= 0 else 0
 
 

@@ -27,6 +27,7 @@ from .files import (
     pwrite_all,
     write_file,
 )
+from .file_range import truncated
 from .handles import READ_HANDLES
 from .scan import MAX_RELATIVE_OFFSET, iter_headers, validated_scan
 
@@ -78,6 +79,7 @@ class Segment:
         """A new, empty, active segment (the caller fsyncs the directory if it cares)."""
         seg = cls(directory, base_offset)
         READ_HANDLES.evict(str(seg.log_path))
+        truncated(seg.log_path, 0)  # O_TRUNC of a file still named so (not expected)
         seg.fd = os.open(seg.log_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
         for suffix in (INDEX_SUFFIX, TIMEINDEX_SUFFIX):
             unlink_quietly(seg.path(suffix))
@@ -127,6 +129,7 @@ class Segment:
                 "recovery: truncated %s by %d bytes at position %d (%s)",
                 self.log_path, cut, result.valid_bytes, result.problem,
             )
+            truncated(self.log_path, result.valid_bytes)
             os.ftruncate(self.fd, result.valid_bytes)
             self.size = result.valid_bytes
         self._rebuild_from(result.batches, index_interval)
@@ -181,6 +184,7 @@ class Segment:
                     "recovery: truncated %s by %d bytes at position %d (%s)",
                     self.log_path, cut, result.valid_bytes, result.problem,
                 )
+                truncated(self.log_path, result.valid_bytes)
                 os.ftruncate(fd, result.valid_bytes)
                 self.size = result.valid_bytes
                 READ_HANDLES.evict(str(self.log_path))
@@ -364,6 +368,7 @@ class Segment:
             self.size = os.fstat(self.fd).st_size
         kept = [(p, h) for p, h in iter_headers(self.fd, 0, self.size) if h.last_offset < offset]
         new_size = kept[-1][0] + kept[-1][1].size if kept else 0
+        truncated(self.log_path, new_size)
         os.ftruncate(self.fd, new_size)
         self.size = new_size
         self._rebuild_from(kept, index_interval)

@@ -8,6 +8,10 @@ no diverging epoch, current leader, snapshot id or node endpoints (tagged fields
 their defaults, so none is written). v13+ names topics by id; v4-v11 are the
 non-flexible layout (int32 array counts, int16 strings, int32 records length). A test
 checks the bytes against kio for every version.
+
+A partition's records may be a list of pieces instead of one buffer: anything with a
+`len()` the connection knows how to send (bytes, or the log's file ranges that go out by
+`sendfile`); the pieces are placed in the reply as they are, their lengths summed.
 """
 
 from __future__ import annotations
@@ -67,10 +71,11 @@ def fetch_response_parts(correlation_id: int, version: int, responses: Sequence[
             if records is None:
                 piece += b"\x00"
             else:
-                piece += uvarint(len(records) + 1)
-                if len(records):
+                size = _size(records)
+                piece += uvarint(size + 1)
+                if size:
                     parts.append(bytes(piece))
-                    parts.append(records)
+                    _place(parts, records)
                     piece = bytearray()
             piece += b"\x00"  # partition tagged fields
         piece += b"\x00"  # topic tagged fields
@@ -113,11 +118,24 @@ def _legacy_parts(correlation_id: int, version: int, responses: Sequence[dict[st
             if records is None:
                 piece += _I32.pack(-1)
             else:
-                piece += _I32.pack(len(records))
-                if len(records):
+                size = _size(records)
+                piece += _I32.pack(size)
+                if size:
                     parts.append(bytes(piece))
-                    parts.append(records)
+                    _place(parts, records)
                     piece = bytearray()
     parts.append(bytes(piece))
     parts[0] = _I32.pack(sum(len(x) for x in parts))
     return parts
+
+
+def _size(records: Any) -> int:
+    """Bytes of a partition's records: one buffer, or a list of pieces."""
+    return sum(len(x) for x in records) if isinstance(records, list) else len(records)
+
+
+def _place(parts: list, records: Any) -> None:
+    if isinstance(records, list):
+        parts.extend(records)
+    else:
+        parts.append(records)
