@@ -76,7 +76,8 @@ def _partition_result(broker, part, p, isolation: int, budget: int,
     try:
         if ranges:
             pieces, used = read_ranges(part.log, p.fetch_offset, max_bytes, max_offset=limit,
-                                       min_one=min_one)
+                                       min_one=min_one,
+                                       min_range=broker.config.fetch_sendfile_min_bytes)
             data = pieces[0] if len(pieces) == 1 and not isinstance(pieces[0], FileRange) \
                 else (pieces or b"")
         else:

@@ -43,9 +43,10 @@ WALK_CHUNK = 16 * 1024
 
 def read_ranges(log: "PartitionLog", offset: int, max_bytes: int, *,
                 max_offset: int | None = None, min_one: bool = True,
-                budget: RangeBudget = RANGES) -> tuple[list[FileRange | bytes], int]:
+                budget: RangeBudget = RANGES, min_range: int = 0) -> tuple[list[FileRange | bytes], int]:
     """(pieces, consumed): `read_limited`'s batches as file ranges, in order. A piece is
-    bytes where `budget` has no descriptor left (read with pread: the same bytes)."""
+    bytes (read with pread: the same bytes) where it is shorter than `min_range` or
+    `budget` has no descriptor left."""
     log._check_open()
     leo = log.log_end_offset
     if offset < log.log_start_offset or offset > leo:
@@ -57,7 +58,7 @@ def read_ranges(log: "PartitionLog", offset: int, max_bytes: int, *,
     consumed = 0
     for i in range(log._segment_index(offset), len(segments)):
         seg = segments[i]
-        loc = seg.locate(offset)
+        loc = _locate(seg, offset)
         if loc is None:
             continue
         pos, h = loc
@@ -67,7 +68,7 @@ def read_ranges(log: "PartitionLog", offset: int, max_bytes: int, *,
                                       min_one=min_one and consumed == 0, end_offset=end_offset)
         if count:
             fd = seg._log_fd()
-            rng = budget.open(fd, str(seg.log_path), pos, count)
+            rng = budget.open(fd, str(seg.log_path), pos, count) if count >= min_range else None
             out.append(rng if rng is not None else pread_exact(fd, count, pos))
         consumed += used
         if not at_end or consumed >= max_bytes:
@@ -104,6 +105,14 @@ def span_at(seg: "Segment", pos: int, first: BatchHeader, max_bytes: int,
                 break
             end = q + h.size
     return end - pos, want, end >= seg.size
+
+
+def _locate(seg: "Segment", offset: int) -> tuple[int, BatchHeader] | None:
+    """`Segment.locate` by header walk: the first batch whose last offset is >= `offset`."""
+    for q, h in _headers(seg._log_fd, seg.lookup_position(offset), seg.size):
+        if h.last_offset >= offset:
+            return q, h
+    return None
 
 
 def _floor_position(seg: "Segment", position: int) -> int:
