@@ -159,7 +159,7 @@ async def read_reply(r: asyncio.StreamReader) -> bytes:
     return head + await asyncio.wait_for(r.readexactly(int.from_bytes(head, "big")), 30)
 
 
-@pytest.mark.parametrize("change", ["delete_records", "retention", "compaction"])
+@pytest.mark.parametrize("change", ["delete_records", "retention", "compaction", "pool_close"])
 async def test_reply_in_flight_survives_its_segments_going_away(tmp_path: Path, change: str) -> None:
     broker = await started(tmp_path)
     try:
@@ -182,6 +182,11 @@ async def test_reply_in_flight_survives_its_segments_going_away(tmp_path: Path, 
         elif change == "retention":
             part.log.config.retention_bytes = 1
             assert part.log.apply_retention(int(time.time() * 1000)) >= 4
+        elif change == "pool_close":
+            # The LogPool closes the log under its descriptor budget (and the shared read
+            # handles with it); the next request reopens it.
+            broker.pool.release(part, sync=False)
+            assert part.open_log is None
         else:
             # The cleaner's swap renames a cleaned file over the segment: two keys, so
             # most records go and the file under the name has other bytes.
@@ -190,8 +195,9 @@ async def test_reply_in_flight_survives_its_segments_going_away(tmp_path: Path, 
             assert part.log.compact(int(time.time() * 1000)) is not None
         gone = [f for f in files[:-1] if not f.exists()]
         swapped = [f for f in files[:-1] if f.exists() and f.stat().st_ino != inodes[f]]
-        assert (swapped if change == "compaction" else gone)
-        assert await raw_reply(await connect(broker, sendfile=False), req) != want
+        if change != "pool_close":
+            assert (swapped if change == "compaction" else gone)
+            assert await raw_reply(await connect(broker, sendfile=False), req) != want
         got = await read_reply(r)
         assert got == want  # the bytes the reply promised: the files it was read from
         w.close()
@@ -304,3 +310,73 @@ async def test_real_clients_consume_by_sendfile(tmp_path: Path) -> None:
         await until(lambda: RANGES.count == 0)
     finally:
         await broker.stop()
+
+
+async def test_tls_connections_keep_pread_and_get_the_same_reply(tmp_path: Path) -> None:
+    """sendfile cannot encrypt: a TLS connection's Fetch reads bytes (no range, nothing by
+    sendfile) and its reply is the plaintext connection's, byte for byte."""
+    import ssl
+
+    from cluster.auth.listeners import parse_listener
+    from peers.certs import make_pki
+
+    pki = make_pki(tmp_path / "pki")
+    broker = await started(tmp_path, listeners=[
+        parse_listener("PLAIN=PLAINTEXT://127.0.0.1:0"), parse_listener("SECURE=SSL://127.0.0.1:0")],
+        ssl_certfile=pki.server_cert, ssl_keyfile=pki.server_key)
+    try:
+        conn = await RawConn.open(broker.config.listener("PLAIN").port)
+        await big_partition(conn, "big", segment_bytes=2_000_000, batches=4)
+        ctx = ssl.create_default_context(cafile=str(pki.ca))
+        r, w = await asyncio.open_connection("127.0.0.1", broker.config.listener("SECURE").port,
+                                             ssl=ctx, server_hostname="127.0.0.1")
+        tls = RawConn(r, w)
+        req = fetch_frame(5, 12, [("big", 0, 0, 64 << 20)])
+        sent, opened = STATS.bytes, RANGES.refused
+        got = await raw_reply(tls, req)
+        assert STATS.bytes == sent and not any(c.session.sendfile for c in broker.connections.connections
+                                               if c.session and c.session.listener == "SECURE")
+        assert got == await raw_reply(conn, req) and STATS.bytes > sent
+        assert RANGES.refused == opened
+    finally:
+        await broker.stop()
+
+
+async def test_a_transport_without_a_socket_gets_the_ranges_as_bytes(tmp_path: Path) -> None:
+    """send_reply's fallback: ranges read a chunk at a time and written as bytes, in order,
+    and closed afterwards."""
+    from cluster.broker import sendfile
+    from cluster.log.file_range import RangeBudget
+
+    data = os.urandom(3 * sendfile.CHUNK + 5)
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    fd = os.open(path, os.O_RDONLY)
+    budget = RangeBudget(4)
+    try:
+        ranges = [budget.open(fd, str(path), 0, 10), budget.open(fd, str(path), 7, len(data) - 7)]
+    finally:
+        os.close(fd)
+
+    class Transport:
+        def get_extra_info(self, name: str, default=None):
+            return default
+
+        def is_closing(self) -> bool:
+            return False
+
+    class Writer:
+        transport = Transport()
+        out = bytearray()
+
+        def writelines(self, parts) -> None:
+            for p in parts:
+                self.out += p
+
+        async def drain(self) -> None:
+            pass
+
+    writer = Writer()
+    await sendfile.send_reply(writer, [b"head", ranges[0], b"mid", ranges[1], b"tail"])  # type: ignore[arg-type]
+    assert bytes(writer.out) == b"head" + data[:10] + b"mid" + data[7:] + b"tail"
+    assert budget.count == 0 and all(r.fd == -1 for r in ranges)
