@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any
 from cluster.broker import registry, session
 from cluster.auth import x509_name
 from cluster.auth.listeners import Listener
-from cluster.broker.sendfile import can_sendfile, send_reply
+from cluster.broker.sendfile import can_sendfile, send_reply, unsent_bytes
 from cluster.broker.tls_stream import FrameReader, TlsFrameProtocol
 from cluster.wire import codec
 from cluster.wire.build import build
@@ -146,8 +146,8 @@ class Connection:
     phase: str = IDLE
     closed_by: str = field(default="")
     session: session.Session | None = None
-    # Reply bytes still in the transport's buffer at the last reap: a reader taking them is
-    # active, and aborting would drop them (the kernel delivers what it already has).
+    # Reply bytes still in the transport's buffer and the kernel's send queue at the last
+    # reap: a reader taking them is active, and aborting would drop ours.
     buffered: int = 0
 
 
@@ -198,9 +198,11 @@ class ConnectionServer:
             now = loop.time()
             for conn in list(self.connections):
                 if conn.deadline <= now and not conn.closed_by and conn.writer is not None:
-                    buffered = conn.writer.transport.get_write_buffer_size()
+                    transport = conn.writer.transport
+                    buffered = transport.get_write_buffer_size() + unsent_bytes(transport)
                     if conn.phase == IDLE and buffered and buffered != conn.buffered:
-                        # The client is still taking the tail of a reply from our buffer.
+                        # The client is still taking the tail of a reply from our buffer
+                        # or the kernel's (a reply sent by sendfile is all in the kernel's).
                         conn.buffered, conn.deadline = buffered, now + self.idle_s
                         continue
                     conn.closed_by = conn.phase

@@ -48,11 +48,14 @@ Fetch reads bytes, as before: `session.sendfile` is False there).
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import os
 import socket
+import struct
+import termios
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from cluster.broker.scatter_write import CHUNK, send_buffers
 from cluster.log.file_range import FileRange
@@ -87,6 +90,21 @@ def can_sendfile(transport: asyncio.BaseTransport) -> bool:
     sock = transport.get_extra_info("socket")
     return (sock is not None and sock.type == socket.SOCK_STREAM
             and hasattr(transport, "get_write_buffer_size") and hasattr(os, "sendfile"))
+
+
+def unsent_bytes(transport: Any) -> int:
+    """Reply bytes the kernel still holds for the peer (TIOCOUTQ: not yet acknowledged),
+    0 where unknown. A reply sent by sendfile leaves nothing in the transport's buffer but
+    up to the socket's whole send buffer (megabytes on loopback) in the kernel; while that
+    shrinks, the reader is taking the reply and is not idle."""
+    get = getattr(transport, "get_extra_info", None)
+    sock = get("socket") if get is not None else None
+    if sock is None:
+        return 0
+    try:
+        return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+    except (OSError, ValueError):
+        return 0
 
 
 def has_ranges(parts: Sequence[object]) -> bool:
