@@ -34,7 +34,7 @@ from tests.cluster.broker.test_bad_input import create, produce
 from tests.cluster.broker.test_transactions import add_partitions, end_txn, init_pid, txn_batch
 from tests.cluster.broker.test_transactions import produce as txn_produce
 
-TS = 1_700_000_000_000
+TS = int(time.time() * 1000)  # now: retention (7 days) must not delete the data mid-test
 
 
 def fetch_frame(cid: int, version: int, wants: list[tuple[str, int, int, int]], *,
