@@ -177,7 +177,7 @@ async def test_reply_in_flight_survives_its_segments_going_away(tmp_path: Path, 
         await until(lambda: RANGES.count >= 3)  # the reply is leaving, its ranges held
         if change == "delete_records":
             resp = await conn.call(21, 2, {"topics": [{"name": "big", "partitions": [
-                {"partition_index": 0, "offset": 10}]}], "timeout_ms": 5000})
+                {"partition_index": 0, "offset": 10}]}], "timeout": 5000})
             assert resp.topics[0].partitions[0].error_code == E.none
         elif change == "retention":
             part.log.config.retention_bytes = 1
