@@ -2,9 +2,9 @@
 also runs brokers, is in dcmirror_up.py).
 
 Data goes to stdout, messages to stderr; `--json` output is stable and free of progress
-text. A config mistake is one readable sentence naming file, line and key (exit 2); a
-status check over `--max-lag`, or with a stopped partition (conflict, error), exits 3 so
-scripts can alert on it.
+text. A config mistake is one readable sentence naming file, line and key (exit 2);
+`status` exits 3 over `--max-lag` and 4 when a cluster is unreachable or a partition is
+stopped (conflict, error), so scripts and monitoring can alert on it.
 """
 
 from __future__ import annotations
@@ -18,9 +18,6 @@ import click
 
 from mirror.config.model import ConfigError, MirrorConfig, load_config
 
-EXIT_UNHEALTHY = 3
-
-
 def _load(path: Path) -> MirrorConfig:
     try:
         return load_config(path)
@@ -32,6 +29,14 @@ def _load(path: Path) -> MirrorConfig:
         sys.exit(2)
 
 
+def _known_links(cfg: MirrorConfig, links: tuple[str, ...], config: Path) -> None:
+    """An unknown --link is a usage error (exit 2) naming the links the config has."""
+    known = [x.name for x in cfg.links]
+    for name in links:
+        if name not in known:
+            raise click.UsageError(f"no link named {name!r} in {config}; its links: {', '.join(known) or 'none'}")
+
+
 config_arg = click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
 
 
@@ -39,7 +44,7 @@ config_arg = click.argument("config", type=click.Path(dir_okay=False, path_type=
 @config_arg
 @click.option("--link", "links", multiple=True, help="Only these links (default: all).")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
-              help="Serve /metrics, /healthz and /status on this port.")
+              help="Serve /metrics, /healthz, /readyz and /status on this port.")
 @click.option("--metrics-host", default="127.0.0.1", show_default=True)
 @click.option("--check", "check_first", is_flag=True,
               help="Run `dcmirror check` first; refuse to start (exit 1) if a permission is missing.")
@@ -49,9 +54,7 @@ def mirror_cmd(config: Path, links: tuple[str, ...], metrics_port: int | None, m
     from mirror.daemon.daemon import Daemon, run_daemon
 
     cfg = _load(config)
-    unknown = [l for l in links if l not in {x.name for x in cfg.links}]
-    if unknown:
-        raise click.UsageError(f"no link named {unknown[0]!r} in {config}")
+    _known_links(cfg, links, config)
     if check_first:
         from mirror.cli.check import EXIT_MISSING, run_check
 
@@ -75,15 +78,18 @@ def mirror_cmd(config: Path, links: tuple[str, ...], metrics_port: int | None, m
 @config_arg
 @click.option("--link", "links", multiple=True, help="Only these links.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--max-lag", type=int, default=None,
+@click.option("--max-lag", type=click.IntRange(0), default=None,
               help="Exit 3 if any partition lags by more than this many records.")
 @click.option("--watch", is_flag=True, help="Refresh every 2 s until Ctrl-C.")
 def status_cmd(config: Path, links: tuple[str, ...], as_json: bool, max_lag: int | None, watch: bool) -> None:
     """Per link, topic and partition: source end, target end, lag in records and time.
-    Exits 3 while a partition is stopped (state conflict or error) or a link cannot be read."""
-    from mirror.incident.status import collect_status, render_table, unhealthy
+    Exit 0 healthy; 3 when a partition lags by more than --max-lag records; 4 when a cluster
+    is unreachable, a link cannot be read or a partition is stopped (conflict, error); 2 for
+    usage errors."""
+    from mirror.incident.status import collect_status, exit_code, render_table
 
     cfg = _load(config)
+    _known_links(cfg, links, config)
 
     async def once() -> dict:
         return await collect_status(cfg, list(links) or None)
@@ -110,12 +116,7 @@ def status_cmd(config: Path, links: tuple[str, ...], as_json: bool, max_lag: int
         from rich.console import Console
 
         Console().print(render_table(report))
-    if unhealthy(report):
-        sys.exit(EXIT_UNHEALTHY)
-    if max_lag is not None:
-        worst = max((p["lag"] for l in report["links"] for p in l["partitions"]), default=0)
-        if worst > max_lag:
-            sys.exit(EXIT_UNHEALTHY)
+    sys.exit(exit_code(report, max_lag))
 
 
 from mirror.cli.check import check_cmd  # noqa: E402

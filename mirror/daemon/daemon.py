@@ -67,7 +67,8 @@ class Daemon:
         if self.metrics_port is not None:
             self._http = await serve(self.metrics_host, self.metrics_port, {
                 "/metrics": lambda: (200, "text/plain; version=0.0.4", self.metrics.render()),
-                "/healthz": json_route(lambda: {"ok": self.healthy()}, self.healthy),
+                "/healthz": json_route(self.health, self.healthy),
+                "/readyz": json_route(lambda: {"ok": self.ready()}, self.ready),
                 "/status": json_route(lambda: {**progress_snapshot(self.runners), **self.tunnels()}),
             })
             log.info("metrics on http://%s:%d/metrics", self.metrics_host,
@@ -87,8 +88,18 @@ class Daemon:
 
         return {"tunnels": {a: tunnel_for(self.cfg.clusters[a].ssh).status() for a in aliases}}
 
+    def health(self) -> dict:
+        """/healthz: per link, whether the daemon does what its link state asks (and why not)."""
+        problems = {s.link.name: s.obeys() for s in self.supervisors}
+        return {"ok": not any(problems.values()),
+                "links": {name: {"ok": why is None, "why": why} for name, why in problems.items()}}
+
     def healthy(self) -> bool:
-        return all(r.progress.state in ("running", "idle") for r in self.runners)
+        return all(s.obeys() is None for s in self.supervisors)
+
+    def ready(self) -> bool:
+        """/readyz: every link connected and obeying a link state it has read."""
+        return all(s.ready() for s in self.supervisors)
 
     def stop(self) -> None:
         self.stop_event.set()

@@ -1,6 +1,6 @@
-"""A tiny HTTP/1.0 endpoint in the daemon's own event loop: /metrics, /healthz, /status.
+"""A tiny HTTP/1.0 endpoint in the daemon's own event loop: /metrics, /healthz, /readyz, /status.
 
-Hand-written on asyncio streams because the daemon needs three read-only GET routes and
+Hand-written on asyncio streams because the daemon needs four read-only GET routes and
 nothing else; a web framework (and a thread, as prometheus_client's server uses) would
 be more moving parts than the feature.
 """
@@ -29,7 +29,7 @@ async def serve(host: str, port: int, routes: dict[str, Route]) -> asyncio.base_
             if parts[:1] != ["GET"]:
                 status, ctype, body = 405, "text/plain", b"only GET\n"
             elif route is None:
-                status, ctype, body = 404, "text/plain", b"try /metrics, /healthz or /status\n"
+                status, ctype, body = 404, "text/plain", b"try /metrics, /healthz, /readyz or /status\n"
             else:
                 status, ctype, body = route()
             reason = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Unavailable"}.get(status, "")

@@ -26,6 +26,8 @@ from mirror.replication.link import LinkRunner
 
 log = logging.getLogger(__name__)
 
+_COPYING = ("running", "idle")  # runner states of a copier that does its job
+
 
 def reversed_link(link: LinkConfig) -> LinkConfig | None:
     if link.rename != "identity":
@@ -76,6 +78,28 @@ class LinkSupervisor:
             self._stopping.add(self._task)
             self._task.add_done_callback(self._stopping.discard)
             self._task = None
+
+    def ready(self) -> bool:
+        """Connected to both clusters and obeying a link state it has read."""
+        return self.forward.link_state is not None and self.forward.progress.state not in ("starting", "connecting")
+
+    def obeys(self) -> str | None:
+        """None while the daemon does what the link state asks (BEHAVIOUR), else why not:
+        copying when the state copies, holding when it does not (a failed-over link is
+        healthy), and the reversed runner copying when the state copies backwards."""
+        state = self.forward.link_state
+        if state is None:
+            return "link state not read yet"
+        runs, now = state.runs, self.forward.progress.state
+        if runs.copies and now not in _COPYING:
+            return f"link state {state.state} copies, the runner is {now}"
+        if not runs.copies and now != str(state.state):
+            return f"link state {state.state} holds, the runner is {now}"
+        if runs.copies_reversed and reversed_link(self.link) is not None:
+            rev = self.reversed.progress.state if self.reversed is not None else "not started"
+            if rev not in _COPYING:
+                return f"link state {state.state} copies backwards, the reversed runner is {rev}"
+        return None
 
     async def close(self) -> None:
         if self._stop is not None:

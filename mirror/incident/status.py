@@ -18,7 +18,7 @@ from cluster.client.errors import KafkaError
 from cluster.wire import record_batch as rb
 from mirror.config.clients import client_for_cluster
 from mirror.config.model import LinkConfig, MirrorConfig
-from mirror.records.offsets import read_checkpoints
+from mirror.records.offsets import Checkpoint, read_checkpoints
 from mirror.config.policy import is_internal_topic
 from mirror.replication.progress import STOPPED_STATES
 from mirror.replication.mode import ModeError, resolve_mode
@@ -41,11 +41,41 @@ async def _oldest_unmirrored_ts(source: KafkaClient, topic: str, p: int, pos: in
     return -1
 
 
-async def _last_checkpoints(target: KafkaClient, link: str) -> dict[str, int]:
-    out: dict[str, int] = {}
+async def _last_checkpoints(target: KafkaClient, link: str) -> dict[str, dict[tuple[str, int], Checkpoint]]:
+    """{group: {(source topic, partition): newest checkpoint}} from the link's checkpoint topic."""
+    out: dict[str, dict[tuple[str, int], Checkpoint]] = {}
     for cp in await read_checkpoints(target, link):
-        out[cp.group] = max(out.get(cp.group, 0), cp.timestamp_ms)
+        out.setdefault(cp.group, {})[(cp.topic, cp.partition)] = cp
     return out
+
+
+async def _group_rows(source: KafkaClient | None, policy, cps: dict[str, dict[tuple[str, int], Checkpoint]],
+                      now: int) -> list[dict[str, Any]]:
+    """Per group: is its newest checkpoint what the source group has committed (in sync), and
+    the time since it last was. An idle group in sync has age 0 however old its checkpoint
+    record is; without the source the age counts from the last checkpoint written."""
+    rows = []
+    for group, by_tp in sorted(cps.items()):
+        written = max(c.timestamp_ms for c in by_tp.values())
+        in_sync = None
+        if source is not None:
+            committed = {tp: off for tp, (off, _) in (await source.offset_fetch(group)).items()
+                         if off >= 0 and policy.should_mirror_topic(tp[0])}
+            in_sync = committed == {tp: c.upstream_offset for tp, c in by_tp.items() if tp in committed} \
+                and set(committed) <= set(by_tp)
+        at = now if in_sync else written
+        rows.append({"group": group, "in_sync": in_sync, "last_in_sync_ms": at,
+                     "last_checkpoint_ms": written, "age_seconds": round((now - at) / 1000, 1)})
+    return rows
+
+
+async def _reach(client: KafkaClient) -> str | None:
+    """None when ``client`` bootstraps, else why not (one line)."""
+    try:
+        await client.start()
+        return None
+    except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+        return f"{type(exc).__name__}: {exc}"
 
 
 async def link_status(cfg: MirrorConfig, link: LinkConfig) -> dict[str, Any]:
@@ -56,70 +86,44 @@ async def link_status(cfg: MirrorConfig, link: LinkConfig) -> dict[str, Any]:
     source, target = _client(cfg, link.source), _client(cfg, link.target)
     now = int(time.time() * 1000)
     try:
-        await source.start()
-        await target.start()
+        src_err, tgt_err = await asyncio.gather(_reach(source), _reach(target))
+        entry["clusters"] = {
+            "source": {"cluster": link.source, "reachable": src_err is None, "error": src_err},
+            "target": {"cluster": link.target, "reachable": tgt_err is None, "error": tgt_err}}
         from mirror.records.link_state import read_state, read_stopped
 
         runs = None  # what the daemon does for the link, once its state is known
-        try:
-            st = (await read_state(target, link.name)).state
-            entry["link_state"] = str(st.state)
-            entry["link_state_since_ms"] = st.since_ms
-            runs = st.runs
-        except (KafkaError, OSError):
-            entry["link_state"] = "unknown"
-        mapping = await resolve_mode(link, target)
-        entry["mode"] = mapping.mode
-        synced_list = await mapping.load(TranslatingSink(target, policy.target_topic, link.name))
-        target_topics = await target.list_topics()
-        conflicts = {}
+        mapping = None
+        synced_list: list = []
+        target_topics: dict = {}
+        conflicts: dict[str, str] = {}
         errors: dict[tuple[str, int], str] = {}
-        if runs is not None and runs.shapes_topics:  # else the target topics are not the link's to shape
-            conflicts = await _conflicts(cfg, link, source, target, target_topics,
-                                         None if mapping.preserves else {s.topic for s in synced_list})
-            errors = {(x.topic, x.partition): x.reason for x in await read_stopped(target, link.name)
-                      if x.state == "error"}  # as the running mirror processes report them
-        for name, meta in (await source.list_topics()).items():
-            if is_internal_topic(name) or not policy.should_mirror_topic(name):
-                continue
-            tname = policy.target_topic(name)
-            parts = sorted(meta.partitions)
-            ends = await source.list_offsets(name, parts, -1)
-            starts = await source.list_offsets(name, parts, -2)
-            tends = {}
-            if tname in target_topics:
-                have = [p for p in parts if p in target_topics[tname].partitions]
-                tends = await target.list_offsets(tname, have, -1) if have else {}
-            for p in parts:
-                src_end = ends[p][0]
-                tgt_end = tends[p][0] if p in tends else None
-                if tgt_end is None:
-                    mirrored, state = starts[p][0], "missing"
-                else:
-                    held = mapping.mirrored(name, p, tgt_end)
-                    mirrored = starts[p][0] if held is None else held
-                    state = "in-sync"
-                lag = max(0, src_end - max(mirrored, starts[p][0]))
-                lag_s = 0.0
-                reason = conflicts.get(tname)
-                if reason is not None:
-                    state, mirrored = "conflict", starts[p][0]
-                    lag = max(0, src_end - mirrored)
-                elif (name, p) in errors:
-                    state, reason = "error", errors[(name, p)]
-                if lag > 0:
-                    state = "lagging" if state == "in-sync" else state
-                    ts = await _oldest_unmirrored_ts(source, name, p, max(mirrored, starts[p][0]))
-                    lag_s = max(0.0, (now - ts) / 1000) if ts > 0 else 0.0
-                entry["partitions"].append({
-                    "topic": name, "partition": p, "target_topic": tname,
-                    "source_start": starts[p][0], "source_end": src_end,
-                    "target_end": tgt_end, "mirrored": mirrored, "lag": lag,
-                    "lag_seconds": round(lag_s, 3), "state": state, "reason": reason,
-                })
-        for group, at in sorted((await _last_checkpoints(target, link.name)).items()):
-            entry["groups"].append({"group": group, "last_checkpoint_ms": at,
-                                    "age_seconds": round((now - at) / 1000, 1)})
+        if tgt_err is None:
+            try:
+                st = (await read_state(target, link.name)).state
+                entry["link_state"] = str(st.state)
+                entry["link_state_since_ms"] = st.since_ms
+                runs = st.runs
+            except (KafkaError, OSError):
+                entry["link_state"] = "unknown"
+            mapping = await resolve_mode(link, target)
+            entry["mode"] = mapping.mode
+            synced_list = await mapping.load(TranslatingSink(target, policy.target_topic, link.name))
+            target_topics = await target.list_topics()
+            if runs is not None and runs.shapes_topics:  # else the target topics are not the link's to shape
+                if src_err is None:
+                    conflicts = await _conflicts(cfg, link, source, target, target_topics,
+                                                 None if mapping.preserves else {s.topic for s in synced_list})
+                errors = {(x.topic, x.partition): x.reason for x in await read_stopped(target, link.name)
+                          if x.state == "error"}  # as the running mirror processes report them
+        if src_err is None:
+            await _partition_rows(entry, policy, source, target if tgt_err is None else None, target_topics,
+                                  mapping, conflicts, errors, now)
+        else:
+            await _target_only_rows(entry, policy, target, target_topics)
+        if tgt_err is None:
+            entry["groups"] = await _group_rows(source if src_err is None else None, policy,
+                                                await _last_checkpoints(target, link.name), now)
     except ModeError as exc:  # the link's configuration, as the daemon refuses it
         entry["error"] = str(exc)
     except (KafkaError, OSError, asyncio.TimeoutError) as exc:
@@ -127,21 +131,102 @@ async def link_status(cfg: MirrorConfig, link: LinkConfig) -> dict[str, Any]:
     finally:
         await source.close()
         await target.close()
-    entry["partitions"].sort(key=lambda x: (-x["lag"], -x["lag_seconds"], x["topic"], x["partition"]))
-    total = sum(x["lag"] for x in entry["partitions"])
+    entry["partitions"].sort(key=lambda x: (-(x["lag"] or 0), -x["lag_seconds"], x["topic"], x["partition"]))
+    total = sum(x["lag"] or 0 for x in entry["partitions"])
     entry["summary"] = {
         "partitions": len(entry["partitions"]),
-        "lagging": sum(1 for x in entry["partitions"] if x["lag"] > 0),
+        "lagging": sum(1 for x in entry["partitions"] if (x["lag"] or 0) > 0),
         "total_lag": total,
         "max_lag_seconds": max((x["lag_seconds"] for x in entry["partitions"]), default=0.0),
         "stopped": sum(1 for x in entry["partitions"] if x["state"] in STOPPED_STATES),
+        "unreachable": [c["cluster"] for c in entry.get("clusters", {}).values() if not c["reachable"]],
     }
     return entry
 
 
+async def _partition_rows(entry: dict, policy, source: KafkaClient, target: KafkaClient | None,
+                          target_topics: dict, mapping, conflicts: dict, errors: dict, now: int) -> None:
+    """One row per mirrored source partition; without the target its ends are unknown."""
+    for name, meta in (await source.list_topics()).items():
+        if is_internal_topic(name) or not policy.should_mirror_topic(name):
+            continue
+        tname = policy.target_topic(name)
+        parts = sorted(meta.partitions)
+        ends = await source.list_offsets(name, parts, -1)
+        starts = await source.list_offsets(name, parts, -2)
+        tends = {}
+        if target is not None and tname in target_topics:
+            have = [p for p in parts if p in target_topics[tname].partitions]
+            tends = await target.list_offsets(tname, have, -1) if have else {}
+        for p in parts:
+            src_end = ends[p][0]
+            tgt_end = tends[p][0] if p in tends else None
+            lag: int | None
+            if target is None or mapping is None:
+                entry["partitions"].append({
+                    "topic": name, "partition": p, "target_topic": tname, "source_start": starts[p][0],
+                    "source_end": src_end, "target_end": None, "mirrored": None, "lag": None,
+                    "lag_seconds": 0.0, "state": "target-unreachable", "reason": None})
+                continue
+            if tgt_end is None:
+                mirrored, state = starts[p][0], "missing"
+            else:
+                held = mapping.mirrored(name, p, tgt_end)
+                mirrored = starts[p][0] if held is None else held
+                state = "in-sync"
+            lag = max(0, src_end - max(mirrored, starts[p][0]))
+            lag_s = 0.0
+            reason = conflicts.get(tname)
+            if reason is not None:
+                state, mirrored = "conflict", starts[p][0]
+                lag = max(0, src_end - mirrored)
+            elif (name, p) in errors:
+                state, reason = "error", errors[(name, p)]
+            if lag > 0:
+                state = "lagging" if state == "in-sync" else state
+                ts = await _oldest_unmirrored_ts(source, name, p, max(mirrored, starts[p][0]))
+                lag_s = max(0.0, (now - ts) / 1000) if ts > 0 else 0.0
+            entry["partitions"].append({
+                "topic": name, "partition": p, "target_topic": tname,
+                "source_start": starts[p][0], "source_end": src_end,
+                "target_end": tgt_end, "mirrored": mirrored, "lag": lag,
+                "lag_seconds": round(lag_s, 3), "state": state, "reason": reason,
+            })
+
+
+async def _target_only_rows(entry: dict, policy, target: KafkaClient | None, target_topics: dict) -> None:
+    """The source is unreachable: the target's end of every topic the link's names map to."""
+    if target is None:
+        return
+    for tname, meta in sorted(target_topics.items()):
+        name = policy.source_of(tname)
+        if name is None or is_internal_topic(tname) or not policy.should_mirror_topic(name):
+            continue
+        parts = sorted(meta.partitions)
+        tends = await target.list_offsets(tname, parts, -1)
+        for p in parts:
+            entry["partitions"].append({
+                "topic": name, "partition": p, "target_topic": tname, "source_start": None,
+                "source_end": None, "target_end": tends[p][0], "mirrored": None, "lag": None,
+                "lag_seconds": 0.0, "state": "source-unreachable", "reason": None})
+
+
+EXIT_OK, EXIT_OVER_LAG, EXIT_UNHEALTHY = 0, 3, 4
+
+
+def exit_code(report: dict[str, Any], max_lag: int | None = None) -> int:
+    """4 when a cluster is unreachable, a link cannot be read or a partition is stopped
+    (conflict, error); else 3 when a partition lags by more than ``max_lag`` records; else 0."""
+    if unhealthy(report):
+        return EXIT_UNHEALTHY
+    worst = max((p["lag"] or 0 for l in report["links"] for p in l["partitions"]), default=0)
+    return EXIT_OVER_LAG if max_lag is not None and worst > max_lag else EXIT_OK
+
+
 def unhealthy(report: dict[str, Any]) -> bool:
-    """A link could not be read, or a partition is stopped (conflict, error)."""
-    return any(l.get("error") or l["summary"]["stopped"] for l in report["links"])
+    """A cluster is unreachable, a link could not be read, or a partition is stopped."""
+    return any(l.get("error") or l["summary"]["stopped"] or l["summary"]["unreachable"]
+               for l in report["links"])
 
 
 async def _conflicts(cfg: MirrorConfig, link: LinkConfig, source: KafkaClient, target: KafkaClient,
@@ -200,13 +285,19 @@ def render_table(report: dict[str, Any]):
         if link.get("error"):
             parts.append(Text(f"{title}: ERROR {link['error']}", style="bold red"))
             continue
+        for end, c in link.get("clusters", {}).items():
+            if c["reachable"]:
+                parts.append(Text(f"{end} {c['cluster']}: reachable"))
+            else:
+                parts.append(Text(f"{end} {c['cluster']}: unreachable ({c['error']})", style="bold red"))
         t = Table(title=title, title_justify="left")
         for col in ("topic", "partition", "source end", "target end", "lag", "lag (s)", "state"):
             t.add_column(col, justify="right" if col not in ("topic", "state") else "left")
         for p in link["partitions"]:
-            style = "red" if p["lag"] > 0 or p["state"] in STOPPED_STATES else None
-            t.add_row(p["topic"], str(p["partition"]), str(p["source_end"]),
-                      "-" if p["target_end"] is None else str(p["target_end"]), str(p["lag"]),
+            style = "red" if (p["lag"] or 0) > 0 or p["state"] in STOPPED_STATES else None
+            t.add_row(p["topic"], str(p["partition"]), "?" if p["source_end"] is None else str(p["source_end"]),
+                      "-" if p["target_end"] is None else str(p["target_end"]),
+                      "?" if p["lag"] is None else str(p["lag"]),
                       f"{p['lag_seconds']:.1f}", p["state"], style=style)
         parts.append(t)
         s = link["summary"]
@@ -220,5 +311,8 @@ def render_table(report: dict[str, Any]):
         for reason, where in reasons.items():
             parts.append(Text(f"  {', '.join(where)}: {reason}", style="bold red"))
         for g in link["groups"]:
-            parts.append(Text(f"  group {g['group']}: last checkpoint {g['age_seconds']}s ago"))
+            sync = ("in sync" if g["in_sync"] else
+                    f"last in sync {g['age_seconds']}s ago" if g["in_sync"] is False else
+                    f"last checkpoint {g['age_seconds']}s ago (source unreachable)")
+            parts.append(Text(f"  group {g['group']}: {sync}"))
     return Group(*parts)

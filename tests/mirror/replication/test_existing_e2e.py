@@ -87,7 +87,7 @@ def test_a_topic_an_application_wrote_to_is_a_conflict_until_adopted(dc, mode: s
     assert f"dcmirror link adopt {cfg} --link east-to-west --topic orders.app --truncate" in reason
     assert metric(m.metrics(), topic="orders.app", partition="0", state="conflict") == 1
     rc, report = status_json(cfg)
-    assert rc != 0
+    assert rc == 4  # a conflict needs an operator
     parts = report["links"][0]["partitions"]
     assert len(conflicted(parts)) == 3 and all(p["reason"] == reason for p in conflicted(parts))
     assert {p["state"] for p in parts if p["topic"] == "orders.ok"} == {"in-sync"}
@@ -145,7 +145,7 @@ def test_a_partition_stopped_by_the_daemon_shows_error_in_every_view(dc) -> None
     report = wait_until(lambda: (lambda r: r if errored(r[1]["links"][0]["partitions"]) else None)(status_json(cfg)),
                         what="status shows the error")
     rc, doc = report
-    assert rc == 3 and "recreated" in errored(doc["links"][0]["partitions"])[0]["reason"]
+    assert rc == 4 and "recreated" in errored(doc["links"][0]["partitions"])[0]["reason"]
     clients.produce_confluent(dc.east.bootstrap, "orders.ok", clients.make_records("ok", 30), "lz4")
     wait_until(lambda: ends(dc.east.bootstrap, "orders.ok", 2) == ends(dc.west.bootstrap, "orders.ok", 2),
                what="the other topic keeps copying")
