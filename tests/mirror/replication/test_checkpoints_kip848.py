@@ -6,9 +6,7 @@ leaves, the next round commits."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
-import pytest
 
 from cluster.client.admin import NewTopic
 from cluster.client.client import KafkaClient
@@ -20,19 +18,6 @@ from mirror.replication.mode import IdentityMapping
 from mirror.replication.progress import LinkProgress
 
 HEARTBEAT = 68
-
-
-@pytest.fixture
-async def brokers(tmp_path: Path):
-    from cluster.broker.config import BrokerConfig
-    from cluster.broker.server import Broker
-
-    bs = [Broker(BrokerConfig(name=n, data_dir=tmp_path / n, port=0)) for n in ("east", "west")]
-    for b in bs:
-        await b.start()
-    yield [f"127.0.0.1:{b.config.port}" for b in bs]
-    for b in bs:
-        await b.stop()
 
 
 async def _heartbeat(client: KafkaClient, epoch: int) -> int:

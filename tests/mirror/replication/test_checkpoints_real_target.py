@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from pathlib import Path
 
-import pytest
 
 from cluster.client.admin import NewTopic
 from cluster.client.client import KafkaClient
@@ -82,19 +80,6 @@ class DescribeGroupsRefuser:
     def close(self) -> None:
         for s in self._servers:
             s.close()
-
-
-@pytest.fixture
-async def brokers(tmp_path: Path):
-    from cluster.broker.config import BrokerConfig
-    from cluster.broker.server import Broker
-
-    bs = [Broker(BrokerConfig(name=n, data_dir=tmp_path / n, port=0)) for n in ("east", "west")]
-    for b in bs:
-        await b.start()
-    yield [f"127.0.0.1:{b.config.port}" for b in bs]
-    for b in bs:
-        await b.stop()
 
 
 async def test_describe_groups_refused_by_a_real_target_commits_nothing_until_it_answers(brokers) -> None:

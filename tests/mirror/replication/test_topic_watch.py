@@ -7,26 +7,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import pytest
 
 from cluster.client.admin import NewTopic
 from cluster.client.client import KafkaClient
 from cluster.wire.batch_builder import build_batch
 from mirror.config.model import ClusterConfig, LinkConfig, MirrorConfig
 from mirror.replication.link import LinkRunner
-
-
-@pytest.fixture
-async def brokers(tmp_path: Path):
-    from cluster.broker.config import BrokerConfig
-    from cluster.broker.server import Broker
-
-    bs = [Broker(BrokerConfig(name=n, data_dir=tmp_path / n, port=0)) for n in ("east", "west")]
-    for b in bs:
-        await b.start()
-    yield {b.config.name: f"127.0.0.1:{b.config.port}" for b in bs}
-    for b in bs:
-        await b.stop()
 
 
 async def until(pred, what: str, timeout: float = 30.0) -> None:
@@ -46,11 +32,12 @@ def runner(addrs: dict[str, str], tmp_path: Path, watch_s: float) -> LinkRunner:
 
 
 async def test_a_topic_created_after_the_first_sync_is_mirrored_by_the_watch(brokers, tmp_path) -> None:
-    east, west = (KafkaClient(brokers[n], retry_deadline_s=5) for n in ("east", "west"))
+    addrs = dict(zip(("east", "west"), brokers))
+    east, west = (KafkaClient(addrs[n], retry_deadline_s=5) for n in ("east", "west"))
     await east.start()
     await west.start()
     await east.create_topics([NewTopic("orders.a", 1, -1, {})])
-    r = runner(brokers, tmp_path, 0.1)
+    r = runner(addrs, tmp_path, 0.1)
     stop = asyncio.Event()
     task = asyncio.create_task(r.run(stop))
     try:
