@@ -104,6 +104,6 @@ async def test_a_match_everything_pattern_never_selects_internal_topics(two) -> 
     assert listed["__consumer_offsets"].is_internal and listed["__transaction_state"].is_internal
     link = LinkConfig(name="e2w", source="east", target="west", topics=[".*"])
     sync = TopicSync(link, ReplicationPolicy.for_link(link, ["east", "west"]), east, west,
-                     LinkProgress("e2w"), True, "east", config_path="dc.yaml")
+                     LinkProgress("e2w"), IdentityMapping(), "east", config_path="dc.yaml")
     assert [m.source for m in await sync.once()] == ["orders.a"]
     assert not {"__consumer_offsets", "__transaction_state"} & set(await west.list_topics(include_internal=True))
