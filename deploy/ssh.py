@@ -16,25 +16,15 @@ import asyncio
 import logging
 import shlex
 import socket
-import warnings
 from dataclasses import dataclass
 
-with warnings.catch_warnings():  # asyncssh still imports DSA, which cryptography deprecates
-    warnings.filterwarnings("ignore", message=".*DSA.*")
-    import asyncssh
-
-# asyncssh logs every connection step at INFO; a deploy's own lines say what matters.
-if logging.getLogger("asyncssh").level == logging.NOTSET:
-    logging.getLogger("asyncssh").setLevel(logging.WARNING)
+# One decision for both SSH users (tunnelled links and deploys): the cipher order and how
+# asyncssh is imported (DSA warning silenced, its INFO chatter off) live in the tunnel.
+from cluster.client.tunnel import CIPHERS, asyncssh
 
 from deploy.inventory import Host
 
 log = logging.getLogger(__name__)
-
-#: AES-GCM first: with AES-NI it is about twice chacha20-poly1305 (asyncssh's first choice).
-CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "chacha20-poly1305@openssh.com",
-           "aes128-ctr", "aes256-ctr")
-
 
 __all__ = ["asyncssh", "CIPHERS", "DeployError", "client_options", "connect", "dialer", "q", "run"]
 
