@@ -351,6 +351,15 @@ class PartitionLog:
             return None
         return max(best.offset_of_max_timestamp, self._log_start), best.max_timestamp
 
+    def begin_leader_epoch(self, leader_epoch: int) -> None:
+        """This replica leads from now in `leader_epoch`, starting at the log end (Kafka's
+        maybeAssignEpochStartOffset). Recorded before any batch of the epoch exists, so a
+        follower whose last fetched epoch is newer than anything this leader wrote is told
+        where its tail diverged instead of getting no answer. Not fsynced: an epoch without
+        batches that a crash forgets was never led by anyone after the crash."""
+        self._check_open()
+        self._epochs.assign(leader_epoch, self.log_end_offset)
+
     def end_offset_for_epoch(self, leader_epoch: int) -> tuple[int, int]:
         """OffsetForLeaderEpoch: (largest known epoch <= leader_epoch, where it ended)."""
         self._check_open()
