@@ -19,7 +19,7 @@ import time
 
 from kio.schema.errors import ErrorCode
 
-from cluster.broker import authz, internal_topics, topic_config
+from cluster.broker import authz, internal_topics, replicas, topic_config
 from cluster.broker.recompress import recompress, target_codec
 from cluster.broker.registry import handler
 from cluster.wire import record_batch as rb
@@ -110,8 +110,15 @@ def _refuse_timestamps(index: int, configs: dict[str, str], checks: list[Checked
     return None
 
 
-async def produce_partition(broker, topic: str, index: int, records: bytes | None) -> dict:
-    """Validate and append one partition's payload; returns its response entry."""
+async def produce_partition(broker, topic: str, index: int, records: bytes | None, *,
+                            acks: int = 1, deadline: float = 0.0) -> dict:
+    """Validate and append one partition's payload; returns its response entry.
+
+    acks=all on a replicated partition (cluster/broker/replicas.py): refused with
+    NOT_ENOUGH_REPLICAS before the append when the ISR is under min.insync.replicas, then
+    answered once the high watermark covers the append (or its error, or
+    REQUEST_TIMED_OUT at `deadline`, a time.monotonic() value).
+    """
     if internal_topics.is_internal(topic):  # ReplicaManager: "Cannot append to internal topic"
         return _error(index, ErrorCode.invalid_topic_exception, f"Cannot append to internal topic {topic}")
     meta = broker.catalogue.topics.get(topic)
@@ -140,6 +147,8 @@ async def produce_partition(broker, topic: str, index: int, records: bytes | Non
             lambda: [memoryview(recompress(b, forced)) for b in batches])
         if broker.partitions.get((topic, index)) is not part:
             return _error(index, ErrorCode.unknown_topic_or_partition)
+    if code := replicas.acks_all_precheck(part, acks):
+        return _error(index, code)
     producer_state = getattr(broker, "producer_state", None)
     if producer_state is not None:
         dup = producer_state.check(part, batches)
@@ -149,7 +158,9 @@ async def produce_partition(broker, topic: str, index: int, records: bytes | Non
     res = part.log.append(batches, leader_epoch=part.leader_epoch, now_ms=now_ms)
     if producer_state is not None:
         producer_state.record(part, batches, res)
-    part.notify()
+    replicas.after_append(part)
+    if code := await replicas.await_acks_all(part, res.last_offset + 1, acks, deadline):
+        return _error(index, code)
     return appended(index, res.base_offset, part.log.log_start_offset, res.log_append_time_ms)
 
 
@@ -214,14 +225,16 @@ async def produce(broker, hdr, req) -> dict | bool | None:
             return _all_partitions(req, ErrorCode.transactional_id_authorization_failed,
                                    "transactional records in a Produce without a transactional id")
         return _all_partitions(req, ErrorCode.transactional_id_authorization_failed)
+    deadline = time.monotonic() + req.timeout.total_seconds()
     if not authz.enforced(broker):
-        return await produce_response(req, lambda t, i, r: produce_partition(broker, t, i, r))
+        return await produce_response(
+            req, lambda t, i, r: produce_partition(broker, t, i, r, acks=req.acks, deadline=deadline))
     # every topic needs Write on itself
     writable = {t.name: authz.allowed(broker, authz.Op.WRITE, authz.TOPIC, t.name) for t in req.topic_data}
 
     async def checked(topic: str, index: int, records) -> dict:
         if not writable[topic]:
             return _error(index, ErrorCode.topic_authorization_failed)
-        return await produce_partition(broker, topic, index, records)
+        return await produce_partition(broker, topic, index, records, acks=req.acks, deadline=deadline)
 
     return await produce_response(req, checked)

@@ -34,7 +34,7 @@ import uuid
 
 from kio.schema.errors import ErrorCode
 
-from cluster.broker import authz, session
+from cluster.broker import authz, replicas, session
 from cluster.broker.registry import PreEncoded, handler
 from cluster.wire.fetch_response import fetch_response_parts
 from cluster.log import OffsetOutOfRange
@@ -74,15 +74,7 @@ def _partition_result(broker, part, p, isolation: int, budget: int,
     limit = lso if isolation == _READ_COMMITTED else hw
     max_bytes = max(0, min(p.partition_max_bytes, budget))
     try:
-        if ranges:
-            pieces, used = read_ranges(part.log, p.fetch_offset, max_bytes, max_offset=limit,
-                                       min_one=min_one,
-                                       min_range=broker.config.fetch_sendfile_min_bytes)
-            data = pieces[0] if len(pieces) == 1 and not isinstance(pieces[0], FileRange) \
-                else (pieces or b"")
-        else:
-            data, used = part.log.read_limited(p.fetch_offset, max_bytes, max_offset=limit,
-                                               min_one=min_one)
+        data, used = _read(broker, ranges)(part, p.fetch_offset, max_bytes, limit, min_one)
     except OffsetOutOfRange:
         # Kafka answers an out-of-range fetch with unknown (-1) watermarks and log start:
         # the client must ask ListOffsets, it gets no hint here.
@@ -93,6 +85,18 @@ def _partition_result(broker, part, p, isolation: int, budget: int,
         entry["aborted_transactions"] = broker.txns.aborted_between(part, p.fetch_offset, limit)
     entry["records"] = data
     return entry, used
+
+
+def _read(broker, ranges: bool) -> replicas.Read:
+    """The log read for this connection: file ranges for sendfile, else bytes."""
+    def read(part, offset: int, max_bytes: int, limit: int | None, min_one: bool):
+        if not ranges:
+            return part.log.read_limited(offset, max_bytes, max_offset=limit, min_one=min_one)
+        pieces, used = read_ranges(part.log, offset, max_bytes, max_offset=limit, min_one=min_one,
+                                   min_range=broker.config.fetch_sendfile_min_bytes)
+        one = len(pieces) == 1 and not isinstance(pieces[0], FileRange)
+        return (pieces[0] if one else (pieces or b"")), used
+    return read
 
 
 def _resolve(broker, version: int, t) -> tuple[str | None, dict]:
@@ -125,16 +129,19 @@ def _collect(broker, version: int, req) -> tuple[list[dict], int, bool]:
     errors = False
     responses = []
     min_one = True  # Kafka's minOneMessage: until a partition has returned data
+    replica_id, replica_epoch = replicas.replica_of(version, req)
     for t in req.topics:
         name, head = _resolve(broker, version, t)
         parts = []
-        denied = name is not None and not authz.allowed(broker, authz.Op.READ, authz.TOPIC, name)
+        denied = name is not None and (replicas.cluster_action_denied(broker) if replica_id >= 0 else
+                                       not authz.allowed(broker, authz.Op.READ, authz.TOPIC, name))
         for p in t.partitions:
             part = broker.partitions.get((name, p.partition)) if name is not None and not denied else None
             if part is None:
                 code = ErrorCode.unknown_topic_id if version >= 13 else ErrorCode.unknown_topic_or_partition
                 if denied:
-                    code = ErrorCode.topic_authorization_failed
+                    code = (ErrorCode.cluster_authorization_failed if replica_id >= 0
+                            else ErrorCode.topic_authorization_failed)
                 parts.append(
                     {
                         "partition_index": p.partition,
@@ -149,11 +156,16 @@ def _collect(broker, version: int, req) -> tuple[list[dict], int, bool]:
                 )
                 errors = True
                 continue
-            entry, n = _partition_result(
-                broker, part, p, getattr(req, "isolation_level", 0), max(0, budget - total), min_one,
-                ranges)
-            if entry["error_code"]:
-                errors = True
+            if replica_id >= 0:  # a follower: beyond the HW, epochs checked (replicas.py)
+                entry, n = replicas.partition_result(broker, part, p, replica_id, replica_epoch,
+                                                     max(0, budget - total), min_one,
+                                                     _read(broker, ranges))
+            else:
+                entry, n = _partition_result(
+                    broker, part, p, getattr(req, "isolation_level", 0), max(0, budget - total),
+                    min_one, ranges)
+            if entry["error_code"] or "diverging_epoch" in entry:
+                errors = True  # answer now (a diverged follower must truncate first)
             if n:
                 min_one = False
             total += n

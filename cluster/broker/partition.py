@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 
 from cluster.log import LogConfig, PartitionLog
 from cluster.log.files import parse_segment_name
+from cluster.replication.leader import LeaderPartition, ReplicationConfig
+from cluster.replication.state import PartitionAssignment
 
 if TYPE_CHECKING:
     from cluster.broker.log_pool import LogPool
@@ -37,6 +39,9 @@ class Partition:
     # segment has nothing for them to do and need not be reopened.
     segments_when_closed: int | None = None
     _waiters: set[asyncio.Future[None]] = field(default_factory=set)
+    # Leader state when this broker leads a partition with followers (cluster/replication);
+    # None for a single replica, whose high watermark is its log end.
+    replica: LeaderPartition | None = None
 
     @property
     def directory(self) -> Path:
@@ -86,8 +91,23 @@ class Partition:
 
     @property
     def high_watermark(self) -> int:
-        # Single replica: everything appended is committed.
-        return self.log.log_end_offset
+        if self.replica is None:  # single replica: everything appended is committed
+            return self.log.log_end_offset
+        return self.replica.high_watermark
+
+    def lead(self, broker_id: int, assignment: PartitionAssignment, config: ReplicationConfig,
+             *, high_watermark: int, now_ms: int) -> LeaderPartition:
+        """Become the leader of `assignment.leader_epoch`, with followers: the epoch is
+        recorded in the log's epoch cache at its end first, then the leader state starts
+        from `high_watermark` (what this replica knew committed)."""
+        log = self.log
+        log.begin_leader_epoch(assignment.leader_epoch)
+        self.leader_epoch = assignment.leader_epoch
+        self.replica = LeaderPartition.become_leader(
+            self.topic, self.index, broker_id, assignment, config,
+            log_end_offset=log.log_end_offset, high_watermark=high_watermark, now_ms=now_ms)
+        self.notify()
+        return self.replica
 
     def add_waiter(self, fut: asyncio.Future[None]) -> None:
         self._waiters.add(fut)

@@ -4,9 +4,10 @@ Written by hand because this is the broker's hot path for every consumer and for
 mirror's source side: kio would copy each partition's records into a BytesIO and out
 again. Here the response is small header pieces plus the records buffers read from the
 log, handed to the transport in one `writelines`. Only what dcmirror sends is encoded:
-no diverging epoch, current leader, snapshot id or node endpoints (tagged fields left at
-their defaults, so none is written). v13+ names topics by id; v4-v11 are the
-non-flexible layout (int32 array counts, int16 strings, int32 records length). A test
+of the partition's tagged fields only DivergingEpoch (tag 0, v12+, which a leader sends a
+follower whose tail diverged: cluster/broker/replicas.py); no current leader, snapshot id
+or node endpoints (left at their defaults, so none is written). v13+ names topics by id;
+v4-v11 are the non-flexible layout (int32 array counts, int16 strings, int32 records length). A test
 checks the bytes against kio for every version.
 
 A partition's records may be a list of pieces instead of one buffer: anything with a
@@ -32,6 +33,7 @@ _LEGACY_TOP = struct.Struct(">iihi")  # correlation id, throttle_time, error_cod
 _LEGACY_V4 = struct.Struct(">ii")  # correlation id, throttle_time (v4-v6)
 _PART_V4 = struct.Struct(">ihqq")  # index, error, high watermark, last stable
 _Q = struct.Struct(">q")
+_EPOCH_END = struct.Struct(">iq")  # DivergingEpoch: epoch, end offset
 
 
 def fetch_response_parts(correlation_id: int, version: int, responses: Sequence[dict[str, Any]],
@@ -77,7 +79,12 @@ def fetch_response_parts(correlation_id: int, version: int, responses: Sequence[
                     parts.append(bytes(piece))
                     _place(parts, records)
                     piece = bytearray()
-            piece += b"\x00"  # partition tagged fields
+            diverging = p.get("diverging_epoch")
+            if diverging is None:
+                piece += b"\x00"  # partition tagged fields: none
+            else:  # one tagged field, tag 0: EpochEndOffset {epoch, end_offset, no tags}
+                piece += b"\x01\x00" + uvarint(_EPOCH_END.size + 1)
+                piece += _EPOCH_END.pack(diverging["epoch"], diverging["end_offset"]) + b"\x00"
         piece += b"\x00"  # topic tagged fields
     piece += b"\x00"  # response tagged fields
     parts.append(bytes(piece))

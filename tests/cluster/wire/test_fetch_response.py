@@ -40,3 +40,22 @@ def test_zero_uuid_when_missing() -> None:
     parts = fetch_response_parts(1, 13, [{"topic": "t", "topic_id": None, "partitions": []}])
     assert bytes(16) in b"".join(parts)
     assert uuid.UUID(int=0).bytes == bytes(16)
+
+
+@given(st.integers(12, 16), st.lists(st.tuples(st.integers(0, 2**31 - 1), st.integers(0, 2**40)),
+                                     min_size=1, max_size=3))
+@settings(max_examples=100, deadline=None)
+def test_diverging_epoch_matches_kio(version: int, epochs) -> None:
+    """A leader's DivergingEpoch to a follower (tagged field 0 of the partition)."""
+    partitions = [{"partition_index": i, "error_code": 0, "high_watermark": 5, "last_stable_offset": 5,
+                   "log_start_offset": 0, "aborted_transactions": None, "preferred_read_replica": -1,
+                   "records": b"", "diverging_epoch": {"epoch": e, "end_offset": end}}
+                  for i, (e, end) in enumerate(epochs)]
+    responses = [{"topic": "t", "topic_id": uuid.UUID(int=7), "partitions": partitions}]
+    ours = b"".join(fetch_response_parts(3, version, responses))
+    body = build(codec.response_schema(1, version), {
+        "throttle_time": 0, "error_code": 0, "session_id": 0, "responses": responses})
+    assert ours == codec.encode_response(3, body, framed=True)
+    decoded = codec.decode_response(ours[4:], codec.response_schema(1, version))[1]
+    got = [(p.diverging_epoch.epoch, p.diverging_epoch.end_offset) for p in decoded.responses[0].partitions]
+    assert got == list(epochs)
