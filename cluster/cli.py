@@ -113,6 +113,9 @@ def cluster_group() -> None:
               show_default=True, help="Connections one client address may hold; more are closed.")
 @click.option("--fetch-max-bytes", type=click.IntRange(1024), default=57_671_680, show_default=True,
               help="fetch.max.bytes: the most log bytes one Fetch response carries (KIP-74).")
+@click.option("--max-incremental-fetch-session-cache-slots", "fetch_session_slots", type=click.IntRange(0),
+              default=1000, show_default=True,
+              help="KIP-227 fetch sessions the broker keeps (0: none, every fetch is full).")
 @click.option("--max-partitions", type=click.IntRange(1), default=DEFAULT_MAX_PARTITIONS,
               show_default=True, help="Most partitions the cluster holds, all topics together.")
 @sasl_options
@@ -127,7 +130,7 @@ def start(
     node_id: int, fsync: str, fsync_interval_ms: int, default_partitions: int,
     no_auto_create: bool, retention_check_interval_ms: int, connections_max_idle_ms: int,
     request_read_timeout_ms: int, queued_max_request_bytes: int, max_connections: int,
-    max_connections_per_ip: int, fetch_max_bytes: int, max_partitions: int,
+    max_connections_per_ip: int, fetch_max_bytes: int, fetch_session_slots: int, max_partitions: int,
     max_batch_records: int, max_batch_inflate_bytes: int, super_users: str,
     group_consumer_session_timeout_ms: int, group_consumer_heartbeat_interval_ms: int, **sasl: Any,
 ) -> None:
@@ -151,6 +154,7 @@ def start(
             queued_max_request_bytes=queued_max_request_bytes,
             max_connections=max_connections, max_connections_per_ip=max_connections_per_ip,
             fetch_max_bytes=fetch_max_bytes,
+            max_incremental_fetch_session_cache_slots=fetch_session_slots,
             max_partitions=max_partitions,
             max_batch_records=max_batch_records, max_batch_inflate_bytes=max_batch_inflate_bytes,
             group_consumer_session_timeout_ms=group_consumer_session_timeout_ms,

@@ -79,6 +79,9 @@ class BrokerConfig:
     # A partition's log bytes shorter than this go by pread + writev even then: measured
     # cheaper below ~128 KiB on loopback (cluster/broker/sendfile.py has the numbers).
     fetch_sendfile_min_bytes: int = 128 * 1024
+    # KIP-227 fetch sessions the broker keeps (max.incremental.fetch.session.cache.slots);
+    # 0 turns sessions off (cluster/broker/fetch_session.py).
+    max_incremental_fetch_session_cache_slots: int = 1000
     retention_check_interval_ms: int = 30_000
     # Broker-wide ceiling on partitions (all topics together): CreateTopics/CreatePartitions
     # that would pass it are refused with POLICY_VIOLATION instead of exhausting the host.
@@ -122,6 +125,10 @@ class BrokerConfig:
         f = self.fetch_max_bytes
         if isinstance(f, bool) or not isinstance(f, int) or f < MIN_FETCH_MAX_BYTES:
             raise ValueError(f"fetch.max.bytes must be an integer of at least {MIN_FETCH_MAX_BYTES}, got {f!r}")
+        slots = self.max_incremental_fetch_session_cache_slots
+        if isinstance(slots, bool) or not isinstance(slots, int) or slots < 0:
+            raise ValueError(f"max.incremental.fetch.session.cache.slots must be an integer of at least 0, "
+                             f"got {slots!r}")
         self.super_users = tuple(self.super_users)
         for p in self.super_users:
             kind, sep, name = p.partition(":")

@@ -21,9 +21,13 @@ read with pread as before. A long poll closes the ranges of each attempt it disc
 
 A topic the principal may not Read is answered TOPIC_AUTHORIZATION_FAILED (KafkaApis).
 
-Fetch sessions (KIP-227): the broker always answers session_id 0, which tells clients
-that no session was created, so they keep sending full requests — Kafka's own fallback
-when its session cache is full, and correct for every client.
+Fetch sessions (KIP-227, v7+): the request's session metadata picks a context
+(cluster/broker/fetch_session.py): sessionless, full (a session is created at response
+time if the cache has a slot; a follower's is privileged) or incremental (the session's
+partitions are read, and only those with news are answered); a bad session id or epoch
+is a top-level error with no partitions, as Kafka answers.
+`max.incremental.fetch.session.cache.slots` 0 turns sessions off: every fetch is then
+full and answered with session_id 0.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ import uuid
 
 from kio.schema.errors import ErrorCode
 
-from cluster.broker import authz, replicas, session
+from cluster.broker import authz, fetch_session, replicas, session
 from cluster.broker.registry import PreEncoded, handler
 from cluster.wire.fetch_response import fetch_response_parts
 from cluster.log import OffsetOutOfRange
@@ -122,7 +126,7 @@ def close_ranges(responses: list[dict]) -> None:
                         piece.close()
 
 
-def _collect(broker, version: int, req) -> tuple[list[dict], int, bool]:
+def _collect(broker, version: int, req, topics) -> tuple[list[dict], int, bool]:
     budget = fetch_budget(broker, req)
     ranges = session.current().sendfile
     total = 0
@@ -130,7 +134,7 @@ def _collect(broker, version: int, req) -> tuple[list[dict], int, bool]:
     responses = []
     min_one = True  # Kafka's minOneMessage: until a partition has returned data
     replica_id, replica_epoch = replicas.replica_of(version, req)
-    for t in req.topics:
+    for t in topics:
         name, head = _resolve(broker, version, t)
         parts = []
         denied = name is not None and (replicas.cluster_action_denied(broker) if replica_id >= 0 else
@@ -174,9 +178,9 @@ def _collect(broker, version: int, req) -> tuple[list[dict], int, bool]:
     return responses, total, errors
 
 
-def _wanted_partitions(broker, version: int, req) -> list:
+def _wanted_partitions(broker, version: int, topics) -> list:
     out = []
-    for t in req.topics:
+    for t in topics:
         name, _ = _resolve(broker, version, t)
         for p in t.partitions:
             part = broker.partitions.get((name, p.partition)) if name is not None else None
@@ -188,17 +192,23 @@ def _wanted_partitions(broker, version: int, req) -> list:
 @handler(1, 4, 16)
 async def fetch(broker, hdr, req) -> PreEncoded:
     version = hdr.api_version
+    sessions = broker.fetch_sessions
+    ctx = fetch_session.new_context(sessions, version, req, replicas.now_ms(),
+                                    privileged=replicas.replica_of(version, req)[0] >= 0)
+    if ctx.error:
+        return PreEncoded(lambda cid: fetch_response_parts(cid, version, [], error_code=ctx.error))
+    topics = ctx.topics
     max_wait_s = req.max_wait.total_seconds()
     deadline = time.monotonic() + max_wait_s
     loop = asyncio.get_running_loop()
     while True:
-        responses, total, errors = _collect(broker, version, req)
+        responses, total, errors = _collect(broker, version, req, topics)
         remaining = deadline - time.monotonic()
-        if total >= min(req.min_bytes, fetch_budget(broker, req)) or errors or remaining <= 0 or not req.topics:
+        if total >= min(req.min_bytes, fetch_budget(broker, req)) or errors or remaining <= 0 or not topics:
             break
         close_ranges(responses)
         fut: asyncio.Future[None] = loop.create_future()
-        parts = _wanted_partitions(broker, version, req)
+        parts = _wanted_partitions(broker, version, topics)
         for part in parts:
             part.add_waiter(fut)
         try:
@@ -208,6 +218,10 @@ async def fetch(broker, hdr, req) -> PreEncoded:
         finally:
             for part in parts:
                 part.remove_waiter(fut)
+    code, session_id, answer = fetch_session.respond(sessions, ctx, responses, replicas.now_ms())
+    if code:
+        close_ranges(responses)
     # Every version is encoded by hand around the log's buffers: kio would copy each
     # partition's records into its own buffer, and the whole reply once more.
-    return PreEncoded(lambda cid: fetch_response_parts(cid, version, responses))
+    return PreEncoded(lambda cid: fetch_response_parts(cid, version, answer, error_code=code,
+                                                       session_id=session_id))

@@ -22,6 +22,7 @@ from kio.schema.errors import ErrorCode
 
 from cluster.auth.credentials import CredentialStore
 from cluster.auth.acl_store import AclStore
+from cluster.broker.fetch_session import FetchSessionCache
 from cluster.broker import session, topic_config
 from cluster.broker.batch_checks import BatchChecks
 from cluster.broker.config import BrokerConfig
@@ -63,6 +64,8 @@ class Broker:
         self.credentials: CredentialStore | None = None  # SCRAM users (meta/scram-credentials.json)
         self.acls: AclStore | None = None
         self.batch_checks = BatchChecks(config.batch_limits())
+        # KIP-227 incremental fetch sessions (cluster/broker/k01_fetch.py).
+        self.fetch_sessions = FetchSessionCache(config.max_incremental_fetch_session_cache_slots)
         self._servers: list[asyncio.base_events.Server] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.connections = ConnectionServer(self)
