@@ -147,6 +147,8 @@ async def produce_partition(broker, topic: str, index: int, records: bytes | Non
             lambda: [memoryview(recompress(b, forced)) for b in batches])
         if broker.partitions.get((topic, index)) is not part:
             return _error(index, ErrorCode.unknown_topic_or_partition)
+    if part.follower is not None:  # this broker follows it: the client must re-route
+        return _error(index, ErrorCode.not_leader_or_follower)
     if code := replicas.acks_all_precheck(part, acks):
         return _error(index, code)
     producer_state = getattr(broker, "producer_state", None)

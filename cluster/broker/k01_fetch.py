@@ -72,6 +72,8 @@ def _partition_result(broker, part, p, isolation: int, budget: int,
         "records": b"",
     }
     code = _leader_epoch_error(part, getattr(p, "current_leader_epoch", -1))
+    if part.follower is not None:  # consumers read from the leader only
+        code = ErrorCode.not_leader_or_follower
     if code:
         entry["error_code"] = code
         return entry, 0

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from cluster.log import LogConfig, PartitionLog
 from cluster.log.files import parse_segment_name
+from cluster.replication.follower import FollowerPartition
 from cluster.replication.leader import LeaderPartition, ReplicationConfig
 from cluster.replication.state import PartitionAssignment
 
@@ -42,6 +43,8 @@ class Partition:
     # Leader state when this broker leads a partition with followers (cluster/replication);
     # None for a single replica, whose high watermark is its log end.
     replica: LeaderPartition | None = None
+    # Follower state when this broker follows the partition (cluster/broker/replica_fetcher.py).
+    follower: FollowerPartition | None = None
 
     @property
     def directory(self) -> Path:
@@ -91,9 +94,11 @@ class Partition:
 
     @property
     def high_watermark(self) -> int:
-        if self.replica is None:  # single replica: everything appended is committed
-            return self.log.log_end_offset
-        return self.replica.high_watermark
+        if self.replica is not None:
+            return self.replica.high_watermark
+        if self.follower is not None:  # what the leader told it, capped by its own end
+            return self.follower.high_watermark
+        return self.log.log_end_offset  # single replica: everything appended is committed
 
     def lead(self, broker_id: int, assignment: PartitionAssignment, config: ReplicationConfig,
              *, high_watermark: int, now_ms: int) -> LeaderPartition:
@@ -103,6 +108,7 @@ class Partition:
         log = self.log
         log.begin_leader_epoch(assignment.leader_epoch)
         self.leader_epoch = assignment.leader_epoch
+        self.follower = None
         self.replica = LeaderPartition.become_leader(
             self.topic, self.index, broker_id, assignment, config,
             log_end_offset=log.log_end_offset, high_watermark=high_watermark, now_ms=now_ms)
