@@ -23,7 +23,7 @@ from .errors import KafkaConnectionError, KafkaProtocolError, check
 
 log = logging.getLogger(__name__)
 
-PRODUCE, FETCH, LIST_OFFSETS, OFFSET_FOR_LEADER_EPOCH = 0, 1, 2, 23
+PRODUCE, FETCH, LIST_OFFSETS, OFFSET_FOR_LEADER_EPOCH, INIT_PRODUCER_ID = 0, 1, 2, 23, 22
 EARLIEST, LATEST, MAX_TIMESTAMP = -2, -1, -3
 MiB = 1024 * 1024
 _BATCH_PREFIX = struct.Struct(">qi")  # base_offset, batch_length
@@ -141,6 +141,26 @@ class DataMixin(ClientCore):
                 return ProduceResult(int(p.base_offset), _ms(getattr(p, "log_append_time", None)),
                                      int(getattr(p, "log_start_offset", -1)))
         raise KafkaProtocolError(ErrorCode.unknown_server_error, "no result for the partition", context="Produce")
+
+    async def init_producer_id(self, *, producer_id: int = -1, producer_epoch: int = -1) -> tuple[int, int]:
+        """(producer id, epoch) of a new idempotent producer (no transactional id), so the
+        brokers drop a re-sent batch instead of appending it twice; with the current id and
+        epoch (InitProducerId v3+, KIP-360) the same id comes back at the next epoch.
+
+        Any broker answers. Retried while the broker says retriable errors (Apache Kafka
+        answers COORDINATOR_LOAD_IN_PROGRESS until its producer-id block has arrived)."""
+
+        async def once() -> tuple[int, int]:
+            conn = await self.any_connection()
+            version = conn.version_for(INIT_PRODUCER_ID)
+            fields: dict = {"transactional_id": None, "transaction_timeout": 60000}
+            if version >= 3:
+                fields.update(producer_id=producer_id, producer_epoch=producer_epoch)
+            resp = await conn.send(conn.build(INIT_PRODUCER_ID, fields, version))
+            check(resp.error_code, context="InitProducerId")
+            return int(resp.producer_id), int(resp.producer_epoch)
+
+        return await self.retrying(once, "InitProducerId")
 
     # -- fetch -----------------------------------------------------------------------------
 

@@ -30,6 +30,8 @@ class PartitionProgress:
     oldest_unmirrored_ts: int = -1  # timestamp of the first batch not yet mirrored, -1 if caught up
     state: str = "starting"  # starting | running | retrying | conflict | error
     error: str = ""  # why, for retrying, conflict and error
+    #: translation: target records the mirror could not rule out as duplicates it wrote
+    possible_duplicates: int = 0
 
     @property
     def lag(self) -> int:
