@@ -245,21 +245,25 @@ class AdminMixin(ClientCore):
         the high watermark. Returns {(topic, partition): new low watermark}."""
 
         async def per_broker(conn: BrokerConnection, tps: list[TP]) -> dict[TP, int]:
-            by_topic: dict[str, list[dict]] = {}
-            for t, p in tps:
-                by_topic.setdefault(t, []).append({"partition_index": p, "offset": before[(t, p)]})
-            body = conn.build(
-                DELETE_RECORDS,
-                {"topics": [{"name": t, "partitions": ps} for t, ps in by_topic.items()],
-                 "timeout": self._admin_timeout_ms},
-            )
-            resp = await conn.send(body)
-            out = {}
-            for t in resp.topics:
-                for p in t.partitions:
-                    self.check_partition(p.error_code, context=f"DeleteRecords {t.name}-{p.partition_index}")
-                    out[(t.name, int(p.partition_index))] = int(p.low_watermark)
-            return out
+            body = conn.build(DELETE_RECORDS, cut_request(before, tps, self._admin_timeout_ms))
+            return low_watermarks(self, await conn.send(body), "DeleteRecords")
 
         return await self.retrying(lambda: self.by_leader(list(before), per_broker), "DeleteRecords")
 
+
+def low_watermarks(client: ClientCore, resp, what: str) -> dict[TP, int]:
+    """{tp: new log start} from a DeleteRecords-shaped reply, raising for a failed partition."""
+    out = {}
+    for t in resp.topics:
+        for p in t.partitions:
+            client.check_partition(p.error_code, context=f"{what} {t.name}-{p.partition_index}")
+            out[(t.name, int(p.partition_index))] = int(p.low_watermark)
+    return out
+
+
+def cut_request(offsets: dict[TP, int], tps: list[TP], timeout_ms: int) -> dict:
+    """The body of a DeleteRecords-shaped request cutting ``tps`` at ``offsets``."""
+    by_topic: dict[str, list[dict]] = {}
+    for t, p in tps:
+        by_topic.setdefault(t, []).append({"partition_index": p, "offset": offsets[(t, p)]})
+    return {"topics": [{"name": t, "partitions": ps} for t, ps in by_topic.items()], "timeout": timeout_ms}

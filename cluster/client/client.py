@@ -1,19 +1,20 @@
 """`KafkaClient`: the one object the mirror, tools and tests use to talk to a cluster.
 
 It is the union of the pieces, each in its own module: connections, metadata and routing
-(core), raw-batch produce/fetch and offsets (data), administration (admin) and group
-offsets (groups). It talks to our broker, Apache Kafka and Tansu alike, negotiating API
-versions per broker.
+(core), raw-batch produce/fetch and offsets (data), administration (admin), group
+offsets (groups) and dcmirror's private append/truncate (dcmirror). It talks to our
+broker, Apache Kafka and Tansu alike, negotiating API versions per broker.
 """
 
 from __future__ import annotations
 
 from .admin import AdminMixin
 from .data import DataMixin
+from .dcmirror import DcMirrorMixin
 from .groups import GroupsMixin
 
 
-class KafkaClient(DataMixin, AdminMixin, GroupsMixin):
+class KafkaClient(DataMixin, AdminMixin, GroupsMixin, DcMirrorMixin):
     """asyncio client for any Kafka-protocol cluster.
 
         async with KafkaClient("127.0.0.1:9092") as client:
@@ -22,11 +23,13 @@ class KafkaClient(DataMixin, AdminMixin, GroupsMixin):
 
     core:   start, close, metadata, cached_metadata, leader, connection, any_connection,
             controller, invalidate, retrying, by_leader
-    data:   produce, fetch, list_offsets, offset_for_leader_epoch
+    data:   produce, fetch, list_offsets, offsets_at, end_offsets, start_offsets, offset_ranges,
+            offset_for_leader_epoch
     admin:  list_topics, describe_cluster, create_topics, delete_topics, create_partitions,
             describe_configs, incremental_alter_configs, alter_configs, delete_records
     groups: find_coordinator, offset_fetch, offset_commit, list_groups, describe_groups,
             delete_groups
+    dcmirror: is_dcmirror, append_batches, append_request, truncate (dcmirror clusters only)
     """
 
     async def __aenter__(self) -> "KafkaClient":

@@ -13,6 +13,7 @@ import logging
 import struct
 import uuid
 from dataclasses import dataclass
+from typing import Iterable
 
 from kio.schema.errors import ErrorCode
 from tenacity import AsyncRetrying, RetryError, retry_if_exception_type, stop_after_delay
@@ -302,37 +303,64 @@ class DataMixin(ClientCore):
         """{partition: (offset, timestamp)} for EARLIEST (-2), LATEST (-1), MAX_TIMESTAMP (-3)
         or the first offset at/after a timestamp in ms (offset -1 when there is none).
         `partitions=None` means all partitions of the topic."""
-        level = 1 if isolation == "read_committed" else 0
         if partitions is None:
             meta = await self.metadata([topic])
             if topic not in meta.topics:
                 check(meta.topic_errors.get(topic, ErrorCode.unknown_topic_or_partition), context=topic)
             partitions = sorted(meta.topics[topic].partitions)
+        found = await self.offsets_at([(topic, p) for p in partitions], timestamp, isolation=isolation)
+        return {p: found[(t, p)] for t, p in found}
 
-        async def per_broker(conn: BrokerConnection, tps: list[TP]) -> dict[int, tuple[int, int]]:
+    async def offsets_at(
+        self, tps: Iterable[TP], timestamp: int, *, isolation: str = "read_uncommitted"
+    ) -> dict[TP, tuple[int, int]]:
+        """{(topic, partition): (offset, timestamp)} like `list_offsets`, for partitions of
+        any number of topics in one ListOffsets per leader (failover and status read
+        thousands at once; a request per topic would be thousands of round trips)."""
+        wanted = sorted(set(tps))
+        if not wanted:
+            return {}
+        level = 1 if isolation == "read_committed" else 0
+
+        async def per_broker(conn: BrokerConnection, parts: list[TP]) -> dict[TP, tuple[int, int]]:
+            by_topic: dict[str, list[int]] = {}
+            for t, p in parts:
+                by_topic.setdefault(t, []).append(p)
             body = conn.build(
                 LIST_OFFSETS,
                 {
                     "replica_id": -1,
                     "isolation_level": level,
                     "timeout": int(self.request_timeout_s * 1000),
-                    "topics": [{"name": topic, "partitions": [
+                    "topics": [{"name": t, "partitions": [
                         {"partition_index": p, "current_leader_epoch": -1, "timestamp": timestamp}
-                        for _, p in tps
-                    ]}],
+                        for p in ps]} for t, ps in by_topic.items()],
                 },
             )
             resp = await conn.send(body)
             out = {}
             for t in resp.topics:
                 for p in t.partitions:
-                    self.check_partition(p.error_code, context=f"ListOffsets {topic}-{p.partition_index}")
-                    out[int(p.partition_index)] = (int(p.offset), int(p.timestamp))
+                    self.check_partition(p.error_code, context=f"ListOffsets {t.name}-{p.partition_index}")
+                    out[(t.name, int(p.partition_index))] = (int(p.offset), int(p.timestamp))
             return out
 
-        return await self.retrying(
-            lambda: self.by_leader([(topic, p) for p in partitions], per_broker), "ListOffsets"
-        )
+        return await self.retrying(lambda: self.by_leader(wanted, per_broker), "ListOffsets")
+
+    async def end_offsets(self, tps: Iterable[TP]) -> dict[TP, int]:
+        """Log end offset (high watermark) of each partition, any topics, one request per leader."""
+        return {tp: off for tp, (off, _) in (await self.offsets_at(tps, LATEST)).items()}
+
+    async def start_offsets(self, tps: Iterable[TP]) -> dict[TP, int]:
+        """Log start offset of each partition, any topics, one request per leader."""
+        return {tp: off for tp, (off, _) in (await self.offsets_at(tps, EARLIEST)).items()}
+
+    async def offset_ranges(self, tps: Iterable[TP]) -> dict[TP, tuple[int, int]]:
+        """(log start, log end) of each partition: what a partition holds, in two
+        ListOffsets per leader sent together."""
+        wanted = sorted(set(tps))
+        starts, ends = await asyncio.gather(self.start_offsets(wanted), self.end_offsets(wanted))
+        return {tp: (starts[tp], ends[tp]) for tp in wanted}
 
     async def offset_for_leader_epoch(
         self, topic: str, epochs: dict[int, int], *, current_leader_epoch: int = -1

@@ -74,9 +74,7 @@ def _names(cfg: MirrorConfig, link: LinkConfig, topic: str) -> tuple[str, str]:
 
 
 async def _offsets(client: KafkaClient, topic: str, parts: list[int]) -> dict[int, tuple[int, int]]:
-    starts = await client.list_offsets(topic, parts, -2)
-    ends = await client.list_offsets(topic, parts, -1)
-    return {p: (starts[p][0], ends[p][0]) for p in parts}
+    return {p: se for (_, p), se in (await client.offset_ranges([(topic, p) for p in parts])).items()}
 
 
 async def _keep_by_produce(client: KafkaClient, topic: str, ranges: dict[int, tuple[int, int]], kept: str,
@@ -110,6 +108,7 @@ async def _empty(target: KafkaClient, topic: str, parts: list[int], preserve: bo
 
 
 async def run_adopt(cfg: MirrorConfig, link: LinkConfig, topic: str, *, truncate: bool) -> AdoptReport:
+    """Adopt ``topic`` (named on either side) into ``link``: see the module docstring."""
     source_topic, target_topic = _names(cfg, link, topic)
     report = AdoptReport(link.name, target_topic, source_topic)
     target = ops.client_for(cfg, link.target)
@@ -119,7 +118,6 @@ async def run_adopt(cfg: MirrorConfig, link: LinkConfig, topic: str, *, truncate
         except (KafkaError, OSError) as exc:
             raise FailoverError(f"cannot reach {link.target!r}: {exc}") from None
         mapping = await resolve_mode(link, target)
-        preserve = mapping.preserves
         report.mode = mapping.mode
         topics = await target.list_topics()
         if target_topic not in topics:
@@ -128,45 +126,64 @@ async def run_adopt(cfg: MirrorConfig, link: LinkConfig, topic: str, *, truncate
         parts = sorted(topics[target_topic].partitions)
         report.partitions = len(parts)
         sink = sink_for(mapping, target, cfg.policy(link).target_topic, link.name)
-        if preserve:
-            marker = (await ops.topic_overrides(target, [target_topic])).get(target_topic, {}).get(
-                existing.MIRROR_SOURCE)
-            owned = marker == link.source
-        else:
-            marker = None
-            owned = source_topic in {s.topic for s in await sink.read_syncs()}  # type: ignore[union-attr]
+        marker, owned = await _ownership(target, link, mapping.preserves, sink, source_topic, target_topic)
         if owned:
             report.already = True
             report.notes.append(f"{target_topic} is already mirrored by link {link.name}")
             return report
         found = await existing.inspect(target, target_topic, parts,
                                        None if marker == existing.ADOPTING else marker, link.source,
-                                       at_zero=preserve)
+                                       at_zero=mapping.preserves)
         report.groups = list(found.groups) or list(await existing.groups_on(target, target_topic))
-        if found.marked_by is not None:
-            raise FailoverError(f"{target_topic} is a mirror of {found.marked_by!r} (another link); "
-                                "not taking it")
-        if not found.adoptable and not truncate:
-            raise FailoverError(existing.conflict_reason(found, link.name, str(cfg.path)).replace(
-                "not mirroring into it", "pass --truncate to keep its records aside and adopt it"))
-        late = [p for p, (s, _) in found.offsets.items() if s > 0]
-        if preserve and late:
-            raise FailoverError(f"{target_topic} partition(s) {', '.join(map(str, late))} start past offset 0 "
-                                "(records were deleted), so offsets cannot match the source; delete the "
-                                "topic instead (the link recreates it)")
-        if preserve:
-            await ops.set_configs(target, {target_topic: {existing.MIRROR_SOURCE: existing.ADOPTING}})
-        kept = kept_topic_name(target_topic, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
-        await _empty(target, target_topic, parts, preserve, kept, report)
-        if preserve:
-            await ops.set_configs(target, {target_topic: {existing.MIRROR_SOURCE: link.source}})
-        else:
-            await sink.claim([source_topic])  # type: ignore[union-attr]
-        if report.groups:
-            report.notes.append(f"group(s) {', '.join(report.groups)} had offsets on {target_topic}; the "
-                                "link's checkpoints move mirrored groups while they have no members")
-        log.info("link %s: adopted %s (%d record(s) kept in %s)", link.name, target_topic,
-                 report.kept_records, report.kept_topic or "-")
+        _refuse_unless_takeable(cfg, link, found, mapping.preserves, truncate)
+        await _take(target, link, sink, mapping.preserves, parts, report)
         return report
     finally:
         await target.close()
+
+
+async def _ownership(target: KafkaClient, link: LinkConfig, preserve: bool, sink, source_topic: str,
+                     target_topic: str) -> tuple[str | None, bool]:
+    """(the topic's mirror marker, whether the link already owns it): by the marker on
+    offset-preserving targets, by the link's offset-sync claims in translation mode."""
+    if preserve:
+        marker = (await ops.topic_overrides(target, [target_topic])).get(target_topic, {}).get(
+            existing.MIRROR_SOURCE)
+        return marker, marker == link.source
+    return None, source_topic in {s.topic for s in await sink.read_syncs()}
+
+
+def _refuse_unless_takeable(cfg: MirrorConfig, link: LinkConfig, found: existing.Existing, preserve: bool,
+                            truncate: bool) -> None:
+    """Raise FailoverError, saying why, when the topic is another link's, holds what only
+    --truncate may move aside, or (offset-preserving) no longer starts at offset 0."""
+    if found.marked_by is not None:
+        raise FailoverError(f"{found.topic} is a mirror of {found.marked_by!r} (another link); "
+                            "not taking it")
+    if not found.adoptable and not truncate:
+        raise FailoverError(existing.conflict_reason(found, link.name, str(cfg.path)).replace(
+            "not mirroring into it", "pass --truncate to keep its records aside and adopt it"))
+    late = [p for p, (s, _) in found.offsets.items() if s > 0]
+    if preserve and late:
+        raise FailoverError(f"{found.topic} partition(s) {', '.join(map(str, late))} start past offset 0 "
+                            "(records were deleted), so offsets cannot match the source; delete the "
+                            "topic instead (the link recreates it)")
+
+
+async def _take(target: KafkaClient, link: LinkConfig, sink, preserve: bool, parts: list[int],
+                report: AdoptReport) -> None:
+    """Fence, keep, empty and own the topic (steps 1-4 of the module docstring)."""
+    target_topic = report.topic
+    if preserve:
+        await ops.set_configs(target, {target_topic: {existing.MIRROR_SOURCE: existing.ADOPTING}})
+    kept = kept_topic_name(target_topic, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
+    await _empty(target, target_topic, parts, preserve, kept, report)
+    if preserve:
+        await ops.set_configs(target, {target_topic: {existing.MIRROR_SOURCE: link.source}})
+    else:
+        await sink.claim([report.source_topic])
+    if report.groups:
+        report.notes.append(f"group(s) {', '.join(report.groups)} had offsets on {target_topic}; the "
+                            "link's checkpoints move mirrored groups while they have no members")
+    log.info("link %s: adopted %s (%d record(s) kept in %s)", link.name, target_topic,
+             report.kept_records, report.kept_topic or "-")

@@ -16,20 +16,16 @@ from kio.schema.errors import ErrorCode
 
 from cluster.client.admin import NewTopic
 from cluster.client.client import KafkaClient
-from cluster.client.data import FetchPosition
-from cluster.client.errors import REROUTE_CODES, KafkaError, KafkaProtocolError, check
-from cluster.wire import codec
+from cluster.client.data import LATEST, FetchPosition
+from cluster.client.errors import KafkaError, KafkaProtocolError
 from cluster.wire import record_batch as rb
-from cluster.wire.build import build
-from mirror.replication.sinks import is_dcmirror  # noqa: F401  (failover/failback call ops.is_dcmirror)
-from cluster.wire.dcmirror_api import DCMIRROR_APPEND, DCMIRROR_TRUNCATE, FENCED, MIRROR_SOURCE  # noqa: F401  (ops.FENCED)
+from cluster.wire.dcmirror_api import FENCED, MIRROR_SOURCE  # noqa: F401  (ops.FENCED)
 from mirror.config.clients import client_for_cluster
 from mirror.config.model import MirrorConfig
 
 log = logging.getLogger(__name__)
 
 TP = tuple[str, int]
-LIST_OFFSETS = 2
 
 
 def client_for(cfg: MirrorConfig, alias: str, *, timeout_s: float | None = None) -> KafkaClient:
@@ -66,6 +62,11 @@ async def reachable(cfg: MirrorConfig, alias: str, timeout_s: float = 3.0) -> bo
         await probe.close()
 
 
+async def is_dcmirror(client: KafkaClient) -> bool:
+    """Does ``client``'s cluster offer offset-preserving append (a dcmirror cluster)?"""
+    return await client.is_dcmirror()
+
+
 async def topic_overrides(client: KafkaClient, topics: list[str]) -> dict[str, dict[str, str]]:
     if not topics:
         return {}
@@ -80,56 +81,15 @@ async def set_configs(client: KafkaClient, changes: dict[str, dict[str, str | No
         await client.incremental_alter_configs(changes)
 
 
-async def end_offsets(client: KafkaClient, tps: Iterable[TP], which: int = -1) -> dict[TP, int]:
+async def end_offsets(client: KafkaClient, tps: Iterable[TP], which: int = LATEST) -> dict[TP, int]:
     """Log end (-1) or start (-2) offsets of many partitions: one ListOffsets per leader,
     whatever the number of topics (failover at scale reads thousands at once)."""
-    wanted = sorted(set(tps))
-    if not wanted:
-        return {}
-
-    async def per_broker(conn, parts: list[TP]) -> dict[TP, int]:
-        by_topic: dict[str, list[int]] = {}
-        for t, p in parts:
-            by_topic.setdefault(t, []).append(p)
-        body = conn.build(LIST_OFFSETS, {
-            "replica_id": -1, "isolation_level": 0, "timeout": 30000,
-            "topics": [{"name": t, "partitions": [
-                {"partition_index": p, "current_leader_epoch": -1, "timestamp": which}
-                for p in ps]} for t, ps in by_topic.items()]})
-        resp = await conn.send(body)
-        out = {}
-        for t in resp.topics:
-            for p in t.partitions:
-                if int(p.error_code) in REROUTE_CODES:
-                    client.invalidate()
-                check(p.error_code, context=f"ListOffsets {t.name}-{p.partition_index}")
-                out[(t.name, int(p.partition_index))] = int(p.offset)
-        return out
-
-    return await client.retrying(lambda: client.by_leader(wanted, per_broker), "ListOffsets")
+    return {tp: off for tp, (off, _) in (await client.offsets_at(tps, which)).items()}
 
 
 async def truncate(client: KafkaClient, offsets: dict[TP, int]) -> dict[TP, int]:
     """DcMirrorTruncate: cut mirror partitions back to ``offsets``; returns new log ends."""
-    if not offsets:
-        return {}
-
-    async def per_broker(conn, tps: list[TP]) -> dict[TP, int]:
-        by_topic: dict[str, list[dict]] = {}
-        for t, p in tps:
-            by_topic.setdefault(t, []).append({"partition_index": p, "offset": offsets[(t, p)]})
-        body = build(codec.request_schema(DCMIRROR_TRUNCATE, 0),
-                     {"topics": [{"name": t, "partitions": ps} for t, ps in by_topic.items()],
-                      "timeout": 30000})
-        resp = await conn.send(body, api_key=DCMIRROR_TRUNCATE, api_version=0)
-        out = {}
-        for t in resp.topics:
-            for p in t.partitions:
-                check(p.error_code, context=f"DcMirrorTruncate {t.name}-{p.partition_index}")
-                out[(t.name, int(p.partition_index))] = int(p.low_watermark)
-        return out
-
-    return await client.retrying(lambda: client.by_leader(list(offsets), per_broker), "DcMirrorTruncate")
+    return await client.truncate(offsets)
 
 
 async def fetch_batches(client: KafkaClient, topic: str, p: int, start: int, end: int,
@@ -157,22 +117,6 @@ async def fetch_batches(client: KafkaClient, topic: str, p: int, start: int, end
     return out
 
 
-async def append_preserving(client: KafkaClient, topic: str, p: int, batches: bytes) -> None:
-    """DcMirrorAppend of whole batches at their own offsets (already-held ones are skipped)."""
-
-    async def once() -> None:
-        conn = await client.connection(await client.leader(topic, p))
-        body = build(codec.request_schema(DCMIRROR_APPEND, 0), {
-            "transactional_id": None, "acks": -1, "timeout": 30000,
-            "topic_data": [{"name": topic, "partition_data": [{"index": p, "records": batches}]}]})
-        resp = await conn.send(body, api_key=DCMIRROR_APPEND, api_version=0)
-        for t in resp.responses:
-            for pr in t.partition_responses:
-                check(pr.error_code, getattr(pr, "error_message", None), context=f"DcMirrorAppend {topic}-{p}")
-
-    await client.retrying(once, "DcMirrorAppend")
-
-
 async def copy_preserving(src: KafkaClient, src_topic: str, dst: KafkaClient, dst_topic: str, p: int,
                           start: int, end: int) -> int:
     """Copy batches [start, end) keeping their offsets (DcMirrorAppend); returns the
@@ -183,7 +127,7 @@ async def copy_preserving(src: KafkaClient, src_topic: str, dst: KafkaClient, ds
         batches = await fetch_batches(src, src_topic, p, pos, end, max_bytes=4 << 20)
         if not batches:
             break
-        await append_preserving(dst, dst_topic, p, b"".join(batches))
+        await dst.append_batches(dst_topic, p, b"".join(batches))
         pos = rb.read_header(batches[-1]).next_offset
         new_end = pos
     return new_end

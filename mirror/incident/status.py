@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from cluster.client.client import KafkaClient
@@ -78,7 +79,20 @@ async def _reach(client: KafkaClient) -> str | None:
         return f"{type(exc).__name__}: {exc}"
 
 
+@dataclass
+class _TargetView:
+    """What the target says about the link: how it maps offsets, its topics, and which of
+    them are stopped (conflicts found here, errors as the running mirror processes report)."""
+
+    mapping: Any = None
+    topics: dict = field(default_factory=dict)
+    conflicts: dict[str, str] = field(default_factory=dict)
+    errors: dict[tuple[str, int], str] = field(default_factory=dict)
+
+
 async def link_status(cfg: MirrorConfig, link: LinkConfig) -> dict[str, Any]:
+    """One link's entry of the report: both ends' reachability, its link state and mode,
+    a row per partition and per checkpointed group, and the summary `exit_code` reads."""
     policy = cfg.policy(link)
     entry: dict[str, Any] = {"name": link.name, "source": link.source, "target": link.target,
                              "mode": None, "link_state": None, "partitions": [], "groups": [],
@@ -90,37 +104,13 @@ async def link_status(cfg: MirrorConfig, link: LinkConfig) -> dict[str, Any]:
         entry["clusters"] = {
             "source": {"cluster": link.source, "reachable": src_err is None, "error": src_err},
             "target": {"cluster": link.target, "reachable": tgt_err is None, "error": tgt_err}}
-        from mirror.records.link_state import read_state, read_stopped
-
-        runs = None  # what the daemon does for the link, once its state is known
-        mapping = None
-        synced_list: list = []
-        target_topics: dict = {}
-        conflicts: dict[str, str] = {}
-        errors: dict[tuple[str, int], str] = {}
+        view = _TargetView()
         if tgt_err is None:
-            try:
-                st = (await read_state(target, link.name)).state
-                entry["link_state"] = str(st.state)
-                entry["link_state_since_ms"] = st.since_ms
-                runs = st.runs
-            except (KafkaError, OSError):
-                entry["link_state"] = "unknown"
-            mapping = await resolve_mode(link, target)
-            entry["mode"] = mapping.mode
-            synced_list = await mapping.load(TranslatingSink(target, policy.target_topic, link.name))
-            target_topics = await target.list_topics()
-            if runs is not None and runs.shapes_topics:  # else the target topics are not the link's to shape
-                if src_err is None:
-                    conflicts = await _conflicts(cfg, link, source, target, target_topics,
-                                                 None if mapping.preserves else {s.topic for s in synced_list})
-                errors = {(x.topic, x.partition): x.reason for x in await read_stopped(target, link.name)
-                          if x.state == "error"}  # as the running mirror processes report them
+            view = await _target_view(entry, cfg, link, source if src_err is None else None, target)
         if src_err is None:
-            await _partition_rows(entry, policy, source, target if tgt_err is None else None, target_topics,
-                                  mapping, conflicts, errors, now)
+            await _partition_rows(entry, policy, source, target if tgt_err is None else None, view, now)
         else:
-            await _target_only_rows(entry, policy, target, target_topics)
+            await _target_only_rows(entry, policy, target if tgt_err is None else None, view.topics)
         if tgt_err is None:
             entry["groups"] = await _group_rows(source if src_err is None else None, policy,
                                                 await _last_checkpoints(target, link.name), now)
@@ -132,83 +122,117 @@ async def link_status(cfg: MirrorConfig, link: LinkConfig) -> dict[str, Any]:
         await source.close()
         await target.close()
     entry["partitions"].sort(key=lambda x: (-(x["lag"] or 0), -x["lag_seconds"], x["topic"], x["partition"]))
-    total = sum(x["lag"] or 0 for x in entry["partitions"])
-    entry["summary"] = {
-        "partitions": len(entry["partitions"]),
-        "lagging": sum(1 for x in entry["partitions"] if (x["lag"] or 0) > 0),
-        "total_lag": total,
-        "max_lag_seconds": max((x["lag_seconds"] for x in entry["partitions"]), default=0.0),
-        "stopped": sum(1 for x in entry["partitions"] if x["state"] in STOPPED_STATES),
-        "unreachable": [c["cluster"] for c in entry.get("clusters", {}).values() if not c["reachable"]],
-    }
+    entry["summary"] = _summary(entry)
     return entry
 
 
+async def _target_view(entry: dict, cfg: MirrorConfig, link: LinkConfig, source: KafkaClient | None,
+                       target: KafkaClient) -> _TargetView:
+    """Read the link's state and mode from the target (into ``entry``) and what it holds.
+    Conflicts and errors are looked for only where the link state lets the link shape its
+    target topics; conflicts need the source (``source`` None: unreachable)."""
+    from mirror.records.link_state import read_state, read_stopped
+
+    runs = None  # what the daemon does for the link, once its state is known
+    try:
+        st = (await read_state(target, link.name)).state
+        entry["link_state"] = str(st.state)
+        entry["link_state_since_ms"] = st.since_ms
+        runs = st.runs
+    except (KafkaError, OSError):
+        entry["link_state"] = "unknown"
+    policy = cfg.policy(link)
+    view = _TargetView(await resolve_mode(link, target))
+    entry["mode"] = view.mapping.mode
+    synced_list = await view.mapping.load(TranslatingSink(target, policy.target_topic, link.name))
+    view.topics = await target.list_topics()
+    if runs is not None and runs.shapes_topics:  # else the target topics are not the link's to shape
+        if source is not None:
+            view.conflicts = await _conflicts(cfg, link, source, target, view.topics,
+                                              None if view.mapping.preserves else {s.topic for s in synced_list})
+        view.errors = {(x.topic, x.partition): x.reason for x in await read_stopped(target, link.name)
+                       if x.state == "error"}
+    return view
+
+
+def _summary(entry: dict) -> dict[str, Any]:
+    """Totals over the link's partition rows, and which ends could not be reached."""
+    rows = entry["partitions"]
+    return {
+        "partitions": len(rows),
+        "lagging": sum(1 for x in rows if (x["lag"] or 0) > 0),
+        "total_lag": sum(x["lag"] or 0 for x in rows),
+        "max_lag_seconds": max((x["lag_seconds"] for x in rows), default=0.0),
+        "stopped": sum(1 for x in rows if x["state"] in STOPPED_STATES),
+        "unreachable": [c["cluster"] for c in entry.get("clusters", {}).values() if not c["reachable"]],
+    }
+
+
+def _mirrored_partitions(policy, topics: dict) -> list[tuple[str, str, int]]:
+    """(source topic, target topic, partition) for each partition of ``topics`` the link mirrors."""
+    return [(name, policy.target_topic(name), p) for name, meta in topics.items()
+            if not is_internal_topic(name) and policy.should_mirror_topic(name)
+            for p in sorted(meta.partitions)]
+
+
 async def _partition_rows(entry: dict, policy, source: KafkaClient, target: KafkaClient | None,
-                          target_topics: dict, mapping, conflicts: dict, errors: dict, now: int) -> None:
-    """One row per mirrored source partition; without the target its ends are unknown."""
-    for name, meta in (await source.list_topics()).items():
-        if is_internal_topic(name) or not policy.should_mirror_topic(name):
-            continue
-        tname = policy.target_topic(name)
-        parts = sorted(meta.partitions)
-        ends = await source.list_offsets(name, parts, -1)
-        starts = await source.list_offsets(name, parts, -2)
-        tends = {}
-        if target is not None and tname in target_topics:
-            have = [p for p in parts if p in target_topics[tname].partitions]
-            tends = await target.list_offsets(tname, have, -1) if have else {}
-        for p in parts:
-            src_end = ends[p][0]
-            tgt_end = tends[p][0] if p in tends else None
-            lag: int | None
-            if target is None or mapping is None:
-                entry["partitions"].append({
-                    "topic": name, "partition": p, "target_topic": tname, "source_start": starts[p][0],
-                    "source_end": src_end, "target_end": None, "mirrored": None, "lag": None,
-                    "lag_seconds": 0.0, "state": "target-unreachable", "reason": None})
-                continue
-            if tgt_end is None:
-                mirrored, state = starts[p][0], "missing"
-            else:
-                held = mapping.mirrored(name, p, tgt_end)
-                mirrored = starts[p][0] if held is None else held
-                state = "in-sync"
-            lag = max(0, src_end - max(mirrored, starts[p][0]))
-            lag_s = 0.0
-            reason = conflicts.get(tname)
-            if reason is not None:
-                state, mirrored = "conflict", starts[p][0]
-                lag = max(0, src_end - mirrored)
-            elif (name, p) in errors:
-                state, reason = "error", errors[(name, p)]
-            if lag > 0:
-                state = "lagging" if state == "in-sync" else state
-                ts = await _oldest_unmirrored_ts(source, name, p, max(mirrored, starts[p][0]))
-                lag_s = max(0.0, (now - ts) / 1000) if ts > 0 else 0.0
-            entry["partitions"].append({
-                "topic": name, "partition": p, "target_topic": tname,
-                "source_start": starts[p][0], "source_end": src_end,
-                "target_end": tgt_end, "mirrored": mirrored, "lag": lag,
-                "lag_seconds": round(lag_s, 3), "state": state, "reason": reason,
-            })
+                          view: _TargetView, now: int) -> None:
+    """One row per mirrored source partition; without the target its ends are unknown.
+    Offsets are read for all partitions at once (one ListOffsets per leader and kind)."""
+    parts = _mirrored_partitions(policy, await source.list_topics())
+    ranges = await source.offset_ranges([(name, p) for name, _, p in parts])
+    tends: dict[tuple[str, int], int] = {}
+    if target is not None:
+        held = [(tname, p) for _, tname, p in parts
+                if tname in view.topics and p in view.topics[tname].partitions]
+        tends = await target.end_offsets(held)
+    for name, tname, p in parts:
+        start, src_end = ranges[(name, p)]
+        row = {"topic": name, "partition": p, "target_topic": tname, "source_start": start,
+               "source_end": src_end, "target_end": tends.get((tname, p)), "mirrored": None, "lag": None,
+               "lag_seconds": 0.0, "state": "target-unreachable", "reason": None}
+        if target is not None and view.mapping is not None:
+            await _judge_row(row, source, view, now)
+        entry["partitions"].append(row)
+
+
+async def _judge_row(row: dict, source: KafkaClient, view: _TargetView, now: int) -> None:
+    """Fill a reachable partition's row: how far it is mirrored, its lag in records and
+    seconds, and its state (missing, in-sync, lagging, conflict or error) with the reason."""
+    name, p, start, tgt_end = row["topic"], row["partition"], row["source_start"], row["target_end"]
+    if tgt_end is None:
+        mirrored, state = start, "missing"
+    else:
+        held = view.mapping.mirrored(name, p, tgt_end)
+        mirrored = start if held is None else held
+        state = "in-sync"
+    reason = view.conflicts.get(row["target_topic"])
+    if reason is not None:
+        state, mirrored = "conflict", start
+    elif (name, p) in view.errors:
+        state, reason = "error", view.errors[(name, p)]
+    lag = max(0, row["source_end"] - max(mirrored, start))
+    lag_s = 0.0
+    if lag > 0:
+        state = "lagging" if state == "in-sync" else state
+        ts = await _oldest_unmirrored_ts(source, name, p, max(mirrored, start))
+        lag_s = max(0.0, (now - ts) / 1000) if ts > 0 else 0.0
+    row.update(mirrored=mirrored, lag=lag, lag_seconds=round(lag_s, 3), state=state, reason=reason)
 
 
 async def _target_only_rows(entry: dict, policy, target: KafkaClient | None, target_topics: dict) -> None:
     """The source is unreachable: the target's end of every topic the link's names map to."""
     if target is None:
         return
-    for tname, meta in sorted(target_topics.items()):
-        name = policy.source_of(tname)
-        if name is None or is_internal_topic(tname) or not policy.should_mirror_topic(name):
-            continue
-        parts = sorted(meta.partitions)
-        tends = await target.list_offsets(tname, parts, -1)
-        for p in parts:
-            entry["partitions"].append({
-                "topic": name, "partition": p, "target_topic": tname, "source_start": None,
-                "source_end": None, "target_end": tends[p][0], "mirrored": None, "lag": None,
-                "lag_seconds": 0.0, "state": "source-unreachable", "reason": None})
+    tps = [(tname, p) for tname, meta in sorted(target_topics.items())
+           if (name := policy.source_of(tname)) is not None and not is_internal_topic(tname)
+           and policy.should_mirror_topic(name) for p in sorted(meta.partitions)]
+    tends = await target.end_offsets(tps)
+    for tname, p in tps:
+        entry["partitions"].append({
+            "topic": policy.source_of(tname), "partition": p, "target_topic": tname, "source_start": None,
+            "source_end": None, "target_end": tends[(tname, p)], "mirrored": None, "lag": None,
+            "lag_seconds": 0.0, "state": "source-unreachable", "reason": None})
 
 
 EXIT_OK, EXIT_OVER_LAG, EXIT_UNHEALTHY = 0, 3, 4

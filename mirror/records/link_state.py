@@ -243,10 +243,8 @@ async def read_stopped(client: KafkaClient, link: str, window_ms: int = 90_000,
 
 
 async def source_ends(client: KafkaClient, tps: Iterable[tuple[str, int]]) -> Ends:
-    from mirror.incident.failover_ops import end_offsets
-
     out: Ends = {}
-    for (topic, p), end in sorted((await end_offsets(client, tps)).items()):
+    for (topic, p), end in sorted((await client.end_offsets(tps)).items()):
         out.setdefault(topic, {})[p] = end
     return out
 

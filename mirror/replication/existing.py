@@ -103,9 +103,7 @@ async def inspect(client: KafkaClient, topic: str, partitions: list[int], marker
                   ours: str | None, *, at_zero: bool = True) -> Existing:
     """The facts about ``topic`` on ``client``; groups are only asked for when the
     partitions are empty (they cannot change a conflict into an adoption)."""
-    starts = await client.list_offsets(topic, partitions, -2)
-    ends = await client.list_offsets(topic, partitions, -1)
-    offsets = {p: (starts[p][0], ends[p][0]) for p in partitions}
+    offsets = {p: se for (_, p), se in (await client.offset_ranges([(topic, p) for p in partitions])).items()}
     marked_by = marker if marker and marker != ours else None
     found = Existing(topic, offsets, (), marked_by, at_zero)
     if found.records == 0 and marked_by is None:

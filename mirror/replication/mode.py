@@ -16,7 +16,7 @@ from typing import Protocol
 from cluster.client.client import KafkaClient
 from mirror.config.model import LinkConfig
 from mirror.records.offsets import OffsetSync, OffsetSyncIndex
-from mirror.replication.sinks import PreservingSink, TranslatingSink, is_dcmirror
+from mirror.replication.sinks import PreservingSink, TranslatingSink
 
 PRESERVE = "preserve-offsets"
 TRANSLATE = "translate"
@@ -107,7 +107,7 @@ async def resolve_mode(link: LinkConfig, target: KafkaClient) -> OffsetMapping:
     """The link's mapping: ``auto`` preserves offsets when the target is a dcmirror cluster
     (it advertises the offset-preserving append), else translates; ``preserve-offsets``
     against any other target is a `ModeError`. A translation mapping starts empty: `load` it."""
-    capable = await is_dcmirror(target)
+    capable = await target.is_dcmirror()
     mode = link.resolved_mode(capable)
     if mode == PRESERVE and not capable:
         raise ModeError(f"link {link.name}: mode preserve-offsets needs a dcmirror target, but "

@@ -266,3 +266,37 @@ async def test_bootstrap_skips_unreachable_servers(target) -> None:
         dead = s.getsockname()[1]
     async with KafkaClient(f"127.0.0.1:{dead},{target.bootstrap}", retry_deadline_s=2) as c:
         assert c.cached_metadata.brokers
+
+
+async def test_offsets_of_many_topics_in_one_request_per_leader(client: KafkaClient, name: str,
+                                                                 monkeypatch) -> None:
+    from cluster.client.connection import BrokerConnection
+
+    names = [await _topic(client, f"{name}-{i}", 2) for i in range(3)]
+    for i, t in enumerate(names):
+        for _ in range(i + 1):
+            await client.produce(t, 1, make_batch(1, t))
+    sent: list[int] = []
+    send = BrokerConnection.send
+
+    async def counting(self, body, *args, **kwargs):
+        if body.__api_key__ == 2:
+            sent.append(self.node_id)
+        return await send(self, body, *args, **kwargs)
+
+    monkeypatch.setattr(BrokerConnection, "send", counting)
+    tps = [(t, p) for t in names for p in (0, 1)]
+    await client.metadata(names)  # leaders known: only ListOffsets is counted
+    ends = await client.end_offsets(tps)
+    assert ends == {(t, p): (i + 1 if p == 1 else 0) for i, t in enumerate(names) for p in (0, 1)}
+    leaders = {await client.leader(*tp) for tp in tps}
+    assert sorted(sent) == sorted(leaders)  # one request per leader, not one per topic
+    assert await client.start_offsets(tps) == {tp: 0 for tp in tps}
+    assert await client.offset_ranges(tps) == {tp: (0, ends[tp]) for tp in tps}
+    assert await client.offsets_at([], LATEST) == {}
+
+
+async def test_offsets_of_an_unknown_partition_raise(client: KafkaClient, name: str) -> None:
+    await _topic(client, name)
+    with pytest.raises(KafkaProtocolError):
+        await client.end_offsets([(name, 0), (name, 5)])

@@ -43,13 +43,13 @@ async def test_truncate_only_mirror_topics_and_is_idempotent(broker) -> None:
             await ops.truncate(c, {("live", 0): 2})
         assert err.value.error_code == ErrorCode.invalid_request
         for base in (0, 4, 8):  # batches [0,4) [4,8) [8,12)
-            await ops.append_preserving(c, "copy", 0, batch(base, 4))
+            await c.append_batches("copy", 0, batch(base, 4))
         assert await ops.truncate(c, {("copy", 0): 8}) == {("copy", 0): 8}
         assert await ops.truncate(c, {("copy", 0): 8}) == {("copy", 0): 8}  # twice: harmless
         assert await ops.truncate(c, {("copy", 0): 100}) == {("copy", 0): 8}  # beyond the end: nothing
         assert await ops.truncate(c, {("copy", 0): 6}) == {("copy", 0): 4}  # a straddling batch goes whole
         # the partition continues from there with other records at the same offsets
-        await ops.append_preserving(c, "copy", 0, batch(4, 4, "w"))
+        await c.append_batches("copy", 0, batch(4, 4, "w"))
         got = await ops.fetch_batches(c, "copy", 0, 0, 8)
         assert b"".join(bytes(b) for b in got) == batch(0, 4) + batch(4, 4, "w")
 
@@ -59,7 +59,7 @@ async def test_copy_preserving_keeps_offsets_and_skips_what_is_held(broker) -> N
         await c.create_topics([NewTopic("a", 1, 1, {ops.MIRROR_SOURCE: "x"}),
                                NewTopic("b", 1, 1, {ops.MIRROR_SOURCE: "x"})])
         for base in range(0, 30, 3):
-            await ops.append_preserving(c, "a", 0, batch(base, 3))
+            await c.append_batches("a", 0, batch(base, 3))
         assert await ops.copy_preserving(c, "a", c, "b", 0, 12, 21) == 21
         assert await ops.copy_preserving(c, "a", c, "b", 0, 12, 21) == 21  # re-run: skipped
         assert (await ops.end_offsets(c, [("b", 0)], -2))[("b", 0)] == 12  # log start follows

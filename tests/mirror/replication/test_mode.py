@@ -21,24 +21,13 @@ from tests.mirror.conftest import link, write_config
 
 
 @dataclass
-class _Versions:
-    dcmirror: bool
-
-    def supports(self, api_key: int) -> bool:
-        return self.dcmirror
-
-
-@dataclass
-class _Conn:
-    versions: _Versions
-
-
-@dataclass
 class FakeTarget:
+    """A target client that only says whether it advertises dcmirror's private append."""
+
     dcmirror: bool
 
-    async def any_connection(self) -> _Conn:
-        return _Conn(_Versions(self.dcmirror))
+    async def is_dcmirror(self) -> bool:
+        return self.dcmirror
 
 
 def link_cfg(mode: str) -> LinkConfig:
