@@ -75,15 +75,20 @@ class ReplicaFetcher:
         self._task: asyncio.Task[None] | None = None
 
     # -- what to follow -----------------------------------------------------------------
-    def follow(self, part: Any, assignment: PartitionAssignment, broker_epoch: int = -1) -> FollowerPartition:
-        """Follow `part` from this fetcher's leader in `assignment.leader_epoch`."""
+    def follow(self, part: Any, assignment: PartitionAssignment, broker_epoch: int = -1,
+               high_watermark: int | None = None) -> FollowerPartition:
+        """Follow `part` from this fetcher's leader in `assignment.leader_epoch`, starting
+        from `high_watermark` (default: what this broker knew, as leader or follower, else
+        0: a log's end is not known to be committed)."""
         if assignment.leader != self.leader_id:
             raise ValueError(f"{assignment} is not led by broker {self.leader_id}")
         key = (part.topic, part.index)
         fp = self.followed.get(key)
         if fp is None:
+            if high_watermark is None:
+                high_watermark = known_high_watermark(part)
             fp = FollowerPartition(part.topic, part.index, self.broker.node_id, broker_epoch, assignment,
-                                   _PartitionLog(part), high_watermark=part.high_watermark)
+                                   _PartitionLog(part), high_watermark=high_watermark)
             self.followed[key] = fp
         else:
             fp.become_follower(assignment)
@@ -184,6 +189,15 @@ class ReplicaFetcher:
             resp = await conn.send(conn.build(2, body, LIST_OFFSETS_VERSION))
             return resp.topics[0].partitions[0].offset
         return await one(-2), await one(-1)
+
+
+def known_high_watermark(part: Any) -> int:
+    """The high watermark this broker knows for `part` from replication state, else 0."""
+    if part.replica is not None:
+        return part.replica.high_watermark
+    if part.follower is not None:
+        return part.follower.high_watermark
+    return 0
 
 
 def _now_ms() -> int:

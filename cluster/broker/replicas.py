@@ -80,6 +80,9 @@ def partition_result(broker: Any, part: Any, p: Any, replica_id: int, replica_ep
                                                broker_epoch=replica_epoch)
         if proposal is not None:
             logger.info("%s-%d: ISR change to propose: %s", part.topic, part.index, list(proposal.isr_ids))
+            manager = getattr(broker, "replica_manager", None)
+            if manager is not None:
+                manager.propose_soon()
         if moved:
             part.notify()
     hw = lp.high_watermark
