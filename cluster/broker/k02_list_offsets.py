@@ -54,6 +54,18 @@ def first_record_stamped(log, offset: int, ts_ms: int) -> tuple[int, int]:
     return offset, ts_ms
 
 
+def _replication_error(part, timestamp: int, replica_id: int) -> int:
+    """Kafka's answers on replicated partitions: a follower sends everyone to the leader;
+    a new leader whose high watermark has not yet reached its epoch's start does not know
+    the committed end yet (OFFSET_NOT_AVAILABLE, retriable)."""
+    if part.follower is not None:
+        return ErrorCode.not_leader_or_follower
+    if (part.replica is not None and replica_id < 0 and timestamp == LATEST
+            and part.replica.visible_high_watermark is None):
+        return ErrorCode.offset_not_available
+    return 0
+
+
 @handler(2, 1, 9)
 async def list_offsets(broker, hdr, req) -> dict:
     isolation = getattr(req, "isolation_level", 0)
@@ -85,7 +97,15 @@ async def list_offsets(broker, hdr, req) -> dict:
                 parts.append({"partition_index": p.partition_index, "error_code": code,
                               "timestamp": -1, "offset": -1, "leader_epoch": -1})
                 continue
-            offset, ts = lookup(broker, part, p.timestamp, isolation)
+            code = _replication_error(part, p.timestamp, getattr(req, "replica_id", -1))
+            if code:
+                parts.append({"partition_index": p.partition_index, "error_code": code,
+                              "timestamp": -1, "offset": -1, "leader_epoch": -1})
+                continue
+            if p.timestamp == LATEST and getattr(req, "replica_id", -1) >= 0:
+                offset, ts = part.log.log_end_offset, -1  # a follower asks for the log end
+            else:
+                offset, ts = lookup(broker, part, p.timestamp, isolation)
             parts.append(
                 {"partition_index": p.partition_index, "error_code": 0, "timestamp": ts,
                  "offset": offset, "leader_epoch": part.leader_epoch}

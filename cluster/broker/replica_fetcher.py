@@ -170,7 +170,12 @@ class ReplicaFetcher:
             diverging_epoch=(div.epoch, div.end_offset) if div is not None and div.end_offset >= 0 else None,
             now_ms=_now_ms())
         if applied.state is FetchState.NEEDS_OFFSETS:
-            start, end = await self._leader_offsets(conn, fp)
+            try:
+                start, end = await self._leader_offsets(conn, fp)
+            except KafkaError as exc:  # fetch again after the backoff, and ask again
+                logger.info("%s-%d: %s", fp.topic, fp.partition, exc)
+                fp.state = FetchState.BACKOFF
+                return fp.state
             applied = fp.on_leader_offsets(start, end)
         if applied.appended_batches or applied.truncated_to is not None:
             part = self.broker.partitions.get((fp.topic, fp.partition))
@@ -187,7 +192,11 @@ class ReplicaFetcher:
                                                    "current_leader_epoch": fp.leader_epoch,
                                                    "timestamp": timestamp}]}]}
             resp = await conn.send(conn.build(2, body, LIST_OFFSETS_VERSION))
-            return resp.topics[0].partitions[0].offset
+            answer = resp.topics[0].partitions[0]
+            if answer.error_code:
+                raise KafkaError(f"ListOffsets for {fp.topic}-{fp.partition} from broker "
+                                 f"{self.leader_id}: error {answer.error_code}")
+            return answer.offset
         return await one(-2), await one(-1)
 
 

@@ -25,6 +25,13 @@ class PartitionAssignment:
     replicas: tuple[int, ...]
     partition_epoch: int  # bumped by every change of this record (leader or ISR)
 
+    @classmethod
+    def of(cls, state: object) -> "PartitionAssignment":
+        """From any record with these five attributes (cluster/metadata's PartitionState):
+        the data plane reads the values, never the control plane's types."""
+        return cls(leader=state.leader, leader_epoch=state.leader_epoch, isr=tuple(state.isr),
+                   replicas=tuple(state.replicas), partition_epoch=state.partition_epoch)
+
     def __post_init__(self) -> None:
         if self.leader != NO_LEADER and self.leader not in self.isr:
             raise ValueError(f"leader {self.leader} is not in the ISR {list(self.isr)}")

@@ -154,3 +154,24 @@ async def test_single_replica_partition_has_no_followers(led):
                                    "partition_max_bytes": 1 << 20}, topic="solo")
     assert p.error_code == ErrorCode.not_leader_or_follower
     assert await fetch_all(conn, "solo", 0)  # consumers unaffected: HW = log end
+
+
+async def list_latest(conn, replica_id: int = -1):
+    resp = await conn.call(2, 7, {"replica_id": replica_id, "isolation_level": 0, "topics": [
+        {"name": "t", "partitions": [{"partition_index": 0, "current_leader_epoch": -1, "timestamp": -1}]}]})
+    return resp.topics[0].partitions[0]
+
+
+async def test_list_offsets_of_a_new_leader(led, broker):
+    conn, part, fp = led
+    rec = PartitionAssignment(broker.node_id, 2, (broker.node_id, 2), (broker.node_id, 2), 1)
+    # leads epoch 2 knowing nothing committed yet (as after a restart): HW 0 < epoch start 1
+    part.lead(broker.node_id, rec, ReplicationConfig(60_000, 2), high_watermark=0, now_ms=replicas.now_ms())
+    fp.become_follower(rec)
+    assert (await list_latest(conn)).error_code == ErrorCode.offset_not_available
+    follower_view = await list_latest(conn, replica_id=2)
+    assert (follower_view.error_code, follower_view.offset) == (0, 1)  # the log end
+    apply(fp, await replica_fetch(conn, fp.fetch_request_fields(1 << 20)))
+    apply(fp, await replica_fetch(conn, fp.fetch_request_fields(1 << 20)))
+    latest = await list_latest(conn)
+    assert (latest.error_code, latest.offset) == (0, 1)

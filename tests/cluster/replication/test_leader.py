@@ -215,3 +215,10 @@ def test_high_watermark_invariants_over_any_interleaving(steps):
         for r in lp.maximal_isr - {1}:
             assert hw <= max(ends[r], last_hw)
         last_hw = hw
+
+
+def test_assignment_from_the_metadata_record():
+    from cluster.metadata.model import PartitionState
+
+    ps = PartitionState("t", 0, replicas=(1, 2, 3), isr=(2, 3), leader=2, leader_epoch=4, partition_epoch=9)
+    assert PartitionAssignment.of(ps) == PartitionAssignment(2, 4, (2, 3), (1, 2, 3), 9)
