@@ -17,6 +17,7 @@ from kio.schema.errors import ErrorCode
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_delay
 from tenacity.wait import wait_base, wait_exponential, wait_random
 
+from .fetch_session import FetchSessionHandler
 from .connection import BrokerConnection
 from .dial import Dialer, default_dial
 from .errors import REROUTE_CODES, KafkaConnectionError, KafkaProtocolError, check, is_retriable
@@ -70,6 +71,7 @@ class ClientCore:
         connect_timeout_s: float = 10.0,
         metadata_max_age_s: float = 300.0,
         security: ClientSecurity | None = None,
+        fetch_sessions: bool = True,
     ) -> None:
         self.bootstrap = parse_bootstrap(bootstrap)
         self.client_id = client_id
@@ -88,6 +90,10 @@ class ClientCore:
         #: connection's requests in order, so a Fetch waiting `max_wait_ms` for data would
         #: hold every metadata, admin and offset request queued behind it
         self._fetch_conns: dict[int, BrokerConnection] = {}
+        #: KIP-227 incremental fetch sessions, one per broker (cluster/client/fetch_session.py);
+        #: False: every fetch names every partition (sessionless), as before
+        self.fetch_sessions = fetch_sessions
+        self._fetch_sessions: dict[int, FetchSessionHandler] = {}
         self._dial_locks: dict[tuple[int, bool], asyncio.Lock] = {}
         self._boot_conn: BrokerConnection | None = None
         self._boot_lock = asyncio.Lock()

@@ -13,7 +13,7 @@ import logging
 import struct
 import uuid
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any, Iterable
 
 from kio.schema.errors import ErrorCode
 from tenacity import AsyncRetrying, RetryError, retry_if_exception_type, stop_after_delay
@@ -21,6 +21,7 @@ from tenacity import AsyncRetrying, RetryError, retry_if_exception_type, stop_af
 from .connection import BrokerConnection
 from .core import TP, ClientCore, backoff
 from .errors import KafkaConnectionError, KafkaProtocolError, check
+from .fetch_session import FetchSessionHandler, SessionRequest, sessionless
 
 log = logging.getLogger(__name__)
 
@@ -239,16 +240,43 @@ class DataMixin(ClientCore):
         max_bytes: int,
         level: int,
     ) -> dict[TP, FetchResult]:
+        """One broker's share of a fetch, through its fetch session (cluster/client/fetch_session.py)."""
         version = conn.version_for(FETCH)
         ids = {t: self._meta.topic_id(t) for t, _ in parts}
         if version >= 13 and any(i is None for i in ids.values()):
             version = conn.version_for(FETCH, 12)
+        handler = self._fetch_sessions.setdefault(conn.node_id, FetchSessionHandler())
+        if handler.busy or not self.fetch_sessions:
+            return await self._fetch_request(conn, sessionless(parts, ids, version), None,
+                                             max_wait_ms, min_bytes, max_bytes, level)
+        handler.busy = True
+        try:
+            for _ in range(2):  # an incremental request the broker refuses is asked again in full
+                out = await self._fetch_request(conn, handler.build(parts, ids, version), handler,
+                                                max_wait_ms, min_bytes, max_bytes, level)
+                if out is not None:
+                    return out
+            return {tp: FetchResult(ErrorCode.unknown_server_error) for tp in parts}
+        except BaseException:
+            handler.reset()  # sent or not, answered or not: the broker's epoch is unknown
+            raise
+        finally:
+            handler.busy = False
+
+    async def _fetch_request(self, conn: BrokerConnection, sreq: SessionRequest,
+                             handler: FetchSessionHandler | None, max_wait_ms: int, min_bytes: int,
+                             max_bytes: int, level: int) -> dict[TP, FetchResult] | None:
+        """Send one Fetch; None when the broker refused the session (the handler is reset)."""
+        ids = sreq.ids
         by_topic: dict[str, list[dict]] = {}
-        for (t, p), pos in parts.items():
+        for (t, p), pos in sreq.send.items():
             by_topic.setdefault(t, []).append(
                 {"partition": p, "fetch_offset": pos.offset, "partition_max_bytes": pos.max_bytes,
                  "current_leader_epoch": pos.current_leader_epoch, "log_start_offset": -1}
             )
+        forgotten: dict[str, list[int]] = {}
+        for t, p in sreq.forget:
+            forgotten.setdefault(t, []).append(p)
         body = conn.build(
             FETCH,
             {
@@ -257,23 +285,44 @@ class DataMixin(ClientCore):
                 "min_bytes": min_bytes,
                 "max_bytes": max_bytes,
                 "isolation_level": level,
-                "session_id": 0,
-                "session_epoch": -1,
+                "session_id": sreq.session_id,
+                "session_epoch": sreq.epoch,
                 "topics": [{"topic": t, "topic_id": ids[t], "partitions": ps} for t, ps in by_topic.items()],
+                "forgotten_topics_data": [{"topic": t, "topic_id": handler.ids.get(t) if handler else None,
+                                           "partitions": ps} for t, ps in forgotten.items()],
             },
-            version,
+            sreq.version,
         )
         resp = await conn.send(body, self.request_timeout_s + max_wait_ms / 1000)
         top = int(getattr(resp, "error_code", 0))
+        if handler is not None and not handler.answered(sreq, top, int(getattr(resp, "session_id", 0))):
+            log.info("fetch session %d on broker %d refused (error %d): asking in full",
+                     sreq.session_id, conn.node_id, top)
+            return None
         if top != 0:
-            return {tp: FetchResult(top) for tp in parts}
-        names_by_id: dict[uuid.UUID, str] = {i: t for t, i in ids.items() if i is not None}
+            return {tp: FetchResult(top) for tp in sreq.wanted}
+        out = self._fetch_results(resp, sreq)
+        if handler is not None:
+            for tp in sreq.wanted:
+                if tp in out:
+                    handler.last[tp] = out[tp]
+                elif not sreq.full and tp in handler.last:  # omitted: nothing new since the last answer
+                    last = handler.last[tp]
+                    out[tp] = FetchResult(0, last.high_watermark, last.last_stable_offset,
+                                          last.log_start_offset)
+        for tp in sreq.wanted:
+            out.setdefault(tp, FetchResult(ErrorCode.unknown_server_error))
+        return out
+
+    @staticmethod
+    def _fetch_results(resp: Any, sreq: SessionRequest) -> dict[TP, FetchResult]:
+        names_by_id: dict[uuid.UUID, str] = {i: t for t, i in sreq.ids.items() if i is not None}
         out: dict[TP, FetchResult] = {}
         for t in resp.responses:
             name = getattr(t, "topic", None) or names_by_id.get(getattr(t, "topic_id", None))
             for p in t.partitions:
                 tp = (name, int(p.partition_index))
-                if tp not in parts:
+                if tp not in sreq.wanted:
                     continue
                 aborted = tuple(
                     (int(a.producer_id), int(a.first_offset)) for a in (getattr(p, "aborted_transactions", None) or ())
@@ -286,8 +335,6 @@ class DataMixin(ClientCore):
                     aborted_transactions=aborted,
                     records=whole_batches(p.records),
                 )
-        for tp in parts:
-            out.setdefault(tp, FetchResult(ErrorCode.unknown_server_error))
         return out
 
     # -- offsets ---------------------------------------------------------------------------
