@@ -22,7 +22,7 @@ from cluster.broker.config import BrokerConfig
 from cluster.broker.server import Broker
 from cluster.auth.acl_store import AclFileError
 from cluster.broker.tls import TlsSetupError
-from cluster.cli import cluster_group
+from cluster.cli import broker_group, cluster_group
 from deploy.cli import deploy_group
 from mirror.cli.main import _load, config_arg
 from mirror.cli.main import commands as mirror_commands
@@ -46,6 +46,7 @@ def cli(verbose: int, quiet: bool) -> None:
 
 
 cli.add_command(cluster_group)
+cli.add_command(broker_group)
 
 
 for _command in mirror_commands.commands.values():

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from cluster.auth.acl_store import AclFileError
 from cluster.broker.config import DEFAULT_MAX_PARTITIONS, INT_MAX, BrokerConfig
@@ -17,6 +18,7 @@ from cluster.broker.server import Broker
 from cluster.sasl_cli import sasl_options, sasl_settings, users_group
 from cluster.broker.malloc_tuning import tune_malloc
 from cluster.broker.tls import TlsSetupError
+from cluster.metadata.store import StoreError
 
 log = logging.getLogger("dcmirror.cluster")
 
@@ -29,7 +31,11 @@ async def run_broker(config: BrokerConfig, ready_line: bool = True) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    if ready_line:
+    if ready_line and config.metadata_url is not None:  # one of several: the supervisor says "ready"
+        log.info("broker %d of cluster %s serving on %s (data in %s, cluster id %s, metadata in %s)",
+                 config.node_id, config.name, ", ".join(lst.describe() for lst in config.listeners),
+                 config.data_dir, broker.cluster_id, config.metadata_url)
+    elif ready_line:
         log.info(
             "cluster %s ready: node %d listening on %s (data in %s, cluster id %s)",
             config.name, config.node_id, ", ".join(lst.describe() for lst in config.listeners),
@@ -74,7 +80,14 @@ def cluster_group() -> None:
               help="Client certificates on SSL listeners (Kafka's ssl.client.auth) [default: none].")
 @click.option("--allow-unauthenticated", is_flag=True,
               help="Allow a listener that does not authenticate clients on a non-loopback address.")
-@click.option("--brokers", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--brokers", type=click.IntRange(1), default=1, show_default=True,
+              help="Brokers, one process each, on ports P..P+N-1 (see README 'Multi-broker clusters').")
+@click.option("--metadata", default=None, metavar="URL",
+              help="With --brokers N > 1: the metadata store [default: sqlite:///DATA_DIR/metadata.db].")
+@click.option("--broker-session-timeout-ms", type=click.IntRange(1), default=9_000, show_default=True,
+              help="With --brokers N > 1: a broker not heard from this long is fenced.")
+@click.option("--broker-heartbeat-interval-ms", type=click.IntRange(1), default=500, show_default=True,
+              help="With --brokers N > 1: how often each broker heartbeats.")
 @click.option("--node-id", type=int, default=1, show_default=True)
 @click.option(
     "--fsync",
@@ -121,25 +134,40 @@ def cluster_group() -> None:
 @sasl_options
 @click.option("--super-users", default="", metavar="User:A,User:B",
               help="Principals allowed everything when ACLs apply (Kafka's super.users).")
-def start(
-    name: str, port: int | None, data_dir: Path, host: str | None, advertised_host: str | None,
-    listener_specs: tuple[str, ...], advertised_specs: tuple[str, ...], ssl_certfile: Path | None,
-    ssl_keyfile: Path | None, ssl_cafile: Path | None, ssl_client_auth: str | None,
-    allow_unauthenticated: bool,
-    brokers: int,
-    node_id: int, fsync: str, fsync_interval_ms: int, default_partitions: int,
-    no_auto_create: bool, retention_check_interval_ms: int, connections_max_idle_ms: int,
-    request_read_timeout_ms: int, queued_max_request_bytes: int, max_connections: int,
-    max_connections_per_ip: int, fetch_max_bytes: int, fetch_session_slots: int, max_partitions: int,
-    max_batch_records: int, max_batch_inflate_bytes: int, super_users: str,
-    group_consumer_session_timeout_ms: int, group_consumer_heartbeat_interval_ms: int, **sasl: Any,
-) -> None:
-    """Run one cluster in the foreground until Ctrl-C or SIGTERM."""
+def start(name: str, brokers: int, **opts: Any) -> None:
+    """Run one cluster in the foreground until Ctrl-C or SIGTERM (--brokers N: N processes)."""
+    ctx = click.get_current_context()
     if brokers > 1:
-        raise click.UsageError(
-            "--brokers N > 1 is not yet supported: clusters have one broker until "
-            "in-cluster replication lands."
-        )
+        from cluster.supervisor import supervise_from_cli
+
+        supervise_from_cli(ctx, name, brokers, opts)
+        return
+    for key in MULTI_BROKER_ONLY:
+        if ctx.get_parameter_source(key) == ParameterSource.COMMANDLINE:
+            raise click.UsageError(f"--{key.replace('_', '-')} applies to a cluster of several brokers: "
+                                   f"give --brokers N > 1 too")
+        opts.pop(key)
+    _run_config(name, _config(name, **opts))
+
+
+MULTI_BROKER_ONLY = ("metadata", "broker_session_timeout_ms", "broker_heartbeat_interval_ms")
+
+
+def _config(name: str, port: int | None, data_dir: Path, host: str | None, advertised_host: str | None,
+            listener_specs: tuple[str, ...], advertised_specs: tuple[str, ...], ssl_certfile: Path | None,
+            ssl_keyfile: Path | None, ssl_cafile: Path | None, ssl_client_auth: str | None,
+            allow_unauthenticated: bool, node_id: int, fsync: str, fsync_interval_ms: int,
+            default_partitions: int, no_auto_create: bool, retention_check_interval_ms: int,
+            connections_max_idle_ms: int, request_read_timeout_ms: int, queued_max_request_bytes: int,
+            max_connections: int, max_connections_per_ip: int, fetch_max_bytes: int,
+            fetch_session_slots: int, max_partitions: int,
+            max_batch_records: int, max_batch_inflate_bytes: int, super_users: str,
+            group_consumer_session_timeout_ms: int, group_consumer_heartbeat_interval_ms: int,
+            **rest: Any) -> BrokerConfig:
+    """The BrokerConfig the options describe (UsageError for a value it refuses)."""
+    cluster = {k: rest.pop(k) for k in ("metadata_url", "rack", "broker_session_timeout_ms",
+                                         "broker_heartbeat_interval_ms") if k in rest}
+    sasl = rest
     try:
         listeners = _listeners(port, host, advertised_host, listener_specs, advertised_specs)
         config = BrokerConfig(
@@ -161,9 +189,15 @@ def start(
             group_consumer_heartbeat_interval_ms=group_consumer_heartbeat_interval_ms,
             **sasl_settings(sasl),
             super_users=parse_super_users(super_users),
+            **cluster,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc))
+    return config
+
+
+def _run_config(name: str, config: BrokerConfig) -> None:
+    """Run the broker of `config` until stopped; startup failures as one sentence."""
     tune_malloc()  # request-sized buffers reuse heap memory (see malloc_tuning)
     try:
         asyncio.run(run_broker(config))
@@ -171,6 +205,8 @@ def start(
         raise click.ClickException(f"cannot start cluster {name}: {exc}")
     except AclFileError as exc:
         raise click.ClickException(str(exc))
+    except (RuntimeError, StoreError) as exc:  # could not join a multi-broker cluster
+        raise click.ClickException(f"cannot start a broker of cluster {name}: {exc}")
     except OSError as exc:
         where = ", ".join(lst.url() for lst in config.listeners)
         raise click.ClickException(f"cannot start cluster {name} on {where}: {exc.strerror or exc}")
@@ -196,3 +232,34 @@ def _listeners(port: int | None, host: str | None, advertised_host: str | None,
 
 
 cluster_group.add_command(users_group)
+
+
+@click.group("broker")
+def broker_group() -> None:
+    """Run one broker process of a multi-broker cluster."""
+
+
+def _broker_start(cluster: str, node_id: int, metadata: str, rack: str | None,
+                  broker_session_timeout_ms: int, broker_heartbeat_interval_ms: int, **opts: Any) -> None:
+    """One broker of cluster NAME: its metadata (brokers, topics, leaders) in the --metadata store."""
+    _run_config(cluster, _config(cluster, node_id=node_id, metadata_url=metadata, rack=rack,
+                                 broker_session_timeout_ms=broker_session_timeout_ms,
+                                 broker_heartbeat_interval_ms=broker_heartbeat_interval_ms, **opts))
+
+
+BROKER_ONLY_OPTIONS = [
+    click.Option(["--cluster"], required=True, help="The cluster's name (the same on every broker)."),
+    click.Option(["--node-id"], type=click.IntRange(0), required=True, help="This broker's id in the cluster."),
+    click.Option(["--metadata"], required=True, metavar="URL",
+                 help="The metadata store: sqlite:///path/metadata.db (brokers of one machine) "
+                      "or etcd://host:port/prefix (brokers on several hosts)."),
+    click.Option(["--rack"], default=None, help="This broker's rack (rack-aware replica placement)."),
+    click.Option(["--broker-session-timeout-ms"], type=click.IntRange(1), default=9_000, show_default=True,
+                 help="A broker the controller has not heard from this long is fenced."),
+    click.Option(["--broker-heartbeat-interval-ms"], type=click.IntRange(1), default=500, show_default=True,
+                 help="How often this broker heartbeats to the controller."),
+]
+
+broker_group.add_command(click.Command(
+    "start", callback=_broker_start, help=_broker_start.__doc__,
+    params=BROKER_ONLY_OPTIONS + [p for p in start.params if p.name not in ("name", "brokers", "node_id")]))

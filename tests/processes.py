@@ -176,3 +176,71 @@ def wait_until(predicate, timeout: float = 60.0, interval: float = 0.2, what: st
             last_exc = exc
         time.sleep(interval)
     raise TimeoutError(f"{what} not reached within {timeout}s (last error: {last_exc!r})")
+
+
+def free_port_range(n: int, attempts: int = 200) -> int:
+    """The first of `n` consecutive free loopback ports (for `cluster start --brokers n`)."""
+    import random
+
+    for _ in range(attempts):
+        base = random.randint(20000, 60000 - n)
+        socks = []
+        try:
+            for port in range(base, base + n):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError(f"no {n} consecutive free ports found")
+
+
+@dataclass
+class MultiBrokerCluster(CliProcess):
+    """`dcmirror cluster start --brokers N`: the supervisor and its N broker processes.
+
+    `start()` returns once the supervisor logged its ready line (every broker answering)."""
+
+    name: str
+    data_dir: Path
+    brokers: int = 3
+    port: int = 0
+    extra_args: list[str] = field(default_factory=list)
+    proc: subprocess.Popen | None = None
+    log_path: Path | None = None
+
+    @property
+    def ports(self) -> list[int]:
+        return [self.port + i for i in range(self.brokers)]
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(f"127.0.0.1:{p}" for p in self.ports)
+
+    def start(self) -> "MultiBrokerCluster":
+        self.port = self.port or free_port_range(self.brokers)
+        self._spawn(["cluster", "start", "--name", self.name, "--brokers", str(self.brokers),
+                     "--port", str(self.port), "--data-dir", str(self.data_dir), *self.extra_args],
+                    self.data_dir.parent / f"{self.name}-{self.port}.log", self.port)
+        wait_until(lambda: f"cluster {self.name} ready: {self.brokers} brokers" in self.log_text()
+                   or (self.proc is not None and self.proc.poll() is not None), 60, what="supervisor ready")
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(f"supervisor exited with {self.proc.returncode}: {self.log_text()[-2000:]}")
+        return self
+
+    def broker_pid(self, node_id: int) -> int:
+        """The pid of broker `node_id`'s process (a child of the supervisor)."""
+        assert self.proc is not None
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+        for pid in children:
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"--node-id" in cmd and cmd[cmd.index(b"--node-id") + 1] == str(node_id).encode():
+                return int(pid)
+        raise LookupError(f"broker {node_id} is not running")

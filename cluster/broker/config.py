@@ -105,6 +105,12 @@ class BrokerConfig:
     connection_failed_authentication_delay_ms: int = 100
     # Kafka's super.users: principals ("User:admin") allowed everything when ACLs apply.
     super_users: tuple[str, ...] = ()
+    # Multi-broker clusters (cluster/broker/membership.py): the metadata store's URL
+    # (sqlite:///path, etcd://host:port/prefix); None: a single-broker cluster as before.
+    metadata_url: str | None = None
+    rack: str | None = None  # Kafka's broker.rack, for rack-aware replica assignment
+    broker_session_timeout_ms: int = 9_000  # fenced when the controller has not heard it this long
+    broker_heartbeat_interval_ms: int = 500
 
     def __post_init__(self) -> None:
         self._check_listeners()
@@ -113,6 +119,18 @@ class BrokerConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ValueError(f"{key} must be an integer of at least {minimum}, got {value!r}")
         self._check_sasl()
+        if self.metadata_url is not None:
+            from cluster.metadata.store import open_store  # refuses an unknown scheme
+
+            open_store(self.metadata_url)
+            if any(lst.port == 0 for lst in self.listeners) or (not self.listeners and self.port == 0):
+                raise ValueError("a broker of a multi-broker cluster needs a fixed port (port 0 "
+                                 "cannot be told to the other brokers)")
+            if not 0 < self.broker_heartbeat_interval_ms < self.broker_session_timeout_ms:
+                raise ValueError("the broker heartbeat interval must be positive and shorter than the "
+                                 "broker session timeout")
+        elif self.rack is not None:
+            raise ValueError("--rack places replicas of a multi-broker cluster: give --metadata too")
         if not 0 < self.group_consumer_heartbeat_interval_ms < self.group_consumer_session_timeout_ms:
             raise ValueError(f"the consumer group heartbeat interval "
                              f"({self.group_consumer_heartbeat_interval_ms} ms) must be positive and shorter than "

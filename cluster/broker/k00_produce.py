@@ -51,7 +51,8 @@ async def validated_batches(broker, topic: str, index: int, records: bytes | Non
     """(partition, batches, checks) with every batch validated, or an error response entry."""
     part = broker.partitions.get((topic, index))
     if part is None:
-        return _error(index, ErrorCode.unknown_topic_or_partition)
+        return _error(index, ErrorCode.not_leader_or_follower if broker.led_elsewhere(topic, index)
+                      else ErrorCode.unknown_topic_or_partition)
     meta = broker.catalogue.topics[topic]
     if not records:
         return _error(index, ErrorCode.corrupt_message, "empty records")

@@ -148,6 +148,8 @@ def _collect(broker, version: int, req, topics) -> tuple[list[dict], int, bool]:
                 if denied:
                     code = (ErrorCode.cluster_authorization_failed if replica_id >= 0
                             else ErrorCode.topic_authorization_failed)
+                elif broker.led_elsewhere(name, p.partition):
+                    code = ErrorCode.not_leader_or_follower
                 parts.append(
                     {
                         "partition_index": p.partition,

@@ -83,6 +83,7 @@ async def list_offsets(broker, hdr, req) -> dict:
                 parts.append(
                     {"partition_index": p.partition_index,
                      "error_code": ErrorCode.topic_authorization_failed if denied
+                     else ErrorCode.not_leader_or_follower if broker.led_elsewhere(t.name, p.partition_index)
                      else ErrorCode.unknown_topic_or_partition,
                      "timestamp": -1, "offset": -1, "leader_epoch": -1}
                 )

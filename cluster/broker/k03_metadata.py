@@ -24,7 +24,28 @@ _NO_OPS = -(2**31)
 _ZERO_UUID = uuid.UUID(int=0)
 
 
+def _cluster_partitions(broker, name: str, count: int) -> list[dict]:
+    """Multi-broker: each partition's leader, epoch, replicas and ISR as the controller set them."""
+    fenced = {b.node_id for b in broker.membership.brokers.values() if b.fenced}
+    out = []
+    for i in range(count):
+        state = broker.membership.partitions.get((name, i))
+        if state is None:
+            out.append({"error_code": ErrorCode.leader_not_available, "partition_index": i, "leader_id": -1,
+                        "leader_epoch": -1, "replica_nodes": [], "isr_nodes": [], "offline_replicas": []})
+            continue
+        out.append({"error_code": ErrorCode.leader_not_available if state.leader < 0 else 0,
+                    "partition_index": i, "leader_id": state.leader, "leader_epoch": state.leader_epoch,
+                    "replica_nodes": list(state.replicas), "isr_nodes": list(state.isr),
+                    "offline_replicas": [r for r in state.replicas if r in fenced]})
+    return out
+
+
 def topic_entry(broker, meta: TopicMeta) -> dict:
+    if broker.membership is not None:
+        return {"error_code": 0, "name": meta.name, "topic_id": meta.uuid, "is_internal": False,
+                "topic_authorized_operations": _NO_OPS,
+                "partitions": _cluster_partitions(broker, meta.name, meta.partitions)}
     return {
         "error_code": 0,
         "name": meta.name,
@@ -49,6 +70,10 @@ def topic_entry(broker, meta: TopicMeta) -> dict:
 def internal_entry(broker, name: str) -> dict:
     """An internal topic (cluster/broker/internal_topics.py): every partition led here."""
     n = internal_topics.PARTITIONS[name]
+    if broker.membership is not None:
+        return {"error_code": 0, "name": name, "topic_id": broker.internal_topics.topic_id(name),
+                "is_internal": True, "topic_authorized_operations": _NO_OPS,
+                "partitions": _cluster_partitions(broker, name, n)}
     return {
         "error_code": 0,
         "name": name,
@@ -127,7 +152,11 @@ async def metadata(broker, hdr, req) -> dict:
                 if not _may_auto_create(broker, name):
                     topics.append(_missing(name, ErrorCode.topic_authorization_failed))
                     continue
-                meta = broker.maybe_auto_create(name)
+                if broker.membership is not None:
+                    await broker.membership.create_topic(name, broker.config.default_partitions, 1, {})
+                    meta = broker.topic(name)
+                else:
+                    meta = broker.maybe_auto_create(name)
             if meta is None:
                 topics.append(_missing(name, ErrorCode.unknown_topic_or_partition))
             else:
@@ -143,7 +172,8 @@ async def metadata(broker, hdr, req) -> dict:
                        if authz.allowed_cluster(broker, authz.Op.DESCRIBE) else 0)
     return {
         "throttle_time": 0,
-        "brokers": [
+        "brokers": [{"node_id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack}
+                    for b in broker.membership.live_brokers()] if broker.membership is not None else [
             {
                 "node_id": broker.node_id,
                 "host": broker.advertised_host,

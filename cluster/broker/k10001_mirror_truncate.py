@@ -33,7 +33,8 @@ def truncate_partition(broker, topic: str, index: int, offset: int) -> dict:
     meta = broker.topic(topic)
     part = broker.partitions.get((topic, index))
     if meta is None or part is None:
-        return {**out, "error_code": ErrorCode.unknown_topic_or_partition}
+        return {**out, "error_code": ErrorCode.not_leader_or_follower if broker.led_elsewhere(topic, index)
+                else ErrorCode.unknown_topic_or_partition}
     if not meta.configs.get(MIRROR_SOURCE):
         return {**out, "error_code": ErrorCode.invalid_request}
     plog = part.log

@@ -4,8 +4,12 @@ A request asking for more than 10,000 partitions in total is refused as a whole,
 topic with POLICY_VIOLATION and KRaft's message, before anything is created; the
 broker-wide `max_partitions` ceiling is checked topic by topic.
 
-One broker per cluster for now, so any replication factor above 1 is refused with Kafka's
-INVALID_REPLICATION_FACTOR, and manual assignments must name this node. Internal topic names
+A single-broker cluster refuses any replication factor above 1 with Kafka's
+INVALID_REPLICATION_FACTOR, and manual assignments must name this node. On a multi-broker
+cluster (cluster/broker/membership.py) the controller creates the topic and spreads its
+partitions over the live brokers: a replication factor above the live brokers is
+INVALID_REPLICATION_FACTOR, and one above 1 is refused the same way until replication is
+built; manual assignments are refused (INVALID_REPLICA_ASSIGNMENT). Internal topic names
 are refused: TOPIC_ALREADY_EXISTS once used (as Kafka), else INVALID_TOPIC_EXCEPTION.
 """
 
@@ -32,6 +36,11 @@ async def create_topics(broker, hdr, req) -> dict:
         return {"throttle_time": 0, "topics": [
             _result(t.name, ErrorCode.policy_violation, TOO_MANY_PARTITIONS) for t in req.topics]}
     results: list[dict] = []
+    if broker.membership is not None:
+        await _create_clustered(broker, req, results)
+        if hdr.api_version >= create_topics_response.FIRST_VERSION:
+            return create_topics_response.pre_encoded(hdr.api_version, 0, results)
+        return {"throttle_time": 0, "topics": results}
     try:
         with broker.topic_batch():  # one catalogue write for the whole request
             _create_all(broker, req, results)
@@ -111,6 +120,49 @@ def _create_all(broker, req, results: list) -> None:
             "replication_factor": 1,
             "configs": entries,
         })
+
+
+async def _create_clustered(broker, req, results: list) -> None:
+    """Multi-broker: validate here, let the controller assign and record the topic."""
+    cluster_create = authz.allowed_cluster(broker, authz.Op.CREATE)
+    live = len(broker.membership.live_brokers())
+    for t in req.topics:
+        if not cluster_create and not authz.allowed(broker, authz.Op.CREATE, authz.TOPIC, t.name):
+            results.append(_result(t.name, ErrorCode.topic_authorization_failed, "Authorization failed."))
+            continue
+        if internal_topics.is_internal(t.name):
+            results.append(_internal(broker, t.name))
+            continue
+        if t.assignments:
+            results.append(_result(t.name, ErrorCode.invalid_replica_assignment, "manual replica "
+                                   "assignments are not supported on a multi-broker cluster yet"))
+            continue
+        partitions = t.num_partitions if t.num_partitions != -1 else broker.config.default_partitions
+        rf = t.replication_factor if t.replication_factor != -1 else 1
+        if rf > live:
+            results.append(_result(t.name, ErrorCode.invalid_replication_factor,
+                                   f"Replication factor: {rf} larger than available brokers: {live}."))
+            continue
+        if rf > 1:
+            results.append(_result(t.name, ErrorCode.invalid_replication_factor,
+                                   f"replication factor {rf}: replication is not built yet, so topics "
+                                   f"of a multi-broker cluster have replication factor 1"))
+            continue
+        configs = {c.name: c.value for c in t.configs}
+        try:
+            meta = broker.create_topic(t.name, partitions, configs, validate_only=True)
+        except TopicError as exc:
+            results.append(_result(t.name, exc.code, str(exc)))
+            continue
+        if not req.validate_only:
+            out = await broker.membership.create_topic(t.name, partitions, rf, meta.configs)
+            if not out.ok:
+                results.append(_result(t.name, out.error, out.message))
+                continue
+            meta = broker.topic(t.name) or meta
+        results.append({"name": t.name, "topic_id": meta.uuid, "error_code": 0, "error_message": None,
+                        "num_partitions": partitions, "replication_factor": rf,
+                        "configs": _config_entries(meta.configs)})
 
 
 def _internal(broker, name: str) -> dict:

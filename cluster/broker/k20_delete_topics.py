@@ -55,6 +55,11 @@ async def delete_topics(broker, hdr, req) -> dict:
             results.append({"name": name, "topic_id": tid or _ZERO, "error_code": code,
                             "error_message": None})
             continue
+        if broker.membership is not None:  # multi-broker: the controller deletes it everywhere
+            out = await broker.membership.delete_topic(meta.name)
+            results.append({"name": meta.name, "topic_id": meta.uuid, "error_code": out.error,
+                            "error_message": out.message or None})
+            continue
         broker.delete_topic(meta.name)
         results.append({"name": meta.name, "topic_id": meta.uuid, "error_code": 0,
                         "error_message": None})

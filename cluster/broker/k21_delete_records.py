@@ -22,7 +22,8 @@ async def delete_records(broker, hdr, req) -> dict:
             part = broker.partitions.get((t.name, p.partition_index))
             if part is None:
                 parts.append({"partition_index": p.partition_index, "low_watermark": -1,
-                              "error_code": ErrorCode.unknown_topic_or_partition})
+                              "error_code": ErrorCode.not_leader_or_follower
+                              if broker.led_elsewhere(t.name, p.partition_index) else ErrorCode.unknown_topic_or_partition})
                 continue
             target = part.high_watermark if p.offset == -1 else p.offset
             if target < 0 or target > part.high_watermark:

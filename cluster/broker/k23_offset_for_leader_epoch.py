@@ -20,6 +20,7 @@ async def offset_for_leader_epoch(broker, hdr, req) -> dict:
             part = None if denied else broker.partitions.get((t.topic, p.partition))
             if part is None:
                 parts.append({"error_code": ErrorCode.topic_authorization_failed if denied
+                              else ErrorCode.not_leader_or_follower if broker.led_elsewhere(t.topic, p.partition)
                               else ErrorCode.unknown_topic_or_partition,
                               "partition": p.partition, "leader_epoch": -1, "end_offset": -1})
                 continue

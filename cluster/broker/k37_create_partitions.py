@@ -47,6 +47,10 @@ async def create_partitions(broker, hdr, req) -> dict:
             results.append({"name": t.name, "error_code": ErrorCode.topic_authorization_failed,
                             "error_message": None})
             continue
+        if broker.membership is not None:
+            results.append({"name": t.name, "error_code": ErrorCode.invalid_request, "error_message":
+                            "adding partitions to a topic of a multi-broker cluster is not supported yet"})
+            continue
         if internal_topics.is_internal(t.name):
             results.append(_internal(t.name, t.count))
             continue

@@ -24,7 +24,11 @@ async def describe_cluster(broker, hdr, req) -> dict:
         "endpoint_type": getattr(req, "endpoint_type", 1),
         "cluster_id": broker.cluster_id,
         "controller_id": broker.controller_id,
-        "brokers": [{"broker_id": broker.node_id, "host": broker.advertised_host,
-                     "port": broker.advertised_port, "rack": None, "is_fenced": False}],
+        "brokers": ([{"broker_id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack,
+                      "is_fenced": b.fenced} for b in sorted(broker.membership.brokers.values(),
+                                                             key=lambda b: b.node_id)]
+                    if broker.membership is not None else
+                    [{"broker_id": broker.node_id, "host": broker.advertised_host,
+                      "port": broker.advertised_port, "rack": None, "is_fenced": False}]),
         "cluster_authorized_operations": ops,
     }

@@ -70,6 +70,8 @@ class Broker:
         self._tasks: list[asyncio.Task[None]] = []
         self.connections = ConnectionServer(self)
         self.started_ms = int(time.time() * 1000)
+        # A multi-broker cluster's view (cluster/broker/membership.py); None: single broker.
+        self.membership: Any = None
 
     # ---- identity ---------------------------------------------------------------
     def endpoint(self) -> tuple[str, int]:
@@ -87,7 +89,7 @@ class Broker:
 
     @property
     def controller_id(self) -> int:
-        return self.node_id
+        return self.membership.controller_id if self.membership is not None else self.node_id
 
     # ---- lifecycle --------------------------------------------------------------
     async def start(self) -> None:
@@ -98,6 +100,11 @@ class Broker:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.catalogue = TopicCatalogue(self.data_dir)
         self.cluster_id = self.catalogue.identity(self.config.name, self.node_id).cluster_id
+        if self.config.metadata_url is not None:
+            from cluster.broker.membership import Membership
+
+            self.membership = Membership(self)
+            self.cluster_id = await self.membership.join(self.cluster_id)
         self.internal_topics = InternalTopics(self.data_dir / "meta", self.cluster_id)
         from cluster.broker.producer_state import ProducerState
 
@@ -113,8 +120,12 @@ class Broker:
         self.pool = LogPool(logs)
         READ_HANDLES.capacity = handles
         RANGES.capacity = range_budget(descriptor_limit())
-        for meta in self.catalogue.topics.values():
-            self._add_partitions(meta, range(meta.partitions))
+        if self.membership is not None:
+            self.membership.apply()  # the cluster's topics; Partitions for those led here
+            self.membership.start_sync()
+        else:
+            for meta in self.catalogue.topics.values():
+                self._add_partitions(meta, range(meta.partitions))
         if self.catalogue.existed:
             remove_strays(self.data_dir, self.catalogue.topics)
         await self._start_groups()
@@ -165,6 +176,8 @@ class Broker:
         await self.txns.start()
 
     async def stop(self) -> None:
+        if self.membership is not None:
+            await self.membership.stop()
         for srv in self._servers:
             srv.close()
         await self.connections.stop()
@@ -264,6 +277,24 @@ class Broker:
         for i in indexes:
             self.partitions[(meta.name, i)] = Partition(
                 meta.name, i, meta.leader_epochs[i], self.data_dir, cfg, self.pool)
+
+    def add_led_partition(self, meta: TopicMeta, index: int, leader_epoch: int) -> None:
+        """Multi-broker: this broker became the leader of `meta`'s partition `index`."""
+        self._add_partitions(meta, range(index, index + 1))
+        self.partitions[(meta.name, index)].leader_epoch = leader_epoch
+
+    def drop_led_partition(self, topic: str, index: int) -> None:
+        """Multi-broker: another broker leads it now (its log stays on disk, closed)."""
+        part = self.partitions.pop((topic, index), None)
+        if part is not None:
+            self.producer_state.forget(part)
+            part.notify()
+            self.pool.forget(part)
+
+    def led_elsewhere(self, topic: str | None, index: int) -> bool:
+        """A partition without a Partition here that the cluster has: on a multi-broker
+        cluster the request is answered NOT_LEADER_OR_FOLLOWER so the client re-routes."""
+        return self.membership is not None and (topic, index) in self.membership.partitions
 
     def _clear_leftovers(self, name: str, indexes: range) -> None:
         """Remove directories a new partition must not inherit (from a topic of the same

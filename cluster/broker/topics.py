@@ -144,6 +144,15 @@ class TopicCatalogue:
         self.by_id[meta.uuid] = meta
         return meta
 
+    def adopt(self, name: str, topic_id: str, partitions: int, configs: dict[str, str]) -> TopicMeta:
+        """Record a topic the cluster's controller created (multi-broker clusters: the
+        topic id and configs come from the metadata store, so every broker answers alike)."""
+        meta = TopicMeta(name, topic_id, partitions, dict(configs), [0] * partitions)
+        self._write({name: meta})
+        self.topics[name] = meta
+        self.by_id[meta.uuid] = meta
+        return meta
+
     def delete(self, name: str) -> TopicMeta:
         meta = self.topics[name]
         self._write({name: None})

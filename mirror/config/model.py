@@ -275,6 +275,17 @@ _LINK_FIELDS: dict[str, Field] = {
 }
 
 
+def _refuse_brokers(r: NodeReader, node: yaml.Node, lpath: str) -> None:
+    """`brokers:` under `local:` names a multi-broker cluster, which `dcmirror up` cannot run yet."""
+    if not isinstance(node, yaml.MappingNode):
+        return
+    for key, value in node.value:
+        if isinstance(key, yaml.ScalarNode) and key.value == "brokers":
+            raise r.error(value, r.join(lpath, "brokers"),
+                          "multi-broker local clusters are not supported by `dcmirror up` yet; run "
+                          "`dcmirror cluster start --brokers N` and point this cluster's bootstrap at it")
+
+
 def _cluster(r: NodeReader, alias: str, node: yaml.Node, path: str) -> ClusterConfig:
     table = {"bootstrap": bootstrap_field, "local": node_field, "client": node_field, "ssh": node_field}
     values, items = read_fields(r, node, path, table, ("bootstrap",))
@@ -282,6 +293,7 @@ def _cluster(r: NodeReader, alias: str, node: yaml.Node, path: str) -> ClusterCo
     local = None
     if "local" in values:
         lpath = r.join(path, "local")
+        _refuse_brokers(r, values["local"], lpath)
         lvalues, litems = read_fields(r, values["local"], lpath, _LOCAL_FIELDS, ("data_dir",))
         if lvalues.get("queued_max_request_bytes") == 0:
             raise r.error(litems["queued_max_request_bytes"][1],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -9,7 +10,7 @@ import sys
 import time
 
 from tests import clients
-from tests.processes import ClusterProcess, free_port, wait_until
+from tests.processes import ClusterProcess, MultiBrokerCluster, free_port, wait_until
 
 
 def test_ready_line_and_clean_stop_on_sigterm_and_sigint(tmp_path) -> None:
@@ -24,12 +25,25 @@ def test_ready_line_and_clean_stop_on_sigterm_and_sigint(tmp_path) -> None:
         assert "Traceback" not in c.log_text()
 
 
-def test_more_than_one_broker_is_refused_clearly(tmp_path) -> None:
-    res = subprocess.run([sys.executable, "-m", "dcmirror_cli", "cluster", "start", "--name", "x",
-                          "--port", str(free_port()), "--data-dir", str(tmp_path), "--brokers", "3"],
-                         capture_output=True, text=True, timeout=30)
-    assert res.returncode == 2
-    assert "not yet supported" in res.stderr and "Traceback" not in res.stderr
+def test_several_brokers_one_ready_line_and_a_clean_stop(tmp_path) -> None:
+    """--brokers 3 (once refused): one ready line naming every broker; SIGTERM stops all three."""
+    c = MultiBrokerCluster("x", tmp_path / "x", brokers=3).start()
+    pids = [c.broker_pid(n) for n in (1, 2, 3)]
+    ready = [l for l in c.log_text().splitlines() if "cluster x ready" in l]
+    assert len(ready) == 1 and all(f"127.0.0.1:{p}" in ready[0] for p in c.ports)
+    c.proc.send_signal(signal.SIGTERM)
+    assert c.proc.wait(timeout=40) == 0
+    assert "Traceback" not in c.log_text()
+    for pid in pids:
+        wait_until(lambda: not os.path.exists(f"/proc/{pid}") or "zombie" in _state(pid), 10,
+                   what=f"broker process {pid} gone")
+
+
+def _state(pid: int) -> str:
+    try:
+        return open(f"/proc/{pid}/status").read().lower()
+    except OSError:
+        return "zombie"
 
 
 def test_port_in_use_is_one_sentence(tmp_path) -> None:

@@ -463,3 +463,10 @@ def test_local_cluster_batch_limits(tmp_path: Path) -> None:
     assert_located(err, 10, "clusters.west.local.max_batch_inflate_bytes", "at most 67108864")
     err = error_of(tmp_path, CONTRACT.replace("data_dir: ./data/west", "data_dir: ./w\n      max_batch_records: 0"))
     assert_located(err, 10, "clusters.west.local.max_batch_records", "at least 1")
+
+
+def test_local_brokers_is_refused_until_up_runs_multi_broker_clusters(tmp_path: Path) -> None:
+    err = error_of(tmp_path, CONTRACT.replace("      data_dir: ./data/east ",
+                                              "      brokers: 3\n      data_dir: ./data/east "))
+    assert_located(err, 5, "clusters.east.local.brokers", "not supported by `dcmirror up` yet",
+                   "cluster start --brokers N")
