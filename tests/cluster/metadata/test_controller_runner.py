@@ -96,8 +96,11 @@ async def test_registration_topics_and_fencing(store: MetadataStore) -> None:
 
 async def test_controller_failover_by_lease_expiry(open_stores: Callable[[], MetadataStore],
                                                    store_url: str) -> None:
-    """The running controller stops renewing (as a SIGKILLed one): another takes over."""
-    ttl = 1.0 if store_url.startswith("etcd") else 0.4
+    """The running controller stops renewing (as a SIGKILLed one): another takes over.
+
+    A TTL of 1 s, not less: on a loaded machine a stall of one TTL legitimately costs the
+    holder its lease (and a takeover bumps the epoch once more)."""
+    ttl = 1.0
     runners = [ControllerRunner(open_stores(), n, lease_ttl_s=ttl, interval_s=0.05) for n in (1, 2)]
     tasks = [asyncio.create_task(r.run()) for r in runners]
     try:
@@ -106,7 +109,7 @@ async def test_controller_failover_by_lease_expiry(open_stores: Callable[[], Met
         tasks[runners.index(first)].cancel()  # dies without revoking its lease
         other = runners[1 - runners.index(first)]
         await _until(lambda: other.active, timeout=20)
-        assert other.epoch == first.epoch + 1
+        assert other.epoch > first.epoch
     finally:
         for t in tasks:
             t.cancel()
