@@ -111,7 +111,7 @@ def main(topics: int, partitions: int, groups: int, records: int, unplanned: boo
                 if kind == "unplanned":
                     mirror.stop()
                     east.kill9()
-                wall, rep = timed_failover(cfg, *(["--force"] if kind == "unplanned" else ["--yes"]))
+                wall, rep = timed_failover(cfg, "--yes", *(["--force"] if kind == "unplanned" else []))
                 run = {"kind": kind, "wall_s": round(wall, 3), "procedure_s": rep["elapsed_s"],
                        "partitions": len(rep["partitions"]), "groups": len(rep["groups"]),
                        "loss": rep["total_loss"], "steps": rep.get("steps", {})}
@@ -123,7 +123,7 @@ def main(topics: int, partitions: int, groups: int, records: int, unplanned: boo
                     east.start()
                     started = time.monotonic()
                     back = subprocess.run([sys.executable, "-m", "dcmirror_cli", "-q", "failback", str(cfg),
-                                           "--link", LINK, "--json"], capture_output=True, text=True, cwd=ROOT,
+                                           "--link", LINK, "--yes", "--json"], capture_output=True, text=True, cwd=ROOT,
                                           stdin=subprocess.DEVNULL, timeout=600)
                     if back.returncode != 0:
                         raise SystemExit(f"failback failed ({back.returncode}):\n{back.stderr}")

@@ -1,10 +1,13 @@
 """`dcmirror failover | failback | offsets translate | link pause|resume|adopt`: the incident commands.
 
-Destructive commands print what they will do (`--dry-run` stops there), save the link's
-status snapshot to a file they name, and on a terminal ask for confirmation naming the
-scope (`--yes` / `--force` skip it); without a terminal they never wait for input. Reports
-are rich tables on stdout, or stable JSON with `--json`; messages go to stderr. Exit 0 on
-success (also when there was nothing to do), 1 when the procedure could not proceed.
+Destructive commands (failover, failback) print what they will do (`--dry-run` stops
+there: steps, groups, expected loss), save the link's status snapshot to a file they name,
+and on a terminal ask for confirmation naming the scope (only `--yes` skips it; `--force`
+means "the source is gone", never "do not ask"). Without a terminal and without `--yes`
+they change nothing and exit 2 naming the flag. Each step is printed to stderr as it runs,
+with its timeout. Reports are rich tables on stdout (incident_view), or stable JSON with
+`--json`. Exit 0 on success (also when there was nothing to do), 1 when the procedure could
+not proceed, 2 for usage errors.
 """
 
 from __future__ import annotations
@@ -39,18 +42,24 @@ def _link(cfg, name: str, config: Path):
 
 
 def _confirmer(question, assume_yes: bool):
+    """Ask on the terminal naming the scope, unless --yes (`--force` is no answer: it says
+    the source is gone). Without a terminal the command was refused before (exit 2)."""
     def confirm(report) -> bool:
-        if assume_yes or not sys.stdin.isatty():
+        if assume_yes:
             return True
         return click.confirm(question(report), default=False, err=True)
 
     return confirm
 
 
-def _utc(ms: int | None) -> str:
-    if not ms:
-        return "never"
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ms / 1000))
+def refuse_without_terminal(command: str, yes: bool, dry_run: bool) -> None:
+    """A destructive command without a terminal to confirm on and without --yes (a cron
+    job, a CI step) changes nothing and exits 2 naming the flag to add."""
+    if yes or dry_run or sys.stdin.isatty():
+        return
+    click.echo(f"dcmirror: {command} changes the clusters and no terminal is attached to confirm it: "
+               "add --yes to proceed (or --dry-run to see the plan)", err=True)
+    sys.exit(2)
 
 
 #: TOPIC_, GROUP_, CLUSTER_AUTHORIZATION_FAILED
@@ -60,11 +69,12 @@ _DENIED = (29, 30, 31)
 def _run(coro):
     from cluster.client.errors import KafkaError, KafkaProtocolError
     from mirror.incident.failover import FailoverError
+    from mirror.incident.steps import StepTimeout
     from mirror.replication.mode import ModeError
 
     try:
         return asyncio.run(coro)
-    except (FailoverError, ModeError) as exc:
+    except (FailoverError, ModeError, StepTimeout) as exc:
         raise click.ClickException(str(exc)) from None
     except KafkaError as exc:  # a broker's refusal, one sentence (the state is safe to resume)
         hint = ""
@@ -75,101 +85,53 @@ def _run(coro):
         raise click.ClickException(f"{exc}{hint}") from None
 
 
-def render_failover(report) -> None:
-    from rich.console import Console
-    from rich.table import Table
+def _run_steps(coro_of):
+    """Run a procedure with its steps printed to stderr as they go."""
+    from mirror.cli.incident_view import StepPrinter
 
-    out = Console()
-    err = Console(stderr=True)
-    live = report.kind == "planned"
-    title = (f"failover {report.link}: {report.source} -> {report.target} ({report.kind}, {report.mode})"
-             + (" DRY RUN" if report.dry_run else ""))
-    t = Table(title=title, title_justify="left")
-    for col in ("topic", "partition", "source end" + (" (live)" if live else " (last contact)"),
-                "mirrored", "target end", "expected loss" if report.dry_run else "loss"):
-        t.add_column(col, justify="left" if col == "topic" else "right")
-    for r in report.partitions:
-        t.add_row(r.topic, str(r.partition), "?" if r.source_end is None else str(r.source_end),
-                  str(r.mirrored), str(r.target_end), "?" if r.loss is None else str(r.loss),
-                  style="red" if r.loss else None)
-    out.print(t)
-    total = report.total_loss
-    where = (f"source ends read live from {report.source}" if live and not report.already
-             else f"last contact with {report.source}: {_utc(report.last_contact_ms)}")
-    out.print(f"recovery point: {'unknown' if total is None else total} record(s) not mirrored ({where})")
-    if report.groups:
-        g = Table(title="consumer groups on " + report.target, title_justify="left")
-        for col in ("group", "offsets committed", "note", "may re-read"):
-            g.add_column(col)
-        for row in report.groups:
-            offs = ", ".join(f"{k}@{v}" for k, v in row.offsets.items()) or "-"
-            g.add_row(row.group, offs, row.skipped or "", str(row.max_duplicates))
-        out.print(g)
-    if report.promoted:
-        out.print(f"promoted on {report.target}: {len(report.promoted)} topic(s)")
-    if report.fenced:
-        out.print(f"fenced on {report.source}: {len(report.fenced)} topic(s)")
-    for note in report.notes:
-        err.print(note)
-    if report.snapshot:
-        err.print(f"status snapshot saved to {report.snapshot}")
-    out.print(f"link state: {report.state} ({report.elapsed_s:.2f}s)")
+    printer = StepPrinter()
+    try:
+        return _run(coro_of(printer))
+    finally:
+        printer.close()
+
+
+def _snapshots(config: Path, snapshot_dir: Path | None) -> Path:
+    return snapshot_dir or config.resolve().parent / "dcmirror-snapshots"
 
 
 @click.command("failover")
 @config_arg
 @link_opt
-@click.option("--force", is_flag=True, help="Unplanned: the source may be gone; promote now and report the loss.")
-@click.option("--dry-run", is_flag=True, help="Print the plan and the expected loss; change nothing.")
+@click.option("--force", is_flag=True,
+              help="Unplanned: the source may be gone; promote now and report the loss. Still asks (or needs --yes).")
+@click.option("--dry-run", is_flag=True, help="Print the steps, the groups and the expected loss; change nothing.")
 @json_opt
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (needed without a terminal).")
 @snap_opt
 def failover_cmd(config: Path, link_name: str, force: bool, dry_run: bool, as_json: bool, yes: bool,
                  snapshot_dir: Path | None) -> None:
     """Make LINK's target cluster the primary for the link's topics."""
+    from mirror.cli.incident_view import render_failover
     from mirror.incident.failover import run_failover
 
     cfg = _load(config)
     link = _link(cfg, link_name, config)
+    refuse_without_terminal("failover", yes, dry_run)
 
     def question(r) -> str:
-        return (f"Fail over link {link.name}: promote {len(r.promoted or {x.target_topic for x in r.partitions})} "
-                f"topic(s) on {link.target}, stop mirroring from {link.source}"
-                + (f", losing {r.total_loss} record(s)" if r.total_loss else "") + "?")
+        loss = f", losing at least {r.total_loss} record(s)" if force and r.total_loss else ""
+        return (f"Fail over link {link.name}{' (--force: the source is treated as gone)' if force else ''}: "
+                f"promote {len({x.target_topic for x in r.partitions})} topic(s) on {link.target}, stop "
+                f"mirroring from {link.source}{loss}?")
 
-    report = _run(run_failover(cfg, link, force=force, dry_run=dry_run,
-                               snapshot_dir=snapshot_dir or config.resolve().parent / "dcmirror-snapshots",
-                               confirm=_confirmer(question, yes or force)))
+    report = _run_steps(lambda progress: run_failover(
+        cfg, link, force=force, dry_run=dry_run, snapshot_dir=_snapshots(config, snapshot_dir),
+        confirm=_confirmer(question, yes), progress=progress))
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=1))
     else:
         render_failover(report)
-
-
-def render_failback(report) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    out = Console()
-    err = Console(stderr=True)
-    t = Table(title=f"failback {report.link}: {report.target} -> {report.source}"
-                    + (" (stay)" if report.stay else ""), title_justify="left")
-    for col in ("topic", "partition", "promoted at", "old end", "divergence", "diverged", "new end"):
-        t.add_column(col, justify="left" if col == "topic" else "right")
-    for p in report.partitions:
-        t.add_row(p.topic, str(p.partition), "?" if p.promoted_at is None else str(p.promoted_at), str(p.old_end),
-                  str(p.divergence), str(p.diverged), str(p.new_end), style="yellow" if p.diverged else None)
-    out.print(t)
-    out.print(f"diverged records kept: {report.total_diverged}")
-    for topic, name in sorted(report.diverged_topics.items()):
-        out.print(f"  {topic} -> {name}")
-    for group, offs in sorted(report.groups.items()):
-        out.print(f"group {group} on {report.source}: " + ", ".join(f"{k}@{v}" for k, v in offs.items()))
-    for note in report.notes:
-        err.print(note)
-    if report.snapshot:
-        err.print(f"status snapshot saved to {report.snapshot}")
-    out.print(f"link state: {report.state} ({report.elapsed_s:.2f}s)")
 
 
 @click.command("failback")
@@ -177,28 +139,74 @@ def render_failback(report) -> None:
 @link_opt
 @json_opt
 @click.option("--stay", is_flag=True, help="Keep the new primary; the old source becomes its mirror.")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--dry-run", is_flag=True, help="Print the steps, the divergence and the groups; change nothing.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (needed without a terminal).")
 @snap_opt
-def failback_cmd(config: Path, link_name: str, as_json: bool, stay: bool, yes: bool,
+def failback_cmd(config: Path, link_name: str, as_json: bool, stay: bool, dry_run: bool, yes: bool,
                  snapshot_dir: Path | None) -> None:
     """After a failover of LINK: reconcile the old source with the new primary and switch back."""
+    from mirror.cli.incident_view import render_failback
     from mirror.incident.failback import run_failback
 
     cfg = _load(config)
     link = _link(cfg, link_name, config)
+    refuse_without_terminal("failback", yes, dry_run)
 
     def question(r) -> str:
         return (f"Fail back link {link.name}: keep {r.total_diverged} diverged record(s) of {link.source} in "
                 f"{len(r.diverged_topics)} __dcmirror.diverged.* topic(s), truncate {link.source} and copy "
                 f"{link.target} onto it" + ("" if stay else f", then make {link.source} primary again") + "?")
 
-    report = _run(run_failback(cfg, link, stay=stay,
-                               snapshot_dir=snapshot_dir or config.resolve().parent / "dcmirror-snapshots",
-                               confirm=_confirmer(question, yes)))
+    report = _run_steps(lambda progress: run_failback(
+        cfg, link, stay=stay, dry_run=dry_run, snapshot_dir=_snapshots(config, snapshot_dir),
+        confirm=_confirmer(question, yes), progress=progress))
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=1))
     else:
         render_failback(report)
+
+
+def _history_detail(state) -> str:
+    d = state.details or {}
+    if state.state == "failed-over" and "total_loss" in d:
+        bound = d.get("loss_bound") or ("exact" if state.reason == "planned" else "at least")
+        return f"loss {bound} {d['total_loss']}" if d["total_loss"] is not None else "loss unknown"
+    if d.get("diverged_topics") and state.state in ("normal", "reversed"):
+        return "diverged kept in " + ", ".join(sorted(d["diverged_topics"].values()))
+    return ", ".join(d.get("topics", [])[:5]) + (" ..." if len(d.get("topics", [])) > 5 else "")
+
+
+@click.command("history")
+@config_arg
+@click.option("--link", "links", multiple=True, help="Only these links (default: all).")
+@json_opt
+def history_cmd(config: Path, links: tuple[str, ...], as_json: bool) -> None:
+    """Past failovers, failbacks, pauses and resumes of each link, from its link-state topic."""
+    from mirror.cli.incident_view import render_history
+    from mirror.incident import failover_ops as ops
+    from mirror.records import link_state as ls
+
+    cfg = _load(config)
+    chosen = [_link(cfg, name, config) for name in links] if links else list(cfg.links)
+
+    async def read() -> list[dict]:
+        rows = []
+        for link in chosen:
+            target = ops.client_for(cfg, link.target)
+            try:
+                await target.start()
+                states = await ls.read_history(target, link.name)
+            finally:
+                await target.close()
+            rows += [{"link": link.name, "state": s.state.value, "since_ms": s.since_ms, "by": s.by,
+                      "reason": s.reason, "detail": _history_detail(s), "details": s.details} for s in states]
+        return sorted(rows, key=lambda r: r["since_ms"])
+
+    rows = _run(read())
+    if as_json:
+        click.echo(json.dumps(rows, indent=1, default=str))
+    else:
+        render_history(rows)
 
 
 @click.group("offsets")
@@ -311,4 +319,4 @@ def adopt_cmd(config: Path, link_name: str, topic: str, truncate: bool, as_json:
             click.echo(f"note: {note}", err=True)
 
 
-commands = [failover_cmd, failback_cmd, offsets_group, link_group]
+commands = [failover_cmd, failback_cmd, history_cmd, offsets_group, link_group]

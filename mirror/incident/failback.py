@@ -21,7 +21,9 @@ mirrored, while the new primary (T) took new writes at the same offsets. Per par
 
 Every step is idempotent (a re-run finds no divergence, the diverged topic already
 complete, truncation at the log end, nothing to copy); the diverged topic names are kept in
-the `failing-back` link state so a re-run after a crash reuses them.
+the `failing-back` link state so a re-run after a crash reuses them. `run_failback` reads
+and plans (changing nothing, so `--dry-run` stops there), then runs the named steps
+`failback_steps` returns: the list the live output and `--dry-run` print.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +42,8 @@ from mirror.incident import failover_ops as ops
 from mirror.records import link_machine as machine
 from mirror.records import link_state as ls
 from mirror.config.model import LinkConfig, MirrorConfig
-from mirror.incident.failover import Confirm, FailoverError, save_snapshot
+from mirror.incident.failover_plan import FailoverError, save_snapshot
+from mirror.incident.steps import NullProgress, Progress, Step, describe, run_steps
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +76,9 @@ class FailbackReport:
     diverged_topics: dict[str, str] = field(default_factory=dict)
     groups: dict[str, dict[str, int]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    dry_run: bool = False
+    plan: list[dict[str, Any]] = field(default_factory=list)  # the steps it runs (steps.describe)
+    steps: dict[str, float] = field(default_factory=dict)  # seconds per step run, in order
     elapsed_s: float = 0.0
 
     @property
@@ -173,49 +180,253 @@ async def _catch_up(new: KafkaClient, old: KafkaClient, parts: list[FailbackPart
         part.new_end = done[(part.topic, part.partition)]
 
 
-async def _move_groups(link: LinkConfig, cfg: MirrorConfig, new: KafkaClient, old: KafkaClient,
-                       parts: list[FailbackPartition], report: FailbackReport) -> None:
+def group_moves(by_target: dict[TP, FailbackPartition], by_source: dict[TP, FailbackPartition],
+                on_new: dict[TP, int], on_old: dict[TP, int]) -> dict[TP, int]:
+    """What one group commits on the old source: its offsets on the new primary (same
+    offsets, never past the old source's new end); a partition it only read on the old
+    source, past the divergence point, goes back there so it misses none of the new
+    primary's records."""
+    commits: dict[TP, int] = {}
+    for (t, p), off in on_new.items():
+        part = by_target.get((t, p))
+        if part is not None and off >= 0:
+            commits[(part.topic, p)] = min(off, part.new_end)
+    for (t, p), off in on_old.items():
+        part = by_source.get((t, p))
+        if part is not None and (t, p) not in commits and off > part.divergence:
+            commits[(t, p)] = part.divergence  # it read diverged records; resume where T took over
+    return commits
+
+
+Confirm = Callable[[FailbackReport], bool]
+
+
+@dataclass
+class FailbackRun:
+    """What the steps of one failback share."""
+
+    cfg: MirrorConfig
+    link: LinkConfig
+    new: KafkaClient  # the new primary (the link's target)
+    old: KafkaClient  # the old primary, back from the dark
+    report: FailbackReport
+    state: ls.LinkState
+    failing_back: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+    diverged_names: dict[str, str] = field(default_factory=dict)
+    partition_counts: dict[str, int] = field(default_factory=dict)  # target topic -> partitions
+    to_create: dict[str, int] = field(default_factory=dict)  # old source topic -> partitions it needs
+
+    @property
+    def parts(self) -> list[FailbackPartition]:
+        return self.report.partitions
+
+    def source_topics(self) -> list[str]:
+        return sorted({p.topic for p in self.parts})
+
+    def target_topics(self) -> list[str]:
+        return sorted({p.target_topic for p in self.parts})
+
+
+def failback_steps(run: FailbackRun) -> list[Step]:
+    """The steps of this failback, in order (what runs, what is shown, what --dry-run prints)."""
+    src, tgt, stay = run.link.source, run.link.target, run.report.stay
+    copy = 1800.0  # copying a partition's worth of records: generous, still bounded
+    steps = [Step("record failing-back", f"record failing-back in the link state on {tgt}", 60, _record_failing_back),
+             Step("prepare topics", f"create or grow the topics on {src} to match {tgt}", 120, _prepare_topics),
+             Step("mark mirrors", f"mark {src}'s topics as mirrors of {tgt} (its producers are refused from "
+                  "here on)", 60, _mark_old_as_mirror),
+             Step("keep diverged", f"copy the {run.report.total_diverged} diverged record(s) of {src} into "
+                  f"{len(run.report.diverged_topics)} __dcmirror.diverged.* topic(s)", copy, _keep_diverged),
+             Step("truncate", f"truncate {src}'s partitions where the histories part", 120, _truncate),
+             Step("catch up", f"copy what {src} lacks from {tgt}, offsets preserved", copy, _step_catch_up)]
+    groups = Step("groups", f"commit the groups' offsets of {tgt} on {src}", 120, _step_groups)
+    if stay:
+        return steps + [groups, Step("record reversed", f"record reversed: {tgt} stays primary, a running "
+                                     f"mirror copies {tgt} -> {src}", 60, _record_reversed)]
+    return steps + [Step("fence", f"fence {tgt}'s topics against producers", 60, _fence_new),
+                    Step("last catch up", f"copy what {tgt} took before the fence", copy, _step_catch_up),
+                    groups,
+                    Step("switch", f"promote {src}'s topics and mark {tgt}'s as its mirrors", 60, _switch),
+                    Step("record normal", f"record normal: a running mirror copies {src} -> {tgt} again", 60,
+                         _record_normal)]
+
+
+async def _record_failing_back(run: FailbackRun) -> None:
+    await ls.write_state(run.new, run.link.name, ls.LinkState(
+        run.failing_back, int(time.time() * 1000), by="dcmirror failback",
+        reason="stay" if run.report.stay else "restore", promoted=run.state.promoted,
+        details={**run.details, "diverged_topics": run.diverged_names}))
+
+
+async def _prepare_topics(run: FailbackRun) -> None:
+    old_topics = await run.old.list_topics(include_internal=True)
+    for topic, n in sorted(run.to_create.items()):
+        if topic not in old_topics:
+            await ops.ensure_mirror_topic(run.old, topic, n, {ops.MIRROR_SOURCE: run.link.target})
+        elif old_topics[topic].num_partitions < n:  # grown on the new primary meanwhile
+            await run.old.create_partitions({topic: n})
+
+
+async def _mark_old_as_mirror(run: FailbackRun) -> None:
+    await ops.set_configs(run.old, {t: {ops.MIRROR_SOURCE: run.link.target, ops.FENCED: None}
+                                    for t in run.source_topics()})
+
+
+async def _keep_diverged(run: FailbackRun) -> None:
+    for part in run.parts:
+        if not part.diverged:
+            continue
+        missing = await ops.keep_records(run.old, part.topic, {part.partition: (part.divergence, part.old_end)},
+                                         run.diverged_names[part.topic], run.partition_counts[part.target_topic],
+                                         run.link.source)
+        if missing:
+            raise FailoverError(f"{missing[0]}; nothing was truncated, run failback again")
+
+
+async def _truncate(run: FailbackRun) -> None:
+    await ops.truncate(run.old, {(p.topic, p.partition): p.divergence for p in run.parts if p.diverged})
+
+
+async def _step_catch_up(run: FailbackRun) -> None:
+    await _catch_up(run.new, run.old, run.parts)
+
+
+async def _step_groups(run: FailbackRun) -> None:
+    await _move_groups(run, apply=True)
+
+
+async def _move_groups(run: FailbackRun, *, apply: bool) -> None:
     """Offsets committed on the new primary follow to the old source (same offsets)."""
-    policy = cfg.policy(link)
-    by_target = {(p.target_topic, p.partition): p for p in parts}
-    by_source = {(p.topic, p.partition): p for p in parts}
+    link, new, old, report = run.link, run.new, run.old, run.report
+    policy = run.cfg.policy(link)
+    by_target = {(p.target_topic, p.partition): p for p in run.parts}
+    by_source = {(p.topic, p.partition): p for p in run.parts}
     groups = {g.group_id for g in await new.list_groups() if policy.should_mirror_group(g.group_id)}
     groups |= {g.group_id for g in await old.list_groups() if policy.should_mirror_group(g.group_id)}
     active = await ops.active_groups(old, sorted(groups))
+    report.groups = {}
     for g in sorted(groups):
         if g in active:
-            report.notes.append(f"group {g} has members on {link.source}; its offsets were left alone")
+            note = f"group {g} has members on {link.source}; its offsets were left alone"
+            if note not in report.notes:
+                report.notes.append(note)
             continue
-        commits: dict[TP, int] = {}
-        for (t, p), (off, _) in (await new.offset_fetch(g)).items():
-            part = by_target.get((t, p))
-            if part is not None and off >= 0:
-                commits[(part.topic, p)] = min(off, part.new_end)
-        for (t, p), (off, _) in (await old.offset_fetch(g)).items():
-            part = by_source.get((t, p))
-            if part is not None and (t, p) not in commits and off > part.divergence:
-                commits[(t, p)] = part.divergence  # it read diverged records; resume where T took over
+        on_new = {tp: off for tp, (off, _) in (await new.offset_fetch(g)).items()}
+        on_old = {tp: off for tp, (off, _) in (await old.offset_fetch(g)).items()}
+        commits = group_moves(by_target, by_source, on_new, on_old)
         if commits:
-            await old.offset_commit(g, commits)
+            if apply:
+                await old.offset_commit(g, commits)
             report.groups[g] = {f"{t}-{p}": o for (t, p), o in sorted(commits.items())}
 
 
-async def run_failback(cfg: MirrorConfig, link: LinkConfig, *, stay: bool = False, snapshot_dir: Path,
-                       confirm: Confirm = lambda r: True) -> FailbackReport:
+async def _record_reversed(run: FailbackRun) -> None:
+    link = run.link
+    stayed = machine.transition(link.name, run.failing_back, machine.Command.STAYED)
+    await ls.write_state(run.new, link.name, ls.LinkState(
+        stayed, int(time.time() * 1000), by="dcmirror failback --stay", promoted=run.state.promoted,
+        details={**run.details, "diverged_topics": run.diverged_names}))
+    run.report.state = stayed
+    run.report.notes.append(f"{link.target} stays primary; {link.source}'s topics are read-only mirrors "
+                            f"of it. Run `dcmirror failback` again (without --stay) to switch back")
+
+
+async def _fence_new(run: FailbackRun) -> None:
+    await ops.set_configs(run.new, {t: {ops.FENCED: run.link.source} for t in run.target_topics()})
+
+
+async def _switch(run: FailbackRun) -> None:
+    await ops.set_configs(run.old, {t: {ops.MIRROR_SOURCE: None, ops.FENCED: None} for t in run.source_topics()})
+    await ops.set_configs(run.new, {t: {ops.MIRROR_SOURCE: run.link.source, ops.FENCED: None}
+                                    for t in run.target_topics()})
+
+
+async def _record_normal(run: FailbackRun) -> None:
+    restored = machine.transition(run.link.name, run.failing_back, machine.Command.RESTORED)
+    await ls.write_state(run.new, run.link.name, ls.LinkState(
+        restored, int(time.time() * 1000), by="dcmirror failback",
+        details={"diverged_topics": run.diverged_names}))
+    run.report.state = restored
+
+
+# -- reading and planning (changes nothing) -------------------------------------------------
+
+
+async def _locate_topic(run: FailbackRun, topic: str, ttopic: str, pids: list[int], old_parts: int) -> list[FailbackPartition]:
+    """Per partition of ``topic``: where the old source's and the new primary's histories part.
+    A partition the old source does not have yet starts empty there (end 0, nothing diverged)."""
+    old, new = run.old, run.new
+    have = [p for p in pids if p < old_parts]
+    old_ends = {**{(topic, p): 0 for p in pids}, **await ops.end_offsets(old, [(topic, p) for p in have])}
+    new_ends = await ops.end_offsets(new, [(ttopic, p) for p in pids])
+    sem = asyncio.Semaphore(16)
+
+    async def locate(p: int) -> FailbackPartition:
+        at = run.state.promoted.get(topic, {}).get(p)
+        e, w = old_ends[(topic, p)], new_ends[(ttopic, p)]
+        d = min(e, w)  # a re-run (or nothing diverged): identical up to the shorter end
+        if p in have:
+            async with sem:
+                if not await same_batch_before(old, topic, new, ttopic, p, d):
+                    d = await find_divergence(old, topic, new, ttopic, p, divergence_candidate(at, e, w))
+        return FailbackPartition(topic, ttopic, p, at, e, d, max(0, e - d), new_end=w)
+
+    return list(await asyncio.gather(*(locate(p) for p in pids)))
+
+
+async def _plan(run: FailbackRun) -> None:
+    policy, report = run.cfg.policy(run.link), run.report
+    topics = sorted(set(run.state.promoted) | set(run.details.get("topics", [])))
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    new_topics = await run.new.list_topics()
+    old_topics = await run.old.list_topics(include_internal=True)
+    for topic in topics:
+        ttopic = policy.target_topic(topic)
+        if ttopic not in new_topics:
+            report.notes.append(f"{ttopic} no longer exists on {run.link.target}; skipped")
+            continue
+        pids = sorted(new_topics[ttopic].partitions)
+        run.partition_counts[ttopic] = len(pids)
+        old_parts = old_topics[topic].num_partitions if topic in old_topics else 0
+        if old_parts < len(pids):
+            run.to_create[topic] = len(pids)
+        report.partitions += await _locate_topic(run, topic, ttopic, pids, old_parts)
+    for part in report.partitions:
+        if part.diverged and part.topic not in run.diverged_names:
+            run.diverged_names[part.topic] = diverged_topic_name(part.topic, stamp)
+    earlier = run.details.get("diverged_topics", {})
+    report.diverged_topics = {t: n for t, n in run.diverged_names.items()
+                              if any(p.topic == t and p.diverged for p in report.partitions) or t in earlier}
+    await _move_groups(run, apply=False)
+
+
+async def _connect(cfg: MirrorConfig, link: LinkConfig) -> tuple[KafkaClient, KafkaClient]:
+    new, old = ops.client_for(cfg, link.target), ops.client_for(cfg, link.source)
+    for alias, client in ((link.target, new), (link.source, old)):
+        try:
+            await client.start()
+        except (KafkaError, OSError) as exc:
+            await new.close()
+            await old.close()
+            raise FailoverError(f"cannot reach {alias!r}: {exc}; failback needs both clusters") from None
+    if not (await ops.is_dcmirror(old) and await ops.is_dcmirror(new)):
+        await new.close()
+        await old.close()
+        raise FailoverError("failback needs dcmirror clusters on both sides (offsets are preserved "
+                            "and the old source is truncated); for other clusters, re-mirror instead")
+    return new, old
+
+
+async def run_failback(cfg: MirrorConfig, link: LinkConfig, *, stay: bool = False, dry_run: bool = False,
+                       snapshot_dir: Path, confirm: Confirm = lambda r: True,
+                       progress: Progress | None = None) -> FailbackReport:
     started = time.monotonic()
-    policy = cfg.policy(link)
-    report = FailbackReport(link.name, link.source, link.target, stay)
-    new = ops.client_for(cfg, link.target)  # the new primary (the link's target)
-    old = ops.client_for(cfg, link.source)  # the old primary, back from the dark
+    progress = progress or NullProgress()
+    report = FailbackReport(link.name, link.source, link.target, stay, dry_run=dry_run)
+    new, old = await _connect(cfg, link)
     try:
-        for alias, client in ((link.target, new), (link.source, old)):
-            try:
-                await client.start()
-            except (KafkaError, OSError) as exc:
-                raise FailoverError(f"cannot reach {alias!r}: {exc}; failback needs both clusters") from None
-        if not (await ops.is_dcmirror(old) and await ops.is_dcmirror(new)):
-            raise FailoverError("failback needs dcmirror clusters on both sides (offsets are preserved "
-                                "and the old source is truncated); for other clusters, re-mirror instead")
+        progress.note(f"reading the link state of {link.name} and where {link.source} and {link.target} part")
         state = (await ls.read_state(new, link.name)).state
         report.state = state.state
         command = machine.Command.FAILBACK_STAY if stay else machine.Command.FAILBACK
@@ -227,88 +438,22 @@ async def run_failback(cfg: MirrorConfig, link: LinkConfig, *, stay: bool = Fals
             failing_back = machine.transition(link.name, state.state, command)
         except machine.TransitionError as exc:
             raise FailoverError(str(exc)) from None
-        promoted = state.promoted
         details = dict(state.details or {})
-        topics = sorted(set(promoted) | set(details.get("topics", [])))
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        diverged_names: dict[str, str] = dict(details.get("diverged_topics", {}))
-        new_topics = await new.list_topics()
-        old_topics = await old.list_topics(include_internal=True)
-        parts: list[FailbackPartition] = []
-        for topic in topics:
-            ttopic = policy.target_topic(topic)
-            if ttopic not in new_topics:
-                report.notes.append(f"{ttopic} no longer exists on {link.target}; skipped")
-                continue
-            pids = sorted(new_topics[ttopic].partitions)
-            if topic not in old_topics:
-                await ops.ensure_mirror_topic(old, topic, len(pids), {ops.MIRROR_SOURCE: link.target})
-            elif old_topics[topic].num_partitions < len(pids):  # grown on the new primary meanwhile
-                await old.create_partitions({topic: len(pids)})
-            old_ends = await ops.end_offsets(old, [(topic, p) for p in pids])
-            new_ends = await ops.end_offsets(new, [(ttopic, p) for p in pids])
-            sem = asyncio.Semaphore(16)
-
-            async def locate(p: int, topic: str = topic, ttopic: str = ttopic) -> FailbackPartition:
-                at = promoted.get(topic, {}).get(p)
-                e, w = old_ends[(topic, p)], new_ends[(ttopic, p)]
-                d = min(e, w)  # a re-run (or nothing diverged): identical up to the shorter end
-                async with sem:
-                    if not await same_batch_before(old, topic, new, ttopic, p, d):
-                        d = await find_divergence(old, topic, new, ttopic, p, divergence_candidate(at, e, w))
-                return FailbackPartition(topic, ttopic, p, at, e, d, max(0, e - d))
-
-            parts += await asyncio.gather(*(locate(p) for p in pids))
-        report.partitions = parts
-        for part in parts:
-            if part.diverged and part.topic not in diverged_names:
-                diverged_names[part.topic] = diverged_topic_name(part.topic, stamp)
-        report.diverged_topics = {t: n for t, n in diverged_names.items() if any(
-            p.topic == t and p.diverged for p in parts) or t in details.get("diverged_topics", {})}
+        run = FailbackRun(cfg, link, new, old, report, state, failing_back, details,
+                          dict(details.get("diverged_topics", {})))
+        await _plan(run)
+        steps = failback_steps(run)
+        report.plan = describe(steps)
+        report.steps["plan"] = round(time.monotonic() - started, 3)
+        if dry_run:
+            report.notes.append("dry run: nothing was changed")
+            return report
         snapshot = {"link": link.name, "taken_ms": int(time.time() * 1000), "state": asdict(state),
                     "plan": report.to_json()}
         report.snapshot = str(save_snapshot(snapshot_dir, link.name, "failback", snapshot))
-        if not confirm(report):  # type: ignore[arg-type]
+        if not confirm(report):
             raise FailoverError("not confirmed; nothing was changed")
-        await ls.write_state(new, link.name, ls.LinkState(
-            failing_back, int(time.time() * 1000), by="dcmirror failback", reason="stay" if stay else "restore",
-            promoted=promoted, details={**details, "diverged_topics": diverged_names}))
-        # From here the old source refuses its producers: its topics are mirrors of the new primary.
-        await ops.set_configs(old, {t: {ops.MIRROR_SOURCE: link.target, ops.FENCED: None}
-                                    for t in sorted({p.topic for p in parts})})
-        for part in parts:
-            if not part.diverged:
-                continue
-            missing = await ops.keep_records(old, part.topic, {part.partition: (part.divergence, part.old_end)},
-                                             diverged_names[part.topic],
-                                             len(new_topics[part.target_topic].partitions), link.source)
-            if missing:
-                raise FailoverError(f"{missing[0]}; nothing was truncated, run failback again")
-        cut = {(p.topic, p.partition): p.divergence for p in parts if p.diverged}
-        await ops.truncate(old, cut)
-        await _catch_up(new, old, parts)
-        if stay:
-            await _move_groups(link, cfg, new, old, parts, report)
-            stayed = machine.transition(link.name, failing_back, machine.Command.STAYED)
-            await ls.write_state(new, link.name, ls.LinkState(
-                stayed, int(time.time() * 1000), by="dcmirror failback --stay", promoted=promoted,
-                details={**details, "diverged_topics": diverged_names}))
-            report.state = stayed
-            report.notes.append(f"{link.target} stays primary; {link.source}'s topics are read-only mirrors "
-                                f"of it. Run `dcmirror failback` again (without --stay) to switch back")
-            return report
-        target_topics = sorted({p.target_topic for p in parts})
-        await ops.set_configs(new, {t: {ops.FENCED: link.source} for t in target_topics})
-        await _catch_up(new, old, parts)  # the new primary is fenced: this is the last catch-up
-        await _move_groups(link, cfg, new, old, parts, report)
-        await ops.set_configs(old, {t: {ops.MIRROR_SOURCE: None, ops.FENCED: None}
-                                    for t in sorted({p.topic for p in parts})})
-        await ops.set_configs(new, {t: {ops.MIRROR_SOURCE: link.source, ops.FENCED: None} for t in target_topics})
-        restored = machine.transition(link.name, failing_back, machine.Command.RESTORED)
-        await ls.write_state(new, link.name, ls.LinkState(
-            restored, int(time.time() * 1000), by="dcmirror failback",
-            details={"diverged_topics": diverged_names}))
-        report.state = restored
+        await run_steps(steps, run, progress, report.steps, f"dcmirror failback --link {link.name}")
         return report
     finally:
         report.elapsed_s = round(time.monotonic() - started, 3)

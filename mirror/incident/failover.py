@@ -15,349 +15,315 @@ Every step is idempotent and the link state (`__dcmirror.link-state.<link>`) rec
 `failing-over` before and `failed-over` after, so a second run, or a run after a crash
 half-way, is harmless. A running daemon sees the state within a second and stops copying.
 
-The arithmetic is pure (`recovery_rows`, `checkpoint_commits`, `OffsetSyncStore.rereads`) and
-unit-tested; `run_failover` is the sequence of I/O steps.
+The arithmetic is pure (failover_plan: `recovery_rows`, `checkpoint_commits`,
+`reread_bound`) and unit-tested. `run_failover` reads and plans, then runs the list of
+named steps `failover_steps` returns: the same list the live output and `--dry-run` print.
+A paused link is drained like a running one: the pause stops the daemon's copying, not a
+planned failover's own catch-up (what a paused link held back is copied, nothing is lost).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from cluster.client.client import KafkaClient
 from cluster.client.errors import KafkaError
+from mirror.config.model import LinkConfig, MirrorConfig
+from mirror.config.policy import ReplicationPolicy
 from mirror.incident import failover_ops as ops
+from mirror.incident.failover_plan import (  # noqa: F401  (the report's names, re-exported)
+    TP,
+    FailoverError,
+    GroupRow,
+    PartitionRow,
+    Report,
+    Scope,
+    _flat,
+    _nested,
+    _rereads,
+    already_rows,
+    checkpoint_commits,
+    gather_scope,
+    latest_checkpoints,
+    mirrored_positions,
+    recovery_rows,
+    reread_bound,
+    save_snapshot,
+)
+from mirror.incident.steps import NullProgress, Progress, Step, describe, run_steps
 from mirror.records import link_machine as machine
 from mirror.records import link_state as ls
-from mirror.config.model import LinkConfig, MirrorConfig
 from mirror.records.offsets import Checkpoint, read_checkpoints
-from mirror.config.policy import ReplicationPolicy
-from mirror.replication.mode import OffsetMapping, resolve_mode, sink_for
-from mirror.replication.sinks import TranslatingSink
+from mirror.replication.mode import sink_for
 
 log = logging.getLogger(__name__)
-
-TP = tuple[str, int]
-
-
-class FailoverError(Exception):
-    """The failover cannot proceed; the message says why and what to do."""
-
-
-# -- report ------------------------------------------------------------------------------
-
-
-@dataclass
-class PartitionRow:
-    topic: str
-    target_topic: str
-    partition: int
-    source_end: int | None  # live (planned) or at last contact (unplanned); None if unknown
-    mirrored: int  # source offset up to which the target holds the records
-    target_end: int
-    loss: int | None  # records on the source the target never got (None: unknown)
-
-
-@dataclass
-class GroupRow:
-    group: str
-    offsets: dict[str, int]  # "topic-partition" on the target -> committed offset
-    skipped: str | None = None
-    max_duplicates: int = 0  # translation mode: records a resumed consumer re-reads (all partitions)
-
-
-@dataclass
-class Report:
-    link: str
-    source: str
-    target: str
-    kind: str  # planned | unplanned
-    mode: str  # preserve-offsets | translate
-    dry_run: bool = False
-    already: bool = False
-    state: str = ""
-    last_contact_ms: int | None = None
-    snapshot: str | None = None
-    partitions: list[PartitionRow] = field(default_factory=list)
-    groups: list[GroupRow] = field(default_factory=list)
-    fenced: list[str] = field(default_factory=list)
-    promoted: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    steps: dict[str, float] = field(default_factory=dict)  # seconds per step, in order
-    elapsed_s: float = 0.0
-
-    def step(self, name: str, since: float) -> float:
-        now = time.monotonic()
-        self.steps[name] = round(now - since, 3)
-        return now
-
-    @property
-    def total_loss(self) -> int | None:
-        if any(r.loss is None for r in self.partitions):
-            return None
-        return sum(r.loss or 0 for r in self.partitions)
-
-    def to_json(self) -> dict[str, Any]:
-        doc = asdict(self)
-        doc["total_loss"] = self.total_loss
-        return doc
-
-
-# -- pure rules ----------------------------------------------------------------------------
-
-
-def recovery_rows(mirrored: Mapping[TP, tuple[str, int, int]], known_ends: Mapping[TP, int] | None) -> list[PartitionRow]:
-    """Per source partition: ``mirrored[(topic, p)] = (target topic, mirrored source
-    offset, target end)``; ``known_ends`` the source ends (live or at last contact).
-
-    Loss = records the source had that the target lacks = known end - mirrored, never
-    negative (the target may be ahead of an old contact). Unknown without an end."""
-    rows = []
-    for (topic, p), (target_topic, up, tend) in sorted(mirrored.items()):
-        end = None if known_ends is None else known_ends.get((topic, p))
-        loss = None if end is None else max(0, end - up)
-        rows.append(PartitionRow(topic, target_topic, p, end, up, tend, loss))
-    rows.sort(key=lambda r: (-(r.loss or 0), r.topic, r.partition))
-    return rows
-
-
-def latest_checkpoints(checkpoints: Iterable[Checkpoint]) -> dict[str, dict[TP, Checkpoint]]:
-    """Newest checkpoint per group and source partition (records are in write order)."""
-    out: dict[str, dict[TP, Checkpoint]] = {}
-    for cp in checkpoints:
-        out.setdefault(cp.group, {})[(cp.topic, cp.partition)] = cp
-    return out
-
-
-def checkpoint_commits(latest: Mapping[str, Mapping[TP, Checkpoint]], policy: ReplicationPolicy,
-                       target_ends: Mapping[TP, int], target_committed: Mapping[str, Mapping[TP, int]],
-                       ) -> dict[str, dict[TP, int]]:
-    """What to commit per group on the target: the checkpointed downstream offset, clamped
-    to the target's end (never past what was mirrored), and only where it moves the
-    target group forward (a group already consuming on the target is never rewound)."""
-    out: dict[str, dict[TP, int]] = {}
-    for group, cps in sorted(latest.items()):
-        if not policy.should_mirror_group(group):
-            continue
-        mine: dict[TP, int] = {}
-        for (topic, p), cp in cps.items():
-            ttp = (policy.target_topic(topic), p)
-            if ttp not in target_ends:
-                continue
-            offset = min(cp.downstream_offset, target_ends[ttp])
-            if offset > target_committed.get(group, {}).get(ttp, -1):
-                mine[ttp] = offset
-        if mine:
-            out[group] = mine
-    return out
-
-
-def _rereads(scope: Scope, checkpoints: Iterable[Checkpoint]) -> int:
-    """Records a group resuming at these checkpoints reads a second time (the mapping's
-    rereads: none when offsets are preserved). Planned and unplanned failovers both report
-    this number, so both ask here."""
-    return sum(scope.mapping.rereads(cp.topic, cp.partition, cp.upstream_offset) for cp in checkpoints)
-
-
-def already_rows(state: ls.LinkState, policy: ReplicationPolicy, target_ends: Mapping[TP, int]) -> list[PartitionRow]:
-    """The report of a failover that already happened, from its `failed-over` record."""
-    loss = {(t, int(p)): int(n) for t, ps in (state.details.get("loss") or {}).items() for p, n in ps.items()}
-    rows = []
-    for topic, parts in state.promoted.items():
-        for p, up in parts.items():
-            lost = loss.get((topic, p))
-            rows.append(PartitionRow(topic, policy.target_topic(topic), p, None if lost is None else up + lost, up,
-                                     target_ends.get((policy.target_topic(topic), p), up), lost))
-    rows.sort(key=lambda r: (-(r.loss or 0), r.topic, r.partition))
-    return rows
-
-
-# -- gathering what is mirrored ----------------------------------------------------------
-
-
-@dataclass
-class Scope:
-    """The partitions a link mirrors, as the target and the link state know them."""
-
-    policy: ReplicationPolicy
-    mapping: OffsetMapping
-    parts: dict[TP, str] = field(default_factory=dict)  # source (topic, p) -> target topic
-    mirror_topics: set[str] = field(default_factory=set)  # target topics still marked mirrors
-
-    def target_tps(self) -> list[TP]:
-        return [(t, p) for (_, p), t in self.parts.items()]
-
-    def source_topics(self) -> set[str]:
-        return {t for t, _ in self.parts}
-
-
-async def gather_scope(link: LinkConfig, policy: ReplicationPolicy, target: KafkaClient,
-                       state: ls.LinkState, contact: ls.Contact | None) -> Scope:
-    mapping = await resolve_mode(link, target)
-    preserve = mapping.preserves
-    scope = Scope(policy, mapping)
-    topics = await target.list_topics()
-    candidates = {}
-    for name, meta in topics.items():
-        src = policy.source_of(name)
-        if src is not None and policy.should_mirror_topic(src):
-            candidates[name] = (src, meta)
-    overrides = await ops.topic_overrides(target, list(candidates)) if preserve else {}
-    known_sources = set(state.promoted) | set((state.details or {}).get("topics", []))
-    if contact is not None:
-        known_sources |= set(contact.source_ends)
-    syncs = await mapping.load(TranslatingSink(target, policy.target_topic, link.name))
-    known_sources |= {s.topic for s in syncs}
-    for name, (src, meta) in sorted(candidates.items()):
-        marked = overrides.get(name, {}).get(ops.MIRROR_SOURCE) == link.source
-        if preserve and marked:
-            scope.mirror_topics.add(name)
-        if (preserve and marked) or src in known_sources:
-            for p in meta.partitions:
-                scope.parts[(src, p)] = name
-    return scope
-
-
-async def mirrored_positions(scope: Scope, target: KafkaClient) -> dict[TP, tuple[str, int, int]]:
-    tends = await ops.end_offsets(target, scope.target_tps())
-    out = {}
-    for (src, p), tname in scope.parts.items():
-        tend = tends[(tname, p)]
-        up = scope.mapping.mirrored(src, p, tend)
-        out[(src, p)] = (tname, 0 if up is None else up, tend)
-    return out
-
-
-def _flat(ends: Mapping[str, Mapping[int, int]]) -> dict[TP, int]:
-    return {(t, p): o for t, ps in ends.items() for p, o in ps.items()}
-
-
-def _nested(flat: Mapping[TP, int]) -> ls.Ends:
-    out: ls.Ends = {}
-    for (t, p), o in flat.items():
-        out.setdefault(t, {})[p] = o
-    return out
-
-
-def save_snapshot(directory: Path, link: str, what: str, doc: dict[str, Any]) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    path = directory / f"{link}-{what}-{stamp}.json"
-    n = 1
-    while path.exists():
-        n += 1
-        path = directory / f"{link}-{what}-{stamp}-{n}.json"
-    path.write_text(json.dumps(doc, indent=1, sort_keys=True, default=str))
-    return path
-
-
-# -- the procedure -----------------------------------------------------------------------
-
 
 Confirm = Callable[[Report], bool]
 
 
-async def run_failover(cfg: MirrorConfig, link: LinkConfig, *, force: bool = False, dry_run: bool = False,
-                       snapshot_dir: Path, confirm: Confirm = lambda r: True,
-                       quiet_s: float = 3.0, drain_timeout_s: float = 120.0) -> Report:
-    started = time.monotonic()
-    policy = cfg.policy(link)
+@dataclass
+class FailoverRun:
+    """What the steps of one failover share: clients, what was read, and the report."""
+
+    cfg: MirrorConfig
+    link: LinkConfig
+    policy: ReplicationPolicy
+    target: KafkaClient
+    report: Report
+    scope: Scope
+    progress: Progress
+    state: ls.LinkState
+    contact: ls.Contact | None
+    source: KafkaClient | None = None
+    source_is_dcmirror: bool = False
+    quiet_s: float = 3.0
+    drain_timeout_s: float = 120.0
+    latest: dict[str, dict[TP, Checkpoint]] = field(default_factory=dict)
+    failing_over: str = ""
+    since_ms: int = 0
+    ack: asyncio.Task | None = None
+
+    @property
+    def planned(self) -> bool:
+        return self.report.kind == "planned"
+
+
+# -- the steps ---------------------------------------------------------------------------
+
+
+def failover_steps(run: FailoverRun) -> list[Step]:
+    """The steps of this failover, in order: what runs, what the live output shows and what
+    `--dry-run` prints."""
+    link = run.link
+    record = Step("record failing-over", f"record failing-over in the link state on {link.target}: "
+                  "a running mirror stops copying the link", 60, _record_failing_over)
+    done = Step("record failed-over", "record failed-over with the promoted ends and the loss", 60,
+                _record_failed_over)
+    if run.planned:
+        fence = (f"fence the mirrored topics on {link.source} (its producers are refused from here on)"
+                 if run.source_is_dcmirror else f"{link.source} is not a dcmirror cluster and cannot be "
+                 "fenced: stop its producers first")
+        still = "" if run.source_is_dcmirror else f", then until its end offsets stay still for {run.quiet_s:.0f}s"
+        return [record, Step("fence", fence, 60, _step_fence),
+                Step("drain", f"copy what {link.target} lacks until it holds all of {link.source}{still}",
+                     run.drain_timeout_s + 30, _step_drain),
+                Step("daemon ack", "wait (up to 10s) for a running mirror to acknowledge the failover", 30,
+                     _step_ack),
+                Step("checkpoint+promote", f"commit every group's final offsets on {link.target} and promote "
+                     "its topics (writable, no longer mirrors)", 120, _step_checkpoint_promote), done]
+    steps = [record]
+    if run.source is not None:
+        steps.append(Step("fence", f"fence the mirrored topics on {link.source} (best effort: it is reachable "
+                          "and must not take writes now)", 30, _step_fence_best_effort))
+    return steps + [Step("promote", f"promote the topics on {link.target} (writable, no longer mirrors)", 60,
+                         _step_promote),
+                    Step("groups", f"commit each group's newest checkpoint on {link.target} (never moving a "
+                         "group back)", 120, _step_groups), done]
+
+
+async def _record_failing_over(run: FailoverRun) -> None:
+    run.since_ms = int(time.time() * 1000)
+    await ls.write_state(run.target, run.link.name, ls.LinkState(
+        run.failing_over, run.since_ms, by="dcmirror failover", reason=run.report.kind,
+        details={"topics": sorted(run.scope.source_topics())}))
+
+
+async def _step_fence(run: FailoverRun) -> None:
+    if run.source_is_dcmirror:
+        await _fence(run.source, run.scope, run.link.target, run.report)
+    # The daemon acknowledges within a second; meanwhile drain (offset-preserving appends it
+    # might still make are skipped by the target). Its checkpoints stop before our last one.
+    run.ack = asyncio.create_task(_wait_for_daemon(run.target, run.link.name, run.since_ms, run.contact,
+                                                   run.report))
+
+
+async def _step_drain(run: FailoverRun) -> None:
+    if not run.scope.mapping.preserves and run.ack is not None:  # a racing daemon's Produce would duplicate
+        await run.ack
+    lag = sum(max(0, (r.source_end or 0) - r.mirrored) for r in run.report.partitions)
+    if lag:
+        run.progress.note(f"  {lag} record(s) to copy" + (" (held back by the pause)"
+                                                          if run.state.state == "paused" else ""))
+    await _drain(run.link, run.policy, run.source, run.target, run.scope, run.quiet_s,
+                 run.source_is_dcmirror, run.drain_timeout_s)
+
+
+async def _step_ack(run: FailoverRun) -> None:
+    if run.ack is not None:
+        await run.ack
+
+
+async def _step_checkpoint_promote(run: FailoverRun) -> None:
+    if not run.scope.mapping.preserves:  # the drain wrote new syncs: read them again
+        state = ls.LinkState(details={"topics": sorted(run.scope.source_topics())})
+        run.scope = await gather_scope(run.link, run.policy, run.target, state, None)
+    # Both only need the drained target: consumers may read a mirror topic already, and
+    # producers find the offsets of nobody; so group offsets and promotion go in parallel.
+    await asyncio.gather(_final_checkpoint(run, apply=True), _promote(run.target, run.scope, run.report))
+
+
+async def _step_fence_best_effort(run: FailoverRun) -> None:
+    try:
+        await _fence(run.source, run.scope, run.link.target, run.report)
+    except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+        run.report.notes.append(f"could not fence {run.link.source}: {exc}")
+        run.progress.note(f"  could not fence {run.link.source}: {exc}")
+
+
+async def _step_promote(run: FailoverRun) -> None:
+    await _promote(run.target, run.scope, run.report)
+
+
+async def _step_groups(run: FailoverRun) -> None:
+    await _unplanned_groups(run, apply=True)
+
+
+async def _record_failed_over(run: FailoverRun) -> None:
+    link, report = run.link, run.report
+    mirrored = await mirrored_positions(run.scope, run.target)
+    if run.source is not None:
+        try:
+            report.partitions = recovery_rows(mirrored, await ops.end_offsets(run.source, list(mirrored)))
+        except (KafkaError, OSError, asyncio.TimeoutError):
+            if run.planned:
+                raise
+    elif run.contact is not None:
+        report.partitions = recovery_rows(mirrored, _flat(run.contact.source_ends))
+    promoted = _nested({tp: up for tp, (_, up, _) in mirrored.items()})
+    loss = _nested({(r.topic, r.partition): r.loss for r in report.partitions if r.loss is not None})
+    promoted_state = machine.transition(link.name, run.failing_over, machine.Command.PROMOTED)
+    await ls.write_state(run.target, link.name, ls.LinkState(
+        promoted_state, int(time.time() * 1000), by="dcmirror failover", reason=report.kind, promoted=promoted,
+        details={"topics": sorted(run.scope.source_topics()), "total_loss": report.total_loss,
+                 "loss_bound": report.loss_bound,
+                 "loss": {t: {str(p): n for p, n in ps.items()} for t, ps in loss.items()},
+                 "last_contact_ms": report.last_contact_ms}))
+    report.state = promoted_state
+
+
+# -- reading and planning ----------------------------------------------------------------
+
+
+async def _connect_target(cfg: MirrorConfig, link: LinkConfig) -> KafkaClient:
     target = ops.client_for(cfg, link.target)
     try:
         await target.start()
     except (KafkaError, OSError) as exc:
+        await target.close()
         raise FailoverError(f"cannot reach the target cluster {link.target!r}: {exc}") from None
-    source: KafkaClient | None = None
-    report: Report | None = None
+    return target
+
+
+async def _read(cfg: MirrorConfig, link: LinkConfig, target: KafkaClient, force: bool, dry_run: bool,
+                progress: Progress) -> tuple[FailoverRun, bool]:
+    """Link state, last contact, the source's reachability and the scope; and whether the
+    source answers."""
+    progress.note(f"reading the link state of {link.name} and what {link.target} holds")
+    policy = cfg.policy(link)
+    state_log, contact, source_up = await asyncio.gather(
+        ls.read_state(target, link.name), ls.read_last_contact(target, link.name),
+        ops.reachable(cfg, link.source))
+    state = state_log.state
+    scope = await gather_scope(link, policy, target, state, contact)
+    kind = "unplanned" if force else "planned"
+    report = Report(link.name, link.source, link.target, kind, scope.mapping.mode, dry_run=dry_run,
+                    state=state.state, last_contact_ms=contact.at_ms if contact else None)
+    return FailoverRun(cfg, link, policy, target, report, scope, progress, state, contact), source_up
+
+
+async def _already(run: FailoverRun) -> Report:
+    """The report of a failover that already happened (nothing to do)."""
+    state, report, policy = run.state, run.report, run.policy
+    report.already = True
+    report.kind = state.reason or report.kind
+    report.partitions = already_rows(state, policy, await ops.end_offsets(
+        run.target, [(policy.target_topic(t), p) for t, ps in state.promoted.items() for p in ps]))
+    report.notes.append(f"link {run.link.name} already failed over to {run.link.target} "
+                        f"({time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(state.since_ms / 1000))}); "
+                        "nothing to do")
+    return report
+
+
+async def _plan(run: FailoverRun, source_up: bool) -> None:
+    """Connect the source when it answers, read the ends and preview the groups."""
+    link, report = run.link, run.report
+    if run.planned and not source_up:
+        raise FailoverError(f"the source cluster {link.source!r} is unreachable; a planned failover "
+                            "needs it. Use --force for an unplanned failover (reports the loss)")
+    if source_up:
+        run.source = ops.client_for(run.cfg, link.source)
+        await run.source.start()
+        run.source_is_dcmirror = report.fenceable = await ops.is_dcmirror(run.source)
+    mirrored = await mirrored_positions(run.scope, run.target)
+    if run.source is not None:
+        report.partitions = recovery_rows(mirrored, await ops.end_offsets(run.source, list(mirrored)))
+    else:
+        report.partitions = recovery_rows(mirrored, _flat(run.contact.source_ends) if run.contact else None)
+        if run.contact is None:
+            report.notes.append("no last-contact record: the loss cannot be computed")
+    if run.planned:
+        report.notes.append(
+            f"planned: {link.source} is fenced and drained first, expected loss is 0" if run.source_is_dcmirror
+            else f"planned: {link.source} is not a dcmirror cluster and cannot be fenced: stop its producers "
+                 f"first; the failover waits until its end offsets stay still for {run.quiet_s:.0f}s")
+        await _final_checkpoint(run, apply=False)
+    else:
+        run.latest = latest_checkpoints(await read_checkpoints(run.target, link.name))
+        await _unplanned_groups(run, apply=False)
+
+
+def _snapshot(run: FailoverRun, snapshot_dir: Path) -> None:
+    doc = {"link": run.link.name, "taken_ms": int(time.time() * 1000), "state": asdict(run.state),
+           "last_contact": asdict(run.contact) if run.contact else None, "plan": run.report.to_json(),
+           "checkpoints": [asdict(c) for cps in run.latest.values() for c in cps.values()]}
+    run.report.snapshot = str(save_snapshot(snapshot_dir, run.link.name, "failover", doc))
+
+
+async def run_failover(cfg: MirrorConfig, link: LinkConfig, *, force: bool = False, dry_run: bool = False,
+                       snapshot_dir: Path, confirm: Confirm = lambda r: True,
+                       quiet_s: float = 3.0, drain_timeout_s: float = 120.0,
+                       progress: Progress | None = None) -> Report:
+    started = time.monotonic()
+    progress = progress or NullProgress()
+    target = await _connect_target(cfg, link)
+    run: FailoverRun | None = None
     try:
-        state_log, contact, source_up = await asyncio.gather(
-            ls.read_state(target, link.name), ls.read_last_contact(target, link.name),
-            ops.reachable(cfg, link.source))
-        state = state_log.state
-        kind = "unplanned" if force else "planned"
-        scope = await gather_scope(link, policy, target, state, contact)
-        report = Report(link.name, link.source, link.target, kind,
-                        scope.mapping.mode, dry_run=dry_run,
-                        state=state.state, last_contact_ms=contact.at_ms if contact else None)
-        if machine.is_done(state.state, machine.Command.FAILOVER):
-            report.already = True
-            report.kind = state.reason or kind
-            report.partitions = already_rows(state, policy, await ops.end_offsets(
-                target, [(policy.target_topic(t), p) for t, ps in state.promoted.items() for p in ps]))
-            report.notes.append(f"link {link.name} already failed over to {link.target} "
-                                f"({time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(state.since_ms / 1000))}); "
-                                "nothing to do")
-            return report
+        run, source_up = await _read(cfg, link, target, force, dry_run, progress)
+        run.quiet_s, run.drain_timeout_s = quiet_s, drain_timeout_s
+        if machine.is_done(run.state.state, machine.Command.FAILOVER):
+            return await _already(run)
         try:
-            failing_over = machine.transition(link.name, state.state, machine.Command.FAILOVER)
+            run.failing_over = machine.transition(link.name, run.state.state, machine.Command.FAILOVER)
         except machine.TransitionError as exc:
             raise FailoverError(str(exc)) from None
-        if not force and not source_up:
-            raise FailoverError(f"the source cluster {link.source!r} is unreachable; a planned failover "
-                                "needs it. Use --force for an unplanned failover (reports the loss)")
-        if source_up:
-            source = ops.client_for(cfg, link.source)
-            await source.start()
-        mirrored = await mirrored_positions(scope, target)
-        if source is not None:
-            live = await ops.end_offsets(source, list(mirrored))
-            report.partitions = recovery_rows(mirrored, live)
-        else:
-            report.partitions = recovery_rows(mirrored, _flat(contact.source_ends) if contact else None)
-            if contact is None:
-                report.notes.append("no last-contact record: the loss cannot be computed")
-        if kind == "planned":
-            report.notes.append("planned: the source is fenced and drained first, expected loss is 0")
+        await _plan(run, source_up)
+        steps = failover_steps(run)
+        run.report.plan = describe(steps)
+        run.report.steps["plan"] = round(time.monotonic() - started, 3)
         if dry_run:
-            report.notes.append("dry run: nothing was changed")
-            return report
-        checkpoints = await read_checkpoints(target, link.name) if kind == "unplanned" else []
-        latest = latest_checkpoints(checkpoints)
-        snapshot = {"link": link.name, "taken_ms": int(time.time() * 1000), "state": asdict(state),
-                    "last_contact": asdict(contact) if contact else None, "plan": report.to_json(),
-                    "checkpoints": [asdict(c) for cps in latest.values() for c in cps.values()]}
-        report.snapshot = str(save_snapshot(snapshot_dir, link.name, "failover", snapshot))
-        if not confirm(report):
+            run.report.notes.append("dry run: nothing was changed")
+            return run.report
+        _snapshot(run, snapshot_dir)
+        if not confirm(run.report):
             raise FailoverError("not confirmed; nothing was changed")
-        since = int(time.time() * 1000)
-        await ls.write_state(target, link.name, ls.LinkState(
-            failing_over, since, by="dcmirror failover", reason=kind,
-            details={"topics": sorted(scope.source_topics())}))
-        t = report.step("plan", started)
-        if kind == "planned":
-            scope = await _planned(cfg, link, policy, source, target, scope, report, since, contact,
-                                   quiet_s, drain_timeout_s)
-        else:
-            await _unplanned(link, policy, source, target, scope, report, latest)
-        t = report.step("failover", t)
-        mirrored = await mirrored_positions(scope, target)
-        if source is not None:
-            report.partitions = recovery_rows(mirrored, await ops.end_offsets(source, list(mirrored)))
-        elif contact is not None:
-            report.partitions = recovery_rows(mirrored, _flat(contact.source_ends))
-        promoted = _nested({tp: up for tp, (_, up, _) in mirrored.items()})
-        loss = _nested({(r.topic, r.partition): r.loss for r in report.partitions if r.loss is not None})
-        promoted_state = machine.transition(link.name, failing_over, machine.Command.PROMOTED)
-        await ls.write_state(target, link.name, ls.LinkState(
-            promoted_state, int(time.time() * 1000), by="dcmirror failover", reason=kind, promoted=promoted,
-            details={"topics": sorted(scope.source_topics()), "total_loss": report.total_loss,
-                     "loss": {t: {str(p): n for p, n in ps.items()} for t, ps in loss.items()},
-                     "last_contact_ms": report.last_contact_ms}))
-        report.state = promoted_state
-        report.step("record", t)
-        return report
+        await run_steps(steps, run, progress, run.report.steps, f"dcmirror failover --link {link.name}")
+        return run.report
     finally:
-        if report is not None:
-            report.elapsed_s = round(time.monotonic() - started, 3)
+        if run is not None:
+            run.report.elapsed_s = round(time.monotonic() - started, 3)
+            if run.ack is not None:
+                run.ack.cancel()
+            if run.source is not None:
+                await run.source.close()
         await target.close()
-        if source is not None:
-            await source.close()
+
+
+# -- the operations the steps are made of ---------------------------------------------------
 
 
 async def _fence(source: KafkaClient, scope: Scope, target_alias: str, report: Report) -> bool:
@@ -398,8 +364,7 @@ async def _drain(link: LinkConfig, policy: ReplicationPolicy, source: KafkaClien
     from mirror.replication.progress import LinkProgress
 
     sink = sink_for(scope.mapping, target, policy.target_topic, link.name)
-    progress = LinkProgress(link.name)
-    copier = LinkCopier(link.name, source, sink, progress, policy.target_topic,
+    copier = LinkCopier(link.name, source, sink, LinkProgress(link.name), policy.target_topic,
                         start_from=link.start_from, max_wait_ms=100)
     tps = sorted(scope.parts)
     copier.set_assignment(tps)
@@ -410,7 +375,7 @@ async def _drain(link: LinkConfig, policy: ReplicationPolicy, source: KafkaClien
         ends = await ops.end_offsets(source, tps)
         if ends != last_ends:
             last_ends, still_since = ends, time.monotonic()
-        await copier._resume()
+        copied = await _copy_once(copier)
         refused = copier.failing()
         if refused:
             raise FailoverError(f"{next(iter(refused.values()))}; the source stays fenced, fix it and "
@@ -422,58 +387,36 @@ async def _drain(link: LinkConfig, policy: ReplicationPolicy, source: KafkaClien
             raise FailoverError(f"the target did not catch up within {timeout_s:.0f}s "
                                 f"({len(behind)} partition(s) behind); the source stays fenced, "
                                 "run failover again")
-        if behind:
-            await copier.step()
-        else:
-            await asyncio.sleep(0.2)
+        if not behind or not copied:
+            await asyncio.sleep(0.05 if behind else 0.2)
 
 
-async def _planned(cfg: MirrorConfig, link: LinkConfig, policy: ReplicationPolicy, source: KafkaClient,
-                   target: KafkaClient, scope: Scope, report: Report, since: int,
-                   contact: ls.Contact | None, quiet_s: float, drain_timeout_s: float) -> Scope:
+async def _copy_once(copier) -> int:
+    """One resume + fetch + write outside the copier's own loop. Its loop clears the
+    "assignment changed" signal before each step; a caller of `step` alone must too, or
+    every fetch is cancelled at once as "reassigned" and nothing is ever copied (a paused
+    link's planned failover timed out after 120 s). (A public LinkCopier method would be
+    better: copier.py has another owner this session.)"""
+    copier._changed.clear()
+    await copier._resume()
+    return await copier.step() if copier._positions else 0
+
+
+async def _final_checkpoint(run: FailoverRun, *, apply: bool) -> None:
+    """The Checkpointer's rules (translate, never past what was mirrored, never touch a
+    group active on the target), applied once to every group with all requests in
+    parallel, committing and recording only what differs from the target's commits.
+    Without ``apply`` (the plan, `--dry-run`): only the report's group rows."""
+    from mirror.records.offsets import encode_checkpoint
     from mirror.replication.checkpoints import Checkpointer
     from mirror.replication.progress import LinkProgress
 
-    t = time.monotonic()
-    fenced = await _fence(source, scope, link.target, report)
-    t = report.step("fence", t)
-    if not fenced:
-        report.notes.append(f"{link.source} is not a dcmirror cluster and cannot be fenced: waited until "
-                            f"its end offsets stayed still for {quiet_s:.0f}s; stop its producers first")
-    # The daemon acknowledges within a second; meanwhile drain (offset-preserving appends it
-    # might still make are skipped by the target). Its checkpoints stop before our last one.
-    ack = asyncio.create_task(_wait_for_daemon(target, link.name, since, contact, report))
-    try:
-        if not scope.mapping.preserves:  # a racing daemon's Produce would duplicate: wait for it first
-            await ack
-        await _drain(link, policy, source, target, scope, quiet_s, fenced, drain_timeout_s)
-        t = report.step("drain", t)
-        await ack
-    finally:
-        ack.cancel()
-    t = report.step("daemon ack", t)
-    if not scope.mapping.preserves:  # the drain wrote new syncs: read them again
-        state = ls.LinkState(details={"topics": sorted(scope.source_topics())})
-        scope = await gather_scope(link, policy, target, state, None)
+    policy, source, target, scope, report = run.policy, run.source, run.target, run.scope, run.report
     mirrored = await mirrored_positions(scope, target)
-    checkpointer = Checkpointer(link.name, policy, source, target, LinkProgress(link.name), scope.mapping,
-                                lambda tp: mirrored.get(tp, ("", -1, -1))[1])
-    # Both only need the drained target: consumers may read a mirror topic already, and
-    # producers find the offsets of nobody; so group offsets and promotion go in parallel.
-    await asyncio.gather(_final_checkpoint(checkpointer, policy, source, target, scope, report),
-                         _promote(target, scope, report))
-    report.step("checkpoint+promote", t)
-    return scope
-
-
-async def _final_checkpoint(checkpointer, policy: ReplicationPolicy, source: KafkaClient, target: KafkaClient,
-                            scope: Scope, report: Report) -> None:
-    """The Checkpointer's rules (translate, never past what was mirrored, never touch a
-    group active on the target), applied once to every group with all requests in
-    parallel, committing and recording only what differs from the target's commits."""
-    from mirror.records.offsets import encode_checkpoint
-
+    checkpointer = Checkpointer(run.link.name, policy, source, target, LinkProgress(run.link.name),
+                                scope.mapping, lambda tp: mirrored.get(tp, ("", -1, -1))[1])
     groups = [g.group_id for g in await source.list_groups() if policy.should_mirror_group(g.group_id)]
+    report.groups = []
     if not groups:
         return
     src, tgt, active = await asyncio.gather(
@@ -500,8 +443,9 @@ async def _final_checkpoint(checkpointer, policy: ReplicationPolicy, source: Kaf
             commits.append(target.offset_commit(g, {tp: cp.downstream_offset for tp, cp in changed.items()}))
         report.groups.append(GroupRow(g, {f"{t}-{p}": cp.downstream_offset for (t, p), cp in sorted(wanted.items())},
                                       max_duplicates=_rereads(scope, wanted.values())))
-    await asyncio.gather(*commits)
-    await checkpointer.store.append(records)
+    if apply:
+        await asyncio.gather(*commits)
+        await checkpointer.store.append(records)
 
 
 async def _promote(target: KafkaClient, scope: Scope, report: Report) -> None:
@@ -511,18 +455,13 @@ async def _promote(target: KafkaClient, scope: Scope, report: Report) -> None:
     report.promoted = topics
 
 
-async def _unplanned(link: LinkConfig, policy: ReplicationPolicy, source: KafkaClient | None,
-                     target: KafkaClient, scope: Scope, report: Report,
-                     latest: dict[str, dict[TP, Checkpoint]]) -> None:
-    if source is not None:  # best effort: a reachable old primary must not take writes now
-        try:
-            await _fence(source, scope, link.target, report)
-        except (KafkaError, OSError, asyncio.TimeoutError) as exc:
-            report.notes.append(f"could not fence {link.source}: {exc}")
-    t = time.monotonic()
-    await _promote(target, scope, report)
-    t = report.step("promote", t)
-    tends = await ops.end_offsets(target, scope.target_tps())
+async def _unplanned_groups(run: FailoverRun, *, apply: bool) -> None:
+    """Commit each idle group's newest checkpoint on the target where it moves the group
+    forward; report per group the re-reads known from its checkpoint and, per partition,
+    the most it can re-read (the records past where it resumes). Without ``apply``: only
+    the report (the plan, `--dry-run`)."""
+    policy, target, latest = run.policy, run.target, run.latest
+    tends = await ops.end_offsets(target, run.scope.target_tps())
     groups = sorted(g for g in latest if policy.should_mirror_group(g))
     active = await ops.active_groups(target, groups)
     committed = {}
@@ -530,14 +469,17 @@ async def _unplanned(link: LinkConfig, policy: ReplicationPolicy, source: KafkaC
         if g not in active:
             committed[g] = {tp: o for tp, (o, _) in (await target.offset_fetch(g)).items() if o >= 0}
     commits = checkpoint_commits({g: latest[g] for g in groups if g not in active}, policy, tends, committed)
+    run.report.groups = []
     for g in groups:
         if g in active:
-            report.groups.append(GroupRow(g, {}, "active on the target: offsets left alone"))
+            run.report.groups.append(GroupRow(g, {}, "active on the target: offsets left alone"))
             continue
         offsets = commits.get(g, {})
-        if offsets:
+        if offsets and apply:
             await target.offset_commit(g, offsets)
-        report.groups.append(GroupRow(g, {f"{t}-{p}": o for (t, p), o in sorted(offsets.items())},
-                                      None if offsets else "target already at or past its checkpoint",
-                                      _rereads(scope, latest[g].values())))
-    report.step("groups", t)
+        resume = {**committed.get(g, {}), **offsets}
+        run.report.groups.append(GroupRow(
+            g, {f"{t}-{p}": o for (t, p), o in sorted(offsets.items())},
+            None if offsets else "target already at or past its checkpoint", _rereads(run.scope, latest[g].values()),
+            rereads_at_most=reread_bound(resume, tends, {policy.target_topic(t) for t, _ in latest[g]}),
+            checkpoint_ms=max((cp.timestamp_ms for cp in latest[g].values()), default=None)))

@@ -203,6 +203,19 @@ async def read_state(client: KafkaClient, link: str, into: StateLog | None = Non
     return folded
 
 
+async def read_history(client: KafkaClient, link: str) -> list[LinkState]:
+    """Every state change of the link, oldest first (the topic is kept forever; acks are
+    left out): what `dcmirror history` lists."""
+    out = []
+    for _, k, v in (await _state_store(client, link).read(None))[0]:
+        if k == b"state" and v is not None:
+            try:
+                out.append(LinkState.decode(v))
+            except (ValueError, KeyError) as exc:
+                log.warning("ignoring an unreadable link-state record: %s", exc)
+    return out
+
+
 async def write_state(client: KafkaClient, link: str, state: LinkState) -> None:
     await _state_store(client, link).append([state.encode()])
     log.info("link %s: state is now %s", link, state.state)

@@ -39,11 +39,11 @@ def test_failback_stay_reverses_the_running_link_then_switches_back(dc) -> None:
     wait_until(lambda: (c := last_contact(dc.west.bootstrap, LINK)) and c.source_ends[TOPIC] == east_ends,
                what="last contact")
     dc.east.kill9()
-    assert cli_json("failover", cfg, "--link", LINK, "--force")["total_loss"] == 20
+    assert cli_json("failover", cfg, "--link", LINK, "--force", "--yes")["total_loss"] == 20
     produce(dc.west.bootstrap, TOPIC, records("w", 50))
 
     dc.east.start()
-    rep = cli_json("failback", cfg, "--link", LINK, "--stay")
+    rep = cli_json("failback", cfg, "--link", LINK, "--stay", "--yes")
     assert rep["total_diverged"] == 20 and rep["state"] == "reversed"
     assert link_state(dc.west.bootstrap, LINK).state.state == "reversed"
     assert ends(dc.east.bootstrap, TOPIC, P) == ends(dc.west.bootstrap, TOPIC, P)
@@ -52,10 +52,10 @@ def test_failback_stay_reverses_the_running_link_then_switches_back(dc) -> None:
     produce(dc.west.bootstrap, TOPIC, records("w2", 40))
     wait_until(lambda: ends(dc.east.bootstrap, TOPIC, P) == ends(dc.west.bootstrap, TOPIC, P),
                what="reversed link copies west -> east")
-    assert cli_json("failback", cfg, "--link", LINK, "--stay")["already"]
+    assert cli_json("failback", cfg, "--link", LINK, "--stay", "--yes")["already"]
 
     # switch back: east primary again, the daemon copies east -> west
-    back = cli_json("failback", cfg, "--link", LINK)
+    back = cli_json("failback", cfg, "--link", LINK, "--yes")
     assert back["state"] == "normal" and back["total_diverged"] == 0
     assert raw_batches(dc.east.bootstrap, TOPIC, P) == raw_batches(dc.west.bootstrap, TOPIC, P)
     assert refused(dc.west.bootstrap)

@@ -67,7 +67,7 @@ def test_unplanned_failover_to_apache_kafka_bounds_and_reports_duplicates(
     del prod
     cluster.kill9()
 
-    rep = cli_json("failover", cfg, "--link", link_name, "--force")
+    rep = cli_json("failover", cfg, "--link", link_name, "--force", "--yes")
     assert rep["mode"] == "translate" and rep["total_loss"] == 40
     (g,) = [x for x in rep["groups"] if x["group"] == group]
     reported = g["max_duplicates"]

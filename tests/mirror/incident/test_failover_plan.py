@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mirror.incident.failback import DIVERGED_PREFIX, divergence_candidate, diverged_topic_name
-from mirror.incident.failover import checkpoint_commits, latest_checkpoints, recovery_rows
+from mirror.incident.failover_plan import checkpoint_commits, latest_checkpoints, recovery_rows, reread_bound
 from mirror.records.offsets import Checkpoint, OffsetSync, OffsetSyncStore
 from mirror.replication.mode import IdentityMapping, SyncMapping
 from mirror.config.policy import NameFilter, ReplicationPolicy, is_internal_topic
@@ -102,7 +102,7 @@ def test_diverged_topic_names_are_valid_internal_and_bounded() -> None:
 
 
 def test_a_second_run_reports_the_recorded_failover() -> None:
-    from mirror.incident.failover import already_rows
+    from mirror.incident.failover_plan import already_rows
     from mirror.records.link_state import LinkState
 
     state = LinkState("failed-over", 1, reason="unplanned", promoted={"t": {0: 10, 1: 20}},
@@ -113,21 +113,24 @@ def test_a_second_run_reports_the_recorded_failover() -> None:
     assert rows[("t", 1)].loss is None and rows[("t", 1)].target_end == 20
 
 
-def test_confirmation_only_on_a_terminal(monkeypatch) -> None:
+def test_confirmation_asks_unless_yes(monkeypatch) -> None:
     import click
 
     from mirror.cli.failover import _confirmer
 
     asked: list[str] = []
     monkeypatch.setattr(click, "confirm", lambda q, **kw: asked.append(q) or False)
-    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
-    assert _confirmer(lambda r: "go?", False)(None)  # no terminal: never waits for input
+    assert _confirmer(lambda r: "go?", True)(None)  # --yes
     assert not asked
-    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
-    assert _confirmer(lambda r: "go?", True)(None)  # --yes / --force
-    assert not asked
-    assert not _confirmer(lambda r: "Fail over link x?", False)(None)
+    assert not _confirmer(lambda r: "Fail over link x?", False)(None)  # --force alone still asks
     assert asked == ["Fail over link x?"]
+
+
+def test_reread_bound_is_what_the_target_holds_past_the_resume_point() -> None:
+    ends = {("t", 0): 100, ("t", 1): 30, ("t", 2): 12, ("other", 0): 50}
+    assert reread_bound({("t", 0): 70, ("t", 1): 30, ("gone", 0): 5}, ends, ["t"]) == {
+        "t-0": 30, "t-1": 0, "t-2": 12}  # t-2 never committed: from the log start; "other" not consumed
+    assert reread_bound({("t", 0): 120}, {("t", 0): 100}, ["t"]) == {"t-0": 0}  # never negative
 
 
 def test_divergence_walks_back_to_the_last_identical_batch() -> None:

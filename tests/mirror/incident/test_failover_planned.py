@@ -126,5 +126,5 @@ def test_planned_switchover_under_production_loses_and_duplicates_nothing(dc) ->
     seen_west = consume_group(dc.west.bootstrap, TOPIC, "audit")
     keys = [(p, o) for p, o, _ in seen_east + seen_west]
     assert len(keys) == len(set(keys)) == len(west)
-    assert cli_json("failover", cfg, "--link", LINK)["already"]
+    assert cli_json("failover", cfg, "--link", LINK, "--yes")["already"]
     cli("status", cfg)  # still answers with east fenced
