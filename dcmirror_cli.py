@@ -32,17 +32,35 @@ from mirror.daemon.daemon import Daemon
 log = logging.getLogger(__name__)
 
 
+def _version() -> str:
+    """The installed distribution's version (pyproject), or the source tree's."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("dcmirror")
+    except PackageNotFoundError:  # run from a source tree without an install
+        import tomllib
+
+        with open(Path(__file__).resolve().parent / "pyproject.toml", "rb") as f:
+            return tomllib.load(f)["project"]["version"]
+
+
 @click.group()
-@click.option("-v", "--verbose", count=True, help="More logging (-v info is default, -vv debug).")
+@click.version_option(_version(), "--version", prog_name="dcmirror", message="%(prog)s %(version)s")
+@click.option("-v", "--verbose", count=True,
+              help="More logging: -v shows internals at INFO (group coordinator...), -vv DEBUG.")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
-def cli(verbose: int, quiet: bool) -> None:
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              envvar="DCMIRROR_LOG_FORMAT", help="json: one JSON object per line (ts, level, logger, message).")
+@click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              envvar="DCMIRROR_LOG_FILE", help="Write logs to this file instead of stderr.")
+def cli(verbose: int, quiet: bool, log_format: str, log_file: Path | None) -> None:
     """dcmirror: local Kafka-protocol clusters and mirrors between datacenters."""
-    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
-    logging.basicConfig(
-        level=level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from cluster.logsetup import configure
+
+    if verbose and quiet:
+        raise click.UsageError("-v and -q contradict each other: use one")
+    configure(verbose, quiet, log_format, log_file)
 
 
 cli.add_command(cluster_group)
