@@ -44,8 +44,10 @@ class DcmirrorBroker:
     DCMIRROR_BASE_TREE set compares two versions of our code in one run.
     """
 
-    def __init__(self, start_timeout: float = 60.0, tree: Path = REPO, *, sasl_ssl: bool = False) -> None:
+    def __init__(self, start_timeout: float = 60.0, tree: Path = REPO, *, sasl_ssl: bool = False,
+                 extra_args: tuple[str, ...] = ()) -> None:
         self.tree = tree
+        self.extra_args = extra_args  # more `dcmirror cluster start` options
         self.port = free_port()
         self.workdir = Path(tempfile.mkdtemp(prefix="dcmirror-bench-"))
         self.start_timeout = start_timeout
@@ -88,6 +90,7 @@ class DcmirrorBroker:
                 "--data-dir", str(self.workdir / "data")]
         env = {**os.environ, "PYTHONPATH": str(self.tree)}
         argv += self._secure_args(env) if self.sasl_ssl_port else ["--port", str(self.port)]
+        argv += list(self.extra_args)
         self._proc = PeerProcess(argv, self.workdir / "broker.log", cwd=self.tree, env=env)
         self._proc.start()
         try:
@@ -186,6 +189,9 @@ TARGETS: dict[str, Target] = {
                                 lambda: DcmirrorBroker(sasl_ssl=True).start()),
     "dcmirror-sasl-ssl-base": Target("dcmirror-sasl-ssl-base", "dcmirror (base tree), SASL_SSL",
                                      lambda: _dcmirror_base(sasl_ssl=True)),
+    "dcmirror-no-sessions": Target(
+        "dcmirror-no-sessions", "dcmirror, fetch sessions off",
+        lambda: DcmirrorBroker(extra_args=("--max-incremental-fetch-session-cache-slots", "0")).start()),
     "kafka": Target("kafka", "Apache Kafka 4.3.1", _kafka),
     "kafka-sasl-ssl": Target("kafka-sasl-ssl", "Apache Kafka 4.3.1, SASL_SSL SCRAM-SHA-512",
                              lambda: SecureKafkaTarget().start()),
