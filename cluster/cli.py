@@ -101,6 +101,8 @@ def cluster_group() -> None:
               help="KIP-848 consumer groups: a member not heard from this long is removed.")
 @click.option("--group-consumer-heartbeat-interval-ms", type=click.IntRange(1), default=5_000,
               show_default=True, help="KIP-848 consumer groups: how often members heartbeat.")
+@click.option("--group-initial-rebalance-delay-ms", type=click.IntRange(0), default=3_000, show_default=True,
+              help="Classic groups: an empty group's first rebalance waits this long for more members.")
 @click.option("--partitions", "default_partitions", type=click.IntRange(1), default=1,
               show_default=True, help="Partitions of auto-created topics.")
 @click.option("--no-auto-create", is_flag=True, help="Refuse to auto-create topics.")
@@ -163,7 +165,7 @@ def _config(name: str, port: int | None, data_dir: Path, host: str | None, adver
             fetch_session_slots: int, max_partitions: int,
             max_batch_records: int, max_batch_inflate_bytes: int, super_users: str,
             group_consumer_session_timeout_ms: int, group_consumer_heartbeat_interval_ms: int,
-            **rest: Any) -> BrokerConfig:
+            group_initial_rebalance_delay_ms: int, **rest: Any) -> BrokerConfig:
     """The BrokerConfig the options describe (UsageError for a value it refuses)."""
     cluster = {k: rest.pop(k) for k in ("metadata_url", "rack", "broker_session_timeout_ms",
                                          "broker_heartbeat_interval_ms") if k in rest}
@@ -187,6 +189,7 @@ def _config(name: str, port: int | None, data_dir: Path, host: str | None, adver
             max_batch_records=max_batch_records, max_batch_inflate_bytes=max_batch_inflate_bytes,
             group_consumer_session_timeout_ms=group_consumer_session_timeout_ms,
             group_consumer_heartbeat_interval_ms=group_consumer_heartbeat_interval_ms,
+            group_initial_rebalance_delay_ms=group_initial_rebalance_delay_ms,
             **sasl_settings(sasl),
             super_users=parse_super_users(super_users),
             **cluster,

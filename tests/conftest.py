@@ -36,7 +36,8 @@ async def broker(tmp_path: Path):
     from cluster.broker.config import BrokerConfig
     from cluster.broker.server import Broker
 
-    b = Broker(BrokerConfig(name="test", data_dir=tmp_path / "broker", port=0))
+    b = Broker(BrokerConfig(name="test", data_dir=tmp_path / "broker", port=0,
+                            group_initial_rebalance_delay_ms=0))  # tests' groups: no 3 s wait
     await b.start()
     yield b
     await b.stop()

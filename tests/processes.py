@@ -17,6 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+# Settings every test cluster starts with (extra_args may override them: click keeps the
+# last value): no 3 s initial rebalance delay on every group's first join.
+TEST_DEFAULTS = ("--group-initial-rebalance-delay-ms", "0")
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -95,7 +99,7 @@ class ClusterProcess(CliProcess):
 
     def start(self) -> "ClusterProcess":
         self._spawn(["cluster", "start", "--name", self.name, "--port", str(self.port),
-                     "--data-dir", str(self.data_dir), *self.extra_args],
+                     "--data-dir", str(self.data_dir), *TEST_DEFAULTS, *self.extra_args],
                     self.data_dir.parent / f"{self.name}-{self.port}.log", self.port, self.nofile)
         return self
 
@@ -126,7 +130,7 @@ class ListenerClusterProcess(CliProcess):
                  for a in ("--listener", f"{n}={proto}://127.0.0.1:{self.ports[n]}")]
         first = next(iter(self.ports.values()))
         self._spawn(["cluster", "start", "--name", self.name, "--data-dir", str(self.data_dir),
-                     *specs, *self.extra_args], self.data_dir.parent / f"{self.name}-{first}.log", first)
+                     *specs, *TEST_DEFAULTS, *self.extra_args], self.data_dir.parent / f"{self.name}-{first}.log", first)
         for port in self.ports.values():
             wait_for_port(port, proc=self.proc)
         return self

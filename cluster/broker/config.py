@@ -70,6 +70,8 @@ class BrokerConfig:
     # KIP-848 consumer groups: Kafka's group.consumer.session.timeout.ms / heartbeat.interval.ms.
     group_consumer_session_timeout_ms: int = 45_000
     group_consumer_heartbeat_interval_ms: int = 5_000
+    # Classic groups: group.initial.rebalance.delay.ms, Kafka's default (tests set 0).
+    group_initial_rebalance_delay_ms: int = 3_000
     max_request_bytes: int = DEFAULT_MAX_FRAME
     # fetch.max.bytes: caps every Fetch response (request max_bytes is capped to it).
     fetch_max_bytes: int = DEFAULT_FETCH_MAX_BYTES
@@ -143,6 +145,9 @@ class BrokerConfig:
         f = self.fetch_max_bytes
         if isinstance(f, bool) or not isinstance(f, int) or f < MIN_FETCH_MAX_BYTES:
             raise ValueError(f"fetch.max.bytes must be an integer of at least {MIN_FETCH_MAX_BYTES}, got {f!r}")
+        d = self.group_initial_rebalance_delay_ms
+        if isinstance(d, bool) or not isinstance(d, int) or d < 0:
+            raise ValueError(f"group.initial.rebalance.delay.ms must be an integer of at least 0, got {d!r}")
         slots = self.max_incremental_fetch_session_cache_slots
         if isinstance(slots, bool) or not isinstance(slots, int) or slots < 0:
             raise ValueError(f"max.incremental.fetch.session.cache.slots must be an integer of at least 0, "

@@ -164,8 +164,11 @@ class Broker:
 
         consumer = ConsumerConfig(session_timeout_ms=self.config.group_consumer_session_timeout_ms,
                                   heartbeat_interval_ms=self.config.group_consumer_heartbeat_interval_ms)
+        from cluster.groups.model import GroupConfig
+
+        classic = GroupConfig(initial_rebalance_delay_ms=self.config.group_initial_rebalance_delay_ms)
         self.groups = GroupCoordinator(self.data_dir / "__groups", self.node_id, fsync=self.config.fsync,
-                                       consumer_config=consumer)
+                                       config=classic, consumer_config=consumer)
         self.groups.topics = CatalogueImage(self)
         await self.groups.start()
 

@@ -36,6 +36,9 @@ class GroupConfig:
     max_session_timeout_ms: int = 1_800_000
     max_metadata_size: int = 4096
     new_member_join_timeout_ms: int = 300_000
+    # group.initial.rebalance.delay.ms: the first rebalance of an empty group waits this
+    # long (and again per member joining meanwhile, within the rebalance timeout).
+    initial_rebalance_delay_ms: int = 3_000
 
 
 @dataclass

@@ -10,8 +10,11 @@ Behaviour follows Apache Kafka's GroupCoordinator/GroupMetadata (read, not copie
 Empty → PreparingRebalance → CompletingRebalance → Stable, MEMBER_ID_REQUIRED on a first
 join (v4+), static membership by group.instance.id, protocol selection by votes, rebalance
 timeout removing members that did not rejoin, pending-sync timeout removing members that
-never sent SyncGroup, and session expiry. Not implemented: group.initial.rebalance.delay.ms
-(behaves as 0) and group.max.size. The KIP-848 consumer protocol is cluster/groups/consumer.py.
+never sent SyncGroup, and session expiry, and group.initial.rebalance.delay.ms (Kafka's
+InitialDelayedJoin: an empty group's first rebalance waits the delay, even when everyone has
+joined, so members starting together land in one generation; each member joining meanwhile
+extends it by the delay, until the rebalance timeout is used up). Not implemented:
+group.max.size. The KIP-848 consumer protocol is cluster/groups/consumer.py.
 """
 
 from __future__ import annotations
@@ -73,6 +76,11 @@ class Group:
         self.pending_sync: set[str] = set()
         self.rebalance_deadline_ms: int | None = None
         self.sync_deadline_ms: int | None = None
+        # The initial rebalance delay in progress: when it ends, the time still allowed
+        # after it, and whether a member joined during it (Kafka's InitialDelayedJoin).
+        self.initial_delay_until_ms: int | None = None
+        self.initial_delay_left_ms = 0
+        self.joined_during_delay = False
         self.offsets: dict[tuple[str, int], CommittedOffset] = {}
 
     # ------------------------------------------------------------------ queries
@@ -145,6 +153,8 @@ class Group:
         return self._rejoin(req, token, now_ms)
 
     def _add_member(self, req: JoinRequest, member_id: str, token: Token, now_ms: int) -> list[Effect]:
+        if self.initial_delay_until_ms is not None:
+            self.joined_during_delay = True
         if not self.members:
             self.protocol_type = req.protocol_type
         member = Member(
@@ -256,6 +266,7 @@ class Group:
     # ------------------------------------------------------------------ rebalance
     def _prepare_rebalance(self, now_ms: int) -> list[Effect]:
         effects: list[Effect] = []
+        was_empty = self.state == S.EMPTY
         if self.state == S.COMPLETING_REBALANCE:
             for m in self.members.values():
                 m.assignment = b""
@@ -267,11 +278,29 @@ class Group:
         self.state = S.PREPARING_REBALANCE
         timeout = max((m.rebalance_timeout_ms for m in self.members.values()), default=0)
         self.rebalance_deadline_ms = now_ms + timeout
+        delay = self.config.initial_rebalance_delay_ms
+        if was_empty and delay > 0:
+            self.initial_delay_until_ms = now_ms + delay
+            self.initial_delay_left_ms = max(timeout - delay, 0)
+            self.joined_during_delay = False
         logger.info("group %s: preparing rebalance (generation %d)", self.group_id, self.generation_id)
         return effects
 
+    def _initial_delay_tick(self, now_ms: int) -> list[Effect]:
+        """End or extend the initial rebalance delay once it is due."""
+        if self.initial_delay_until_ms is None or now_ms < self.initial_delay_until_ms:
+            return []
+        if self.joined_during_delay and self.initial_delay_left_ms > 0:
+            step = min(self.config.initial_rebalance_delay_ms, self.initial_delay_left_ms)
+            self.initial_delay_left_ms -= step
+            self.initial_delay_until_ms = now_ms + step
+            self.joined_during_delay = False
+            return []
+        self.initial_delay_until_ms = None
+        return self._maybe_complete_join(now_ms, force=True)
+
     def _maybe_complete_join(self, now_ms: int, force: bool = False) -> list[Effect]:
-        if self.state != S.PREPARING_REBALANCE:
+        if self.state != S.PREPARING_REBALANCE or self.initial_delay_until_ms is not None:
             return []
         all_joined = all(m.join_token is not None for m in self.members.values()) and not self.pending
         if not (all_joined or force):
@@ -451,7 +480,10 @@ class Group:
             if now_ms >= m.last_heartbeat_ms + m.session_timeout_ms:
                 logger.info("group %s: member %s session expired", self.group_id, m.member_id)
                 effects += self._remove(m.member_id, now_ms=now_ms)
-        if self.state == S.PREPARING_REBALANCE and self.rebalance_deadline_ms is not None and now_ms >= self.rebalance_deadline_ms:
+        if self.initial_delay_until_ms is not None:
+            effects += self._initial_delay_tick(now_ms)  # in place of the rebalance deadline
+        elif (self.state == S.PREPARING_REBALANCE and self.rebalance_deadline_ms is not None
+              and now_ms >= self.rebalance_deadline_ms):
             effects += self._maybe_complete_join(now_ms, force=True)
         if (
             self.state in (S.COMPLETING_REBALANCE, S.STABLE)
@@ -474,6 +506,8 @@ class Group:
         times += [m.last_heartbeat_ms + m.session_timeout_ms for m in self.members.values()]
         if self.rebalance_deadline_ms is not None:
             times.append(self.rebalance_deadline_ms)
+        if self.initial_delay_until_ms is not None:
+            times.append(self.initial_delay_until_ms)
         if self.sync_deadline_ms is not None:
             times.append(self.sync_deadline_ms)
         return min(times, default=None)

@@ -24,7 +24,7 @@ class Clock:
 @pytest.fixture
 async def coord(tmp_path: Path):
     clock = Clock()
-    c = GroupCoordinator(tmp_path, 1, clock=clock, tick_interval_s=3600, config=GroupConfig(min_session_timeout_ms=100))
+    c = GroupCoordinator(tmp_path, 1, clock=clock, tick_interval_s=3600, config=GroupConfig(min_session_timeout_ms=100, initial_rebalance_delay_ms=0))
     c.test_clock = clock  # type: ignore[attr-defined]
     await c.start()
     yield c
@@ -148,7 +148,7 @@ async def test_session_expiry_via_tick(coord: GroupCoordinator):
 
 
 async def test_restart_restores_stable_group_and_offsets(tmp_path: Path):
-    c = GroupCoordinator(tmp_path, 1, config=GroupConfig(min_session_timeout_ms=100))
+    c = GroupCoordinator(tmp_path, 1, config=GroupConfig(min_session_timeout_ms=100, initial_rebalance_delay_ms=0))
     await c.start()
     ra = await join(c, "a", group_instance_id="inst")
     a, gen = ra["member_id"], ra["generation_id"]
@@ -156,7 +156,7 @@ async def test_restart_restores_stable_group_and_offsets(tmp_path: Path):
     await c.offset_commit("g", gen, a, "inst", [{"name": "t", "partitions": [{"partition_index": 0, "committed_offset": 9}]}])
     await c.close()
 
-    c = GroupCoordinator(tmp_path, 1, config=GroupConfig(min_session_timeout_ms=100))
+    c = GroupCoordinator(tmp_path, 1, config=GroupConfig(min_session_timeout_ms=100, initial_rebalance_delay_ms=0))
     await c.start()
     try:
         assert (await c.heartbeat("g", gen, a, "inst"))["error_code"] == E.none
@@ -169,7 +169,7 @@ async def test_restart_restores_stable_group_and_offsets(tmp_path: Path):
 
 
 async def test_close_fails_waiting_joins(tmp_path: Path):
-    c = GroupCoordinator(tmp_path, 1, config=GroupConfig(min_session_timeout_ms=100))
+    c = GroupCoordinator(tmp_path, 1, config=GroupConfig(min_session_timeout_ms=100, initial_rebalance_delay_ms=0))
     await c.start()
     ra = await join(c, "a")
     pending = asyncio.create_task(join(c, "b"))

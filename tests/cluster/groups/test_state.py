@@ -18,9 +18,10 @@ REBALANCE = 30_000
 class Harness:
     """A group plus the bookkeeping a driver would do: tokens and the replies they got."""
 
-    def __init__(self) -> None:
+    def __init__(self, initial_delay_ms: int = 0) -> None:
         ids = itertools.count(1)
-        self.group = Group("g", GroupConfig(min_session_timeout_ms=1), lambda cid: f"{cid}-{next(ids)}")
+        self.group = Group("g", GroupConfig(min_session_timeout_ms=1, initial_rebalance_delay_ms=initial_delay_ms),
+                           lambda cid: f"{cid}-{next(ids)}")
         self.tokens = itertools.count(100)
         self.replies: dict[int, JoinResult | SyncResult] = {}
         self.effects: list = []
@@ -314,3 +315,37 @@ def test_subscribed_topics_from_consumer_metadata(version):
     h.join(a, "a", protocols=(("range", encode_subscription(["t1", "t2"], version)),))
     h.sync(a, 1, {a: b""})
     assert h.group.subscribed_topics() == {"t1", "t2"}
+
+
+def test_initial_rebalance_delay_holds_the_first_generation_and_grows_per_joiner():
+    """Kafka's InitialDelayedJoin: 3 s after the first join, 3 s more per member joining
+    meanwhile, at most the rebalance timeout; members starting together share generation 1."""
+    h = Harness(initial_delay_ms=3000)
+    a = h.new_member("a")
+    ta = h.join(a, "a", now=0, rebalance=7000)
+    h.tick(2999)
+    assert ta not in h.replies and h.group.next_deadline_ms() <= 3000  # held, though all joined
+    b = h.new_member("b", now=1000)
+    tb = h.join(b, "b", now=1000, rebalance=7000)
+    h.tick(3000)  # b joined during the delay: 3 s more (4 s of the 7 s timeout left)
+    assert ta not in h.replies and tb not in h.replies
+    c = h.new_member("c", now=4000)
+    tc = h.join(c, "c", now=4000, rebalance=7000)
+    h.tick(6000)  # c joined: only 1 s of the timeout is left
+    assert tc not in h.replies
+    h.tick(7000)
+    assert {h.replies[t].generation_id for t in (ta, tb, tc)} == {1}
+    assert h.replies[ta].error == E.none and len(h.group.members) == 3
+
+
+def test_initial_rebalance_delay_only_for_an_empty_group():
+    h = Harness(initial_delay_ms=3000)
+    a = h.new_member("a")
+    ta = h.join(a, "a")
+    h.tick(3000)
+    assert h.replies[ta].generation_id == 1
+    h.sync(a, 1, {a: b"A"}, now=3000)
+    b = h.new_member("b", now=3000)
+    tb = h.join(b, "b", now=3000)
+    ta2 = h.join(a, "a", now=3000)
+    assert h.replies[tb].generation_id == h.replies[ta2].generation_id == 2  # at once: not empty

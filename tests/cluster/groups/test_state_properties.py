@@ -39,7 +39,7 @@ class Client:
 class World:
     def __init__(self, n_clients: int, statics: list[bool]) -> None:
         ids = itertools.count(1)
-        self.group = Group("g", GroupConfig(min_session_timeout_ms=1), lambda cid: f"{cid}-{next(ids)}")
+        self.group = Group("g", GroupConfig(min_session_timeout_ms=1, initial_rebalance_delay_ms=0), lambda cid: f"{cid}-{next(ids)}")
         self.clients = [Client(f"c{i}", statics[i]) for i in range(n_clients)]
         self.tokens = itertools.count(1)
         self.answered: set[int] = set()

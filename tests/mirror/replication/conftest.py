@@ -14,7 +14,7 @@ async def brokers(tmp_path: Path):
     from cluster.broker.config import BrokerConfig
     from cluster.broker.server import Broker
 
-    bs = [Broker(BrokerConfig(name=n, data_dir=tmp_path / n, port=0)) for n in ("east", "west")]
+    bs = [Broker(BrokerConfig(name=n, data_dir=tmp_path / n, port=0, group_initial_rebalance_delay_ms=0)) for n in ("east", "west")]
     for b in bs:
         await b.start()
     yield [f"127.0.0.1:{b.config.port}" for b in bs]
