@@ -125,20 +125,22 @@ class Supervisor:
         bp.proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "dcmirror_cli", *bp.args)
         bp.started_at = asyncio.get_running_loop().time()
 
-    async def _wait_listening(self, bp: BrokerProcess, timeout_s: float = 60.0) -> None:
-        """Until the broker answers on its port (or exits, or the supervisor is stopped)."""
+    async def _wait_listening(self, bp: BrokerProcess, timeout_s: float = 60.0) -> bool:
+        """Until the broker answers on its port: True; False when it exited first (_watch
+        restarts it), the supervisor is stopping, or `timeout_s` passed."""
         deadline = asyncio.get_running_loop().time() + timeout_s
         while not self.stopping.is_set() and asyncio.get_running_loop().time() < deadline:
             if bp.proc is None or bp.proc.returncode is not None:
-                return  # _watch restarts it
+                return False
             try:
                 _, writer = await asyncio.open_connection(bp.host, bp.port)
                 writer.close()
-                return
+                return True
             except OSError:
                 await asyncio.sleep(0.05)
         if not self.stopping.is_set():
             log.warning("broker %d does not answer on %s after %.0f s", bp.node_id, bp.address, timeout_s)
+        return False
 
     async def _watch(self, bp: BrokerProcess) -> None:
         """Restart the broker whenever it exits, with a backoff while it keeps failing."""
@@ -158,8 +160,8 @@ class Supervisor:
                 pass
             bp.restarts += 1
             await self._spawn(bp)
-            await self._wait_listening(bp)
-            log.info("broker %d restarted on %s", bp.node_id, bp.address)
+            if await self._wait_listening(bp):
+                log.info("broker %d restarted on %s", bp.node_id, bp.address)
 
     async def _stop(self, bp: BrokerProcess) -> None:
         proc = bp.proc

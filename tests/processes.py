@@ -186,8 +186,11 @@ def free_port_range(n: int, attempts: int = 200) -> int:
     """The first of `n` consecutive free loopback ports (for `cluster start --brokers n`)."""
     import random
 
+    # Below the kernel's ephemeral range: a broker restarted on its port must not find it
+    # taken by a client's outgoing connection (or a client's TCP self-connect to it).
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     for _ in range(attempts):
-        base = random.randint(20000, 60000 - n)
+        base = random.randint(10000, max(10001, low - n - 1))
         socks = []
         try:
             for port in range(base, base + n):

@@ -138,3 +138,19 @@ def test_killed_broker_leaves_the_others_serving_and_is_restarted(cluster3: Mult
     assert [end[p] for p in others] == [20] * len(others)
     md = admin.list_topics("events", timeout=10)
     assert sorted(md.brokers) == [1, 2, 3]
+
+
+def test_killing_the_controller_hands_control_to_another_broker(cluster3: MultiBrokerCluster) -> None:
+    """SIGKILL the broker holding the controller lease: once the lease expires a broker
+    takes over with controller epoch 2 (another one, or the killed one restarted by the
+    supervisor, whichever campaigns first), and topics can be created again."""
+    admin = AdminClient({"bootstrap.servers": cluster3.bootstrap})
+    controller = admin.describe_cluster(request_timeout=10).result().controller.id
+    assert "(controller epoch 1)" in cluster3.log_text()
+    os.kill(cluster3.broker_pid(controller), signal.SIGKILL)
+    wait_until(lambda: "(controller epoch 2)" in cluster3.log_text(), 60, what="a new controller")
+    successor = wait_until(lambda: admin.describe_cluster(request_timeout=5).result().controller.id, 30,
+                           what="DescribeCluster names the controller")
+    assert successor in (1, 2, 3)
+    _create(admin, "after-takeover", 3, 1)
+    assert len(_leaders(admin, "after-takeover")) == 3
