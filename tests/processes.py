@@ -231,7 +231,8 @@ class MultiBrokerCluster(CliProcess):
     def start(self) -> "MultiBrokerCluster":
         self.port = self.port or free_port_range(self.brokers)
         self._spawn(["cluster", "start", "--name", self.name, "--brokers", str(self.brokers),
-                     "--port", str(self.port), "--data-dir", str(self.data_dir), *self.extra_args],
+                     "--port", str(self.port), "--data-dir", str(self.data_dir), *TEST_DEFAULTS,
+                     *self.extra_args],
                     self.data_dir.parent / f"{self.name}-{self.port}.log", self.port)
         wait_until(lambda: f"cluster {self.name} ready: {self.brokers} brokers" in self.log_text()
                    or (self.proc is not None and self.proc.poll() is not None), 60, what="supervisor ready")
