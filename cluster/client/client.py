@@ -2,19 +2,21 @@
 
 It is the union of the pieces, each in its own module: connections, metadata and routing
 (core), raw-batch produce/fetch and offsets (data), administration (admin), group
-offsets (groups) and dcmirror's private append/truncate (dcmirror). It talks to our
-broker, Apache Kafka and Tansu alike, negotiating API versions per broker.
+offsets (groups), what the principal may do (authz) and dcmirror's private
+append/truncate (dcmirror). It talks to our broker, Apache Kafka and Tansu alike,
+negotiating API versions per broker.
 """
 
 from __future__ import annotations
 
 from .admin import AdminMixin
+from .authz import AuthzMixin
 from .data import DataMixin
 from .dcmirror import DcMirrorMixin
 from .groups import GroupsMixin
 
 
-class KafkaClient(DataMixin, AdminMixin, GroupsMixin, DcMirrorMixin):
+class KafkaClient(DataMixin, AdminMixin, AuthzMixin, GroupsMixin, DcMirrorMixin):
     """asyncio client for any Kafka-protocol cluster.
 
         async with KafkaClient("127.0.0.1:9092") as client:
@@ -29,6 +31,8 @@ class KafkaClient(DataMixin, AdminMixin, GroupsMixin, DcMirrorMixin):
             describe_configs, incremental_alter_configs, alter_configs, delete_records
     groups: find_coordinator, offset_fetch, offset_commit, list_groups, describe_groups,
             delete_groups
+    authz:  topic_authorized_operations, group_authorized_operations, cluster_authorized_operations,
+            probe_describe_configs, probe_fetch, probe_produce, probe_offset_commit
     dcmirror: is_dcmirror, append_batches, append_request, truncate (dcmirror clusters only)
     """
 
