@@ -26,7 +26,7 @@ DESCRIBE_GROUPS, LIST_GROUPS, DELETE_GROUPS = 15, 16, 42
 CONSUMER_GROUP_DESCRIBE = 69
 #: OffsetCommit/OffsetFetch v10 name topics by id; names are all we need, so stop at 9.
 _OFFSETS_MAX = 9
-_COORDINATOR_CODES = frozenset(
+COORDINATOR_CODES = frozenset(
     int(c) for c in (ErrorCode.not_coordinator, ErrorCode.coordinator_not_available,
                      ErrorCode.coordinator_load_in_progress)
 )
@@ -96,7 +96,7 @@ class GroupsMixin(ClientCore):
         return await self.connection(info.node_id, (info.host, info.port))
 
     def _check_group(self, group: str, code: int, what: str, message: str | None = None) -> None:
-        if int(code) in _COORDINATOR_CODES:
+        if int(code) in COORDINATOR_CODES:
             self._coordinators().pop(group, None)
         check(code, message, context=f"{what} {group}")
 
@@ -236,7 +236,7 @@ class GroupsMixin(ClientCore):
             resp = await conn.send(conn.build(DELETE_GROUPS, {"groups_names": names}))
             out: dict[str, KafkaProtocolError | None] = {}
             for r in resp.results:
-                if int(r.error_code) in _COORDINATOR_CODES:
+                if int(r.error_code) in COORDINATOR_CODES:
                     self._check_group(r.group_id, r.error_code, "DeleteGroups")
                 out[r.group_id] = (
                     None if int(r.error_code) == 0 else KafkaProtocolError(r.error_code, context=f"DeleteGroups {r.group_id}")

@@ -64,7 +64,7 @@ def settled(ledger: Ledger, members: list[Running], view: list[TP]) -> bool:
     shares = [ledger.shares.get(n, frozenset()) for n in ledger.shares]
     sizes = [len(r.member.assigned) for r in members]
     return (frozenset().union(*shares) == frozenset(view) and sum(len(s) for s in shares) == len(view)
-            and max(sizes) - min(sizes) <= 1 and all(not r.member._rejoin.is_set() for r in members))
+            and max(sizes) - min(sizes) <= 1 and all(not r.member.group.rejoin_requested for r in members))
 
 
 async def stop_all(*rs: Running) -> None:
@@ -105,9 +105,9 @@ async def test_a_crashed_member_is_replaced_after_the_session_timeout(broker) ->
     await eventually(lambda: settled(ledger, [a, b], view), what="split")
 
     async def no_leave() -> None:  # a crash: no LeaveGroup, the socket just goes away
-        b.member._joined = False
+        b.member.group.joined = False
 
-    b.member._leave = no_leave
+    b.member.group.leave = no_leave  # type: ignore[method-assign]
     b.task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await b.task
