@@ -103,6 +103,9 @@ def cluster_group() -> None:
               show_default=True, help="KIP-848 consumer groups: how often members heartbeat.")
 @click.option("--group-initial-rebalance-delay-ms", type=click.IntRange(0), default=3_000, show_default=True,
               help="Classic groups: an empty group's first rebalance waits this long for more members.")
+@click.option("--offsets-retention-minutes", type=click.IntRange(1), default=7 * 24 * 60, show_default=True,
+              help="Committed offsets of a group empty this long (standalone commits: this long after "
+                   "the commit) expire.")
 @click.option("--partitions", "default_partitions", type=click.IntRange(1), default=1,
               show_default=True, help="Partitions of auto-created topics.")
 @click.option("--no-auto-create", is_flag=True, help="Refuse to auto-create topics.")
@@ -165,7 +168,8 @@ def _config(name: str, port: int | None, data_dir: Path, host: str | None, adver
             fetch_session_slots: int, max_partitions: int,
             max_batch_records: int, max_batch_inflate_bytes: int, super_users: str,
             group_consumer_session_timeout_ms: int, group_consumer_heartbeat_interval_ms: int,
-            group_initial_rebalance_delay_ms: int, **rest: Any) -> BrokerConfig:
+            group_initial_rebalance_delay_ms: int, offsets_retention_minutes: int,
+            **rest: Any) -> BrokerConfig:
     """The BrokerConfig the options describe (UsageError for a value it refuses)."""
     cluster = {k: rest.pop(k) for k in ("metadata_url", "rack", "broker_session_timeout_ms",
                                          "broker_heartbeat_interval_ms") if k in rest}
@@ -190,6 +194,7 @@ def _config(name: str, port: int | None, data_dir: Path, host: str | None, adver
             group_consumer_session_timeout_ms=group_consumer_session_timeout_ms,
             group_consumer_heartbeat_interval_ms=group_consumer_heartbeat_interval_ms,
             group_initial_rebalance_delay_ms=group_initial_rebalance_delay_ms,
+            offsets_retention_minutes=offsets_retention_minutes,
             **sasl_settings(sasl),
             super_users=parse_super_users(super_users),
             **cluster,

@@ -72,6 +72,8 @@ class BrokerConfig:
     group_consumer_heartbeat_interval_ms: int = 5_000
     # Classic groups: group.initial.rebalance.delay.ms, Kafka's default (tests set 0).
     group_initial_rebalance_delay_ms: int = 3_000
+    # offsets.retention.minutes: committed offsets of empty groups expire (7 days, as Kafka).
+    offsets_retention_minutes: int = 7 * 24 * 60
     max_request_bytes: int = DEFAULT_MAX_FRAME
     # fetch.max.bytes: caps every Fetch response (request max_bytes is capped to it).
     fetch_max_bytes: int = DEFAULT_FETCH_MAX_BYTES
@@ -148,6 +150,9 @@ class BrokerConfig:
         d = self.group_initial_rebalance_delay_ms
         if isinstance(d, bool) or not isinstance(d, int) or d < 0:
             raise ValueError(f"group.initial.rebalance.delay.ms must be an integer of at least 0, got {d!r}")
+        r = self.offsets_retention_minutes
+        if isinstance(r, bool) or not isinstance(r, int) or r < 1:
+            raise ValueError(f"offsets.retention.minutes must be an integer of at least 1, got {r!r}")
         slots = self.max_incremental_fetch_session_cache_slots
         if isinstance(slots, bool) or not isinstance(slots, int) or slots < 0:
             raise ValueError(f"max.incremental.fetch.session.cache.slots must be an integer of at least 0, "

@@ -42,6 +42,7 @@ def broker_configs(broker) -> dict[str, tuple[str, str]]:
         "log.dirs": (str(broker.data_dir), "string"),
         "socket.request.max.bytes": (str(c.max_request_bytes), "int"),
         "fetch.max.bytes": (str(c.fetch_max_bytes), "int"),
+        "offsets.retention.minutes": (str(c.offsets_retention_minutes), "int"),
         "group.initial.rebalance.delay.ms": (str(c.group_initial_rebalance_delay_ms), "int"),
         "max.incremental.fetch.session.cache.slots": (str(c.max_incremental_fetch_session_cache_slots), "int"),
         "message.max.bytes": (str(topic_config.DEFAULT_MAX_MESSAGE_BYTES), "int"),

@@ -166,7 +166,8 @@ class Broker:
                                   heartbeat_interval_ms=self.config.group_consumer_heartbeat_interval_ms)
         from cluster.groups.model import GroupConfig
 
-        classic = GroupConfig(initial_rebalance_delay_ms=self.config.group_initial_rebalance_delay_ms)
+        classic = GroupConfig(initial_rebalance_delay_ms=self.config.group_initial_rebalance_delay_ms,
+                              offsets_retention_ms=self.config.offsets_retention_minutes * 60_000)
         self.groups = GroupCoordinator(self.data_dir / "__groups", self.node_id, fsync=self.config.fsync,
                                        config=classic, consumer_config=consumer)
         self.groups.topics = CatalogueImage(self)

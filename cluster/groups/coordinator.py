@@ -146,12 +146,17 @@ class GroupCoordinator(ConsumerGroupsMixin):
             self.store.sync()
 
     def cleanup(self) -> None:
-        """Drop empty groups with no offsets, on Kafka's cadence (offsets.retention.check.interval.ms).
+        """Expire offsets (offsets.retention.minutes, cluster/groups/offsets.py `expire`), then
+        drop empty groups with no offsets, on Kafka's cadence (offsets.retention.check.interval.ms).
 
-        Such a group reappears as soon as someone joins or commits. Offset expiry
-        (offsets.retention.minutes) is not implemented: offsets live until the group is deleted.
+        Such a group reappears as soon as someone joins or commits.
         """
+        now, retention = self.clock(), self.config.offsets_retention_ms
         for group in list(self.groups.values()):
+            subscribed = None
+            if isinstance(group, ConsumerGroup):
+                subscribed = group.subscribed_topics() if group.members else set()
+            self._apply(offset_rules.expire(group, now, retention, subscribed))  # type: ignore[arg-type]
             if isinstance(group, ConsumerGroup):
                 if not group.members and not group.offsets:
                     del self.groups[group.group_id]

@@ -39,6 +39,8 @@ class GroupConfig:
     # group.initial.rebalance.delay.ms: the first rebalance of an empty group waits this
     # long (and again per member joining meanwhile, within the rebalance timeout).
     initial_rebalance_delay_ms: int = 3_000
+    # offsets.retention.minutes (7 days): see cluster/groups/offsets.py `expire`.
+    offsets_retention_ms: int = 7 * 24 * 3600 * 1000
 
 
 @dataclass

@@ -112,3 +112,37 @@ def delete(group: Group, topics: dict[str, list[int]]) -> tuple[ErrorCode, dict[
             per[p] = E.none
     effects: list[Effect] = [PersistOffsets(group.group_id, tuple(removed))] if removed else []
     return E.none, errors, effects
+
+
+def expire(group: Group, now_ms: int, retention_ms: int,
+           subscribed: set[str] | None = None) -> list[Effect]:
+    """Drop the offsets Kafka's offsets.retention.minutes expires, as PersistOffsets tombstones.
+
+    Kafka's rules (GroupMetadata.removeExpiredOffsets, the new coordinator's
+    OffsetExpirationCondition): an Empty classic group that had members loses every offset
+    `retention_ms` after it became empty; offsets committed without ever a member
+    (standalone commits: tools, MirrorMaker-style checkpoints) each `retention_ms` after
+    their commit; a Stable classic consumer group keeps its subscribed topics' offsets and
+    loses the others by commit time. A KIP-848 group (`subscribed` given: its members'
+    topics, empty when it has none) loses the offsets of topics no member subscribes to,
+    by commit time. Groups in a rebalance keep everything.
+    """
+    if subscribed is not None:
+        candidates = [tp for tp in group.offsets if tp[0] not in subscribed]
+        base = {tp: group.offsets[tp].commit_timestamp_ms for tp in candidates}
+    elif group.state == S.EMPTY and not group.members and not group.pending:
+        since = group.empty_since_ms
+        base = {tp: (o.commit_timestamp_ms if since is None else since) for tp, o in group.offsets.items()}
+    elif group.state == S.STABLE and group.protocol_type == "consumer":
+        topics = group.subscribed_topics()
+        if topics is None:
+            return []
+        base = {tp: o.commit_timestamp_ms for tp, o in group.offsets.items() if tp[0] not in topics}
+    else:
+        return []
+    gone = [tp for tp, at in base.items() if now_ms - at >= retention_ms]
+    if not gone:
+        return []
+    for tp in gone:
+        del group.offsets[tp]
+    return [PersistOffsets(group.group_id, tuple((t, p, None) for t, p in gone))]

@@ -62,6 +62,7 @@ def encode_group(group: Group) -> bytes:
             "proto": group.protocol_name,
             "leader": group.leader_id,
             "members": members if group.state == GroupState.STABLE else [],
+            "es": group.empty_since_ms,  # offset expiry counts from here (Kafka's currentStateTimestamp)
         }
     ).encode()
 
@@ -149,6 +150,7 @@ def restore(
             g.protocol_type = v["type"]
             g.generation_id = v["gen"]
             g.protocol_name = v["proto"]
+            g.empty_since_ms = v.get("es")
             for m in v["members"]:
                 member = Member(
                     member_id=m["id"],
@@ -165,6 +167,8 @@ def restore(
                 g.members[member.member_id] = member
                 if member.group_instance_id is not None:
                     g.static[member.group_instance_id] = member.member_id
+            if not g.members and g.protocol_type and g.empty_since_ms is None:
+                g.empty_since_ms = now_ms  # emptied before "es" was recorded: count from now
             if g.members:
                 g.state = GroupState.STABLE
                 g.leader_id = v["leader"] if v["leader"] in g.members else next(iter(g.members))

@@ -81,6 +81,9 @@ class Group:
         self.initial_delay_until_ms: int | None = None
         self.initial_delay_left_ms = 0
         self.joined_during_delay = False
+        # When the group last became Empty after having members (Kafka's
+        # currentStateTimestamp): offset expiry counts from here. None: never had members.
+        self.empty_since_ms: int | None = None
         self.offsets: dict[tuple[str, int], CommittedOffset] = {}
 
     # ------------------------------------------------------------------ queries
@@ -313,6 +316,7 @@ class Group:
         self.rebalance_deadline_ms = None
         if not self.members:
             self.state = S.EMPTY
+            self.empty_since_ms = now_ms
             self.protocol_name = None
             self.leader_id = None
             return effects + [PersistGroup(self.group_id)]
