@@ -73,6 +73,7 @@ class ReplicaFetcher:
         self.followed: dict[tuple[str, int], FollowerPartition] = {}
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     # -- what to follow -----------------------------------------------------------------
     def follow(self, part: Any, assignment: PartitionAssignment, broker_epoch: int = -1,
@@ -106,18 +107,23 @@ class ReplicaFetcher:
 
     # -- the loop -------------------------------------------------------------------------
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self.run())
+        if self._task is None:
+            self._stopping = False
+            self._task = asyncio.get_running_loop().create_task(self.run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        """Cancel the loop and wait for it. Cancelled again until it ends: a cancellation
+        that lands while BrokerConnection.close awaits its reader is swallowed there."""
+        task, self._task = self._task, None
+        self._stopping = True
+        while task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.1)
 
     async def run(self) -> None:
         conn: BrokerConnection | None = None
         try:
-            while True:
+            while not self._stopping:
                 if not any(fp.ready() for fp in self.followed.values()):
                     self._changed.clear()
                     await self._changed.wait()
@@ -168,7 +174,7 @@ class ReplicaFetcher:
             error_code=p.error_code, high_watermark=p.high_watermark,
             log_start_offset=p.log_start_offset, records=p.records,
             diverging_epoch=(div.epoch, div.end_offset) if div is not None and div.end_offset >= 0 else None,
-            now_ms=_now_ms())
+            now_ms=int(time.time() * 1000))  # the log's clock (segment.ms), not the lag clock
         if applied.state is FetchState.NEEDS_OFFSETS:
             try:
                 start, end = await self._leader_offsets(conn, fp)
@@ -207,7 +213,3 @@ def known_high_watermark(part: Any) -> int:
     if part.follower is not None:
         return part.follower.high_watermark
     return 0
-
-
-def _now_ms() -> int:
-    return int(time.monotonic() * 1000)

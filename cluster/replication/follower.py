@@ -128,7 +128,10 @@ class FollowerPartition:
     def on_fetch_response(self, *, error_code: int, high_watermark: int, log_start_offset: int,
                           records: bytes | memoryview | None,
                           diverging_epoch: tuple[int, int] | None, now_ms: int) -> Applied:
-        """Apply one partition's answer to the fetch built from `fetch_request_fields`."""
+        """Apply one partition's answer to the fetch built from `fetch_request_fields`.
+
+        `now_ms` is wall-clock time, as for every append to the log (it starts segment.ms);
+        a monotonic clock here would roll a segment at the next leader append."""
         if error_code:
             return self._on_error(error_code)
         if diverging_epoch is not None and diverging_epoch[1] >= 0:

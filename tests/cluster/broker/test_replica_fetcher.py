@@ -96,6 +96,8 @@ async def test_leader_change_truncates_the_old_leaders_tail(pair):
     f1.start()
     r = await asyncio.wait_for(produce(c2, batch(b"new-leader")), 10)
     assert r.error_code == ErrorCode.none and r.base_offset == 1
+    # the follower appended on the log's (wall) clock: leading does not roll a segment
+    assert p2.log.segment_count == 1
     await until(lambda: p1.log.log_end_offset == 2 and p1.high_watermark == 2)
     assert bytes_of(b1) == bytes_of(b2)
     assert [h.partition_leader_epoch for h in p1.log.iter_batch_headers()] == [1, 2]
