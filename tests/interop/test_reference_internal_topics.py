@@ -16,7 +16,7 @@ from cluster.client import KafkaClient, KafkaProtocolError, NewTopic
 from cluster.wire.batch_builder import build_batch
 from kio.schema.errors import ErrorCode
 from peers.kafka_broker import KafkaBroker
-from tests.interop.settling import poll
+from tests.interop.settling import create_ready, poll
 from tests.interop.test_reference_kafka import code, on_both, same
 from tests.processes import ClusterProcess
 
@@ -48,7 +48,11 @@ async def test_internal_topics_in_metadata(cluster: ClusterProcess, kafka_broker
                                            topic_name: str) -> None:
     async def probe(client: KafkaClient, topic: str) -> dict[str, Any]:
         out: dict[str, Any] = {"find-coordinator": await _find_coordinators(client)}
-        named = await _metadata(client, INTERNAL)
+        # Kafka lists the new internal partitions a moment before each has its leader
+        # (LEADER_NOT_AVAILABLE meanwhile): wait for that, as a client would retry.
+        named = await poll(lambda: _metadata(client, INTERNAL),
+                           lambda ts: len(ts) == 2 and all(p.error_code == 0 for t in ts.values() for p in t.partitions),
+                           "internal topics' partitions led", raise_on_timeout=False)
         out["named"] = {n: (int(t.error_code), t.is_internal, t.topic_id.int != 0,
                             sorted({(int(p.error_code), len(p.replica_nodes), len(p.isr_nodes)) for p in t.partitions}))
                         for n, t in named.items()}
@@ -56,7 +60,7 @@ async def test_internal_topics_in_metadata(cluster: ClusterProcess, kafka_broker
         listed = await _metadata(client, None)
         out["listed"] = {n: listed[n].is_internal for n in INTERNAL if n in listed}
         # the test's own topic (Kafka's broker is shared by the module: other topics vary)
-        await client.create_topics([NewTopic(topic, 1, 1, {})])
+        await create_ready(client, [NewTopic(topic, 1, 1, {})])
         user = await _metadata(client, [topic])
         out["user-topic-internal"] = [t.is_internal for t in user.values()]
         return out
