@@ -33,6 +33,7 @@ def progress_snapshot(runners: list[LinkRunner]) -> dict:
                 "lag_seconds": round((now - pp.oldest_unmirrored_ts) / 1000, 3)
                 if pp.lag > 0 and pp.oldest_unmirrored_ts > 0 else 0.0,
                 "records": pp.records, "bytes": pp.bytes, "state": pp.state, "error": pp.error,
+                "possible_duplicates": p.possible_duplicates.get((pp.topic, pp.partition), 0),
                 "reason": pp.error or None,
             })
         links.append({"name": p.name, "mode": p.mode, "state": p.state, "error": p.error or None,

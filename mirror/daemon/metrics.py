@@ -43,6 +43,10 @@ class ProgressCollector:
                                    "1 for each partition's current state (starting, running, retrying, "
                                    "conflict, error); conflict and error need an operator",
                                    labels=["link", "topic", "partition", "state"])
+        doubtful = CounterMetricFamily("dcmirror_possible_duplicates",
+                                       "Target records the mirror could not rule out as duplicates it "
+                                       "wrote (translation mode's resume check)",
+                                       labels=["link", "topic", "partition"])
         checkpoint = GaugeMetricFamily("dcmirror_checkpoint_age_seconds",
                                        "Seconds since the group's offsets were last checkpointed",
                                        labels=["link", "group"])
@@ -57,6 +61,8 @@ class ProgressCollector:
                 records.add_metric(labels, pp.records)
                 pstate.add_metric([*labels, pp.state], 1)
                 nbytes.add_metric(labels, pp.bytes)
+                if link.mode == "translate":
+                    doubtful.add_metric(labels, link.possible_duplicates.get((topic, p), 0))
             kinds: dict[str, int] = {}
             for a in link.alarms:
                 kinds[a.kind] = kinds.get(a.kind, 0) + 1
@@ -66,7 +72,7 @@ class ProgressCollector:
                 alarms.add_metric([link.name, k], n)
             for group, at in link.last_checkpoint_ms.items():
                 checkpoint.add_metric([link.name, group], (now - at) / 1000)
-        yield from (lag, lag_s, records, nbytes, retries, alarms, lost, state, pstate, checkpoint)
+        yield from (lag, lag_s, records, nbytes, retries, alarms, lost, state, pstate, doubtful, checkpoint)
 
 
 class Metrics:

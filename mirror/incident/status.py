@@ -88,6 +88,7 @@ class _TargetView:
     topics: dict = field(default_factory=dict)
     conflicts: dict[str, str] = field(default_factory=dict)
     errors: dict[tuple[str, int], str] = field(default_factory=dict)
+    syncs: list = field(default_factory=list)  # translation: the link's offset syncs
 
 
 async def link_status(cfg: MirrorConfig, link: LinkConfig) -> dict[str, Any]:
@@ -111,6 +112,7 @@ async def link_status(cfg: MirrorConfig, link: LinkConfig) -> dict[str, Any]:
             await _partition_rows(entry, policy, source, target if tgt_err is None else None, view, now)
         else:
             await _target_only_rows(entry, policy, target if tgt_err is None else None, view.topics)
+        _possible_duplicates(entry, view.syncs)
         if tgt_err is None:
             entry["groups"] = await _group_rows(source if src_err is None else None, policy,
                                                 await _last_checkpoints(target, link.name), now)
@@ -144,7 +146,7 @@ async def _target_view(entry: dict, cfg: MirrorConfig, link: LinkConfig, source:
     policy = cfg.policy(link)
     view = _TargetView(await resolve_mode(link, target))
     entry["mode"] = view.mapping.mode
-    synced_list = await view.mapping.load(TranslatingSink(target, policy.target_topic, link.name))
+    synced_list = view.syncs = await view.mapping.load(TranslatingSink(target, policy.target_topic, link.name))
     view.topics = await target.list_topics()
     if runs is not None and runs.shapes_topics:  # else the target topics are not the link's to shape
         if source is not None:
@@ -164,6 +166,7 @@ def _summary(entry: dict) -> dict[str, Any]:
         "total_lag": sum(x["lag"] or 0 for x in rows),
         "max_lag_seconds": max((x["lag_seconds"] for x in rows), default=0.0),
         "stopped": sum(1 for x in rows if x["state"] in STOPPED_STATES),
+        "possible_duplicates": sum(x.get("possible_duplicates", 0) for x in rows),
         "unreachable": [c["cluster"] for c in entry.get("clusters", {}).values() if not c["reachable"]],
     }
 
@@ -218,6 +221,18 @@ async def _judge_row(row: dict, source: KafkaClient, view: _TargetView, now: int
         ts = await _oldest_unmirrored_ts(source, name, p, max(mirrored, start))
         lag_s = max(0.0, (now - ts) / 1000) if ts > 0 else 0.0
     row.update(mirrored=mirrored, lag=lag, lag_seconds=round(lag_s, 3), state=state, reason=reason)
+
+
+def _possible_duplicates(entry: dict, syncs: list) -> None:
+    """Per partition, the target records the link's writers could not rule out as
+    duplicates (translation: summed from the offset syncs that carry them; offset-preserving
+    mode writes none, its count is 0)."""
+    count: dict[tuple[str, int], int] = {}
+    for s in syncs:
+        if s.possible_duplicates:
+            count[(s.topic, s.partition)] = count.get((s.topic, s.partition), 0) + s.possible_duplicates
+    for row in entry["partitions"]:
+        row["possible_duplicates"] = count.get((row["topic"], row["partition"]), 0)
 
 
 async def _target_only_rows(entry: dict, policy, target: KafkaClient | None, target_topics: dict) -> None:
@@ -315,19 +330,23 @@ def render_table(report: dict[str, Any]):
             else:
                 parts.append(Text(f"{end} {c['cluster']}: unreachable ({c['error']})", style="bold red"))
         t = Table(title=title, title_justify="left")
-        for col in ("topic", "partition", "source end", "target end", "lag", "lag (s)", "state"):
+        dups = link["mode"] == "translate"  # the only mode that can duplicate
+        for col in ("topic", "partition", "source end", "target end", "lag", "lag (s)", "state",
+                    *(["possible dups"] if dups else [])):
             t.add_column(col, justify="right" if col not in ("topic", "state") else "left")
         for p in link["partitions"]:
             style = "red" if (p["lag"] or 0) > 0 or p["state"] in STOPPED_STATES else None
             t.add_row(p["topic"], str(p["partition"]), "?" if p["source_end"] is None else str(p["source_end"]),
                       "-" if p["target_end"] is None else str(p["target_end"]),
                       "?" if p["lag"] is None else str(p["lag"]),
-                      f"{p['lag_seconds']:.1f}", p["state"], style=style)
+                      f"{p['lag_seconds']:.1f}", p["state"],
+                      *([str(p.get("possible_duplicates", 0))] if dups else []), style=style)
         parts.append(t)
         s = link["summary"]
         parts.append(Text(f"{s['partitions']} partitions, {s['lagging']} lagging, "
                           f"{s['total_lag']} records behind, max {s['max_lag_seconds']:.1f}s"
-                          + (f", {s['stopped']} stopped" if s.get("stopped") else "")))
+                          + (f", {s['stopped']} stopped" if s.get("stopped") else "")
+                          + (f", {s['possible_duplicates']} possible duplicate(s)" if dups else "")))
         reasons = {}
         for p in link["partitions"]:
             if p.get("reason"):

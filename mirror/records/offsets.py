@@ -38,7 +38,8 @@ fields of versions they know and ignore trailing bytes, so newer writers may app
 
 - ``__dcmirror.offset-syncs.<link>``: key v0 = topic (int16-length UTF-8), partition
   (int32); value v0 = upstream, downstream, upstream_next, downstream_next (int64, -1 for
-  unknown). Use ``cleanup.policy=delete``: compaction would keep only the newest sync
+  unknown), then, when not 0, possible_duplicates (int64: target records before this
+  sync that the mirror could not rule out as duplicates; see mirror.replication.resume_check). Use ``cleanup.policy=delete``: compaction would keep only the newest sync
   per partition and lose exactness for groups behind it.
   A sync with partition -1 (:data:`CLAIM_PARTITION`, offsets 0 -> 0) claims the topic
   for the link: the link created or adopted its target copy (`mirror.replication.existing`).
@@ -108,8 +109,13 @@ class OffsetSync:
     downstream_offset: int
     upstream_next: int | None = None
     downstream_next: int | None = None
+    #: target records before ``downstream_offset`` that the writer could not rule out as
+    #: duplicates of what it wrote (translation's resume check); summed per partition
+    possible_duplicates: int = 0
 
     def __post_init__(self) -> None:
+        if self.possible_duplicates < 0:
+            raise ValueError(f"possible_duplicates must not be negative: {self}")
         if self.upstream_offset < 0 or self.downstream_offset < 0:
             raise ValueError(f"offsets must not be negative: {self}")
         if (self.upstream_next is None) != (self.downstream_next is None):
@@ -303,6 +309,8 @@ def encode_sync(sync: OffsetSync) -> tuple[bytes, bytes]:
         -1 if sync.upstream_next is None else sync.upstream_next,
         -1 if sync.downstream_next is None else sync.downstream_next,
     )
+    if sync.possible_duplicates:  # appended field: older readers ignore it
+        value += _I64.pack(sync.possible_duplicates)
     return key, value
 
 
@@ -314,6 +322,7 @@ def decode_sync(key: bytes, value: bytes) -> OffsetSync:
     v = _Reader(value, "offset sync value")
     v.version()
     up, down, up_next, down_next = v.take(struct.Struct(">qqqq"))
+    (doubtful,) = v.take(_I64) if len(value) - v.pos >= _I64.size else (0,)
     try:
         return OffsetSync(
             topic=topic or "",
@@ -322,6 +331,7 @@ def decode_sync(key: bytes, value: bytes) -> OffsetSync:
             downstream_offset=down,
             upstream_next=None if up_next < 0 else up_next,
             downstream_next=None if down_next < 0 else down_next,
+            possible_duplicates=max(0, doubtful),
         )
     except ValueError as exc:
         raise OffsetRecordError(f"offset sync is inconsistent: {exc}") from None

@@ -245,7 +245,7 @@ class LinkCopier:
         for tp, w in written.items():
             if tp not in self._positions or tp not in self.progress.partitions:
                 continue  # revoked while the write was in flight: it is someone else's now
-            self.progress.partitions[tp].possible_duplicates += w.possible_duplicates
+            self.progress.add_possible_duplicates(tp, w.possible_duplicates)
             if w.error is not None:
                 retry = self._write_failed(tp, w.error) or retry
             if w.batches:

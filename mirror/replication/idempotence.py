@@ -80,9 +80,15 @@ class Sequencer:
     def acknowledged(self, tp: TP, upstream_base: int) -> None:
         """The batch at ``upstream_base`` (and every earlier one) is on the target."""
         part = self._parts.get(tp)
-        if part is not None:
-            for base in [b for b in part.pending if b <= upstream_base]:
-                del part.pending[base]
+        if part is None:
+            return
+        # `pending` is in send order, which is source order: drop from the front (a write
+        # acknowledges hundreds of batches; scanning all of them for each would be quadratic).
+        while part.pending:
+            first = next(iter(part.pending))
+            if first > upstream_base:
+                break
+            del part.pending[first]
 
     def unacknowledged(self, tp: TP) -> int:
         part = self._parts.get(tp)

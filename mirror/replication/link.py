@@ -116,7 +116,7 @@ class LinkRunner:
             self.progress.mode = mapping.mode
             rename = self.policy.target_topic
             sink = sink_for(mapping, self.target, rename, self.link.name)
-            held = await mapping.load(sink)  # type: ignore[arg-type]
+            held = await self._load_syncs(mapping, sink)
             claimed = {s.topic for s in held}
             if not mapping.preserves:
                 # Claims share the syncs' retention: renew them at every start.
@@ -165,6 +165,14 @@ class LinkRunner:
         finally:
             await self.source.close()
             await self.target.close()
+
+    async def _load_syncs(self, mapping, sink) -> list:
+        """The link's offset syncs (translation; none otherwise) into the mapping, and the
+        possible duplicates they record into the progress (the metric counts from there)."""
+        held = await mapping.load(sink)
+        for s in held:
+            self.progress.add_possible_duplicates((s.topic, s.partition), s.possible_duplicates)
+        return held
 
     def _stopped(self) -> tuple[Stopped, ...]:
         """Partitions this process stopped for a reason only it knows (state error), for

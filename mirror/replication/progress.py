@@ -30,8 +30,6 @@ class PartitionProgress:
     oldest_unmirrored_ts: int = -1  # timestamp of the first batch not yet mirrored, -1 if caught up
     state: str = "starting"  # starting | running | retrying | conflict | error
     error: str = ""  # why, for retrying, conflict and error
-    #: translation: target records the mirror could not rule out as duplicates it wrote
-    possible_duplicates: int = 0
 
     @property
     def lag(self) -> int:
@@ -60,6 +58,13 @@ class LinkProgress:
     alarms: list[Alarm] = field(default_factory=list)
     retries: int = 0
     last_checkpoint_ms: dict[str, int] = field(default_factory=dict)
+    #: translation: per source partition, the target records the link's writers could not
+    #: rule out as duplicates (from the offset syncs at start, plus what this process added)
+    possible_duplicates: dict[TP, int] = field(default_factory=dict)
+
+    def add_possible_duplicates(self, tp: TP, count: int) -> None:
+        if count:
+            self.possible_duplicates[tp] = self.possible_duplicates.get(tp, 0) + count
 
     def partition(self, topic: str, partition: int, target_topic: str) -> PartitionProgress:
         key = (topic, partition)

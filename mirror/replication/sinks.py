@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol, Sequence
 
 from kio.schema.errors import ErrorCode
@@ -202,6 +202,7 @@ class TranslatingSink:
         self._idempotent = True  # False once the target refused InitProducerId for good
         self._reset = False  # the target's producer state and ours disagree: new identity
         self._tails: dict[TP, Tail] = {}  # unsynced target tails found by the last resume
+        self._carry: dict[TP, int] = {}  # possible duplicates not yet written in a sync
 
     async def read_syncs(self, since: int | None = None) -> list[OffsetSync]:
         """Every sync in the target's sync topic, oldest first (from offset ``since``)."""
@@ -236,8 +237,9 @@ class TranslatingSink:
     async def _read_tails(self, starts: dict[TP, int | None]) -> None:
         """Read each partition's target records from ``starts`` (None: its log start) to
         its log end, up to `TAIL_LIMIT` bytes; a partition with nothing there has no tail."""
-        for tp in starts:
+        for tp in starts:  # a resume re-reads the tail, and counts what it finds anew
             self._tails.pop(tp, None)
+            self._carry.pop(tp, None)
         names = {tp: (self.rename(tp[0]), tp[1]) for tp in starts}
         ends = await _ends(self.target, list(names.values()), -1)
         lows = await _ends(self.target, [names[tp] for tp, d in starts.items() if d is None], -2)
@@ -333,13 +335,23 @@ class TranslatingSink:
             w = self._outcome(tp, send[tp], [r[(self.rename(tp[0]), tp[1])] for r in results
                                              if (self.rename(tp[0]), tp[1]) in r], seq, list(syncs))
             w.batches += landed
-            w.possible_duplicates = doubtful
+            self._attach_doubt(tp, w, doubtful)
             if w.next_upstream < 0 and syncs:
                 w.next_upstream = syncs[-1].upstream_next or 0
             out[tp] = w
             sync_records += [encode_sync(s) for s in w.syncs]
         await self.syncs.append(sync_records)
         return out
+
+    def _attach_doubt(self, tp: TP, w: Written, doubtful: int) -> None:
+        """Record possible duplicates durably, in the partition's first sync of this write
+        (status and the metric sum them); held until a sync of ``tp`` is written."""
+        doubtful += self._carry.pop(tp, 0)
+        if doubtful and not w.syncs:
+            self._carry[tp] = doubtful
+        elif doubtful:
+            w.syncs[0] = replace(w.syncs[0], possible_duplicates=doubtful)
+            w.possible_duplicates = doubtful
 
     async def _send(self, send: dict[TP, list[memoryview]], seq: Sequencer | None):
         """Every partition's batches in rounds of one batch each, rewritten for ``seq``."""

@@ -217,6 +217,15 @@ def test_sync_records_round_trip(topic: str, partition: int, up: int, down: int,
     assert decode_sync(key + b"\x00", value + b"\x01\x02") == sync
 
 
+@given(offsets, st.integers(1, 2**62))
+def test_a_sync_carries_its_possible_duplicates_and_old_values_read_as_zero(up: int, doubtful: int) -> None:
+    sync = OffsetSync("t", 0, up, up, up + 1, up + 1, possible_duplicates=doubtful)
+    key, value = encode_sync(sync)
+    assert decode_sync(key, value) == sync
+    plain_key, plain = encode_sync(OffsetSync("t", 0, up, up, up + 1, up + 1))
+    assert value.startswith(plain) and decode_sync(plain_key, plain).possible_duplicates == 0
+
+
 @given(st.text(max_size=40), topics, st.integers(0, 2**31 - 1), offsets, offsets,
        st.one_of(st.none(), st.text(max_size=100)), st.integers(0, 2**62))
 def test_checkpoint_records_round_trip(group: str, topic: str, partition: int, up: int, down: int,

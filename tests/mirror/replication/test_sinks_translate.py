@@ -121,6 +121,8 @@ async def test_target_records_that_match_no_source_batch_are_counted(target) -> 
     w = (await again.write({TP: SOURCE[1:2]}))[TP]
     assert w.error is None and w.possible_duplicates == 1  # cannot be ruled out: reported
     assert await end(target) == 4
+    held = await TranslatingSink(target, lambda t: t, "l").read_syncs()
+    assert [x.possible_duplicates for x in held if x.partition == 0] == [0, 1]  # durable, in the sync
 
 
 async def test_an_out_of_order_sequence_starts_a_new_producer_identity(target) -> None:
@@ -136,3 +138,52 @@ async def test_an_out_of_order_sequence_starts_a_new_producer_identity(target) -
     assert w.error is None and w.batches == 1
     assert sink._sequencer.identity != old  # type: ignore[union-attr]
     assert await end(target) == 3
+
+
+async def test_status_and_the_runner_count_what_the_syncs_carry(brokers, target, tmp_path) -> None:
+    """`dcmirror status` (table and --json) and a starting runner's progress (the metric's
+    source) both sum the possible duplicates recorded in the offset syncs."""
+    from mirror.config.model import load_config
+    from mirror.daemon.metrics import Metrics
+    from mirror.incident.status import link_status, render_table
+    from mirror.replication.link import LinkRunner
+    from mirror.replication.mode import SyncMapping
+    from tests.mirror.conftest import link, write_config
+
+    east = KafkaClient(brokers[0], retry_deadline_s=5)
+    await east.start()
+    await east.create_topics([NewTopic("t", 1, -1, {})])
+    await east.produce("t", 0, build_batch([(None, b"a", [], 1), (None, b"b", [], 2)]))
+    await east.close()
+    sink = TranslatingSink(target, lambda t: t, "l")
+    await sink.resume_positions([TP])
+    await sink.write({TP: SOURCE[:1]})
+    await target.produce("t", 0, build_batch([(None, b"foreign", [], 5)]))
+    again = TranslatingSink(target, lambda t: t, "l")
+    await again.resume_positions([TP])
+    await again.write({TP: SOURCE[1:2]})
+
+    cfg = load_config(write_config(tmp_path / "m.yaml", {"east": brokers[0], "west": brokers[1]},
+                                   [link("l", "east", "west", ["t"], mode="translate")]))
+    entry = await link_status(cfg, cfg.links[0])
+    assert [p["possible_duplicates"] for p in entry["partitions"]] == [1]
+    assert entry["summary"]["possible_duplicates"] == 1
+    from rich.console import Console
+
+    console = Console(width=200, record=True)
+    console.print(render_table({"links": [entry]}))
+    text = console.export_text()
+    assert "possible dups" in text and "1 possible duplicate(s)" in text
+
+    runner = LinkRunner(cfg, cfg.links[0])
+    await runner.target.start()
+    try:
+        await runner._load_syncs(SyncMapping(), TranslatingSink(runner.target, lambda t: t, "l"))
+    finally:
+        await runner.source.close()
+        await runner.target.close()
+    assert runner.progress.possible_duplicates == {TP: 1}
+    runner.progress.mode = "translate"
+    runner.progress.partition("t", 0, "t")
+    scrape = Metrics([runner.progress]).render().decode()
+    assert 'dcmirror_possible_duplicates_total{link="l",partition="0",topic="t"} 1.0' in scrape
