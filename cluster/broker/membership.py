@@ -102,6 +102,24 @@ class Membership:
         self._tasks.append(asyncio.create_task(self._sync_loop(), name="metadata-sync"))
 
     async def stop(self) -> None:
+        """Controlled shutdown: stop heartbeating, ask the controller to move this broker's
+        leaderships away (its partitions are re-elected now, not after the session
+        timeout; with replication factor 1 they wait, offline, for this broker's return),
+        then give up the controller lease if held."""
+        heartbeats = self._tasks[:1]
+        for task in heartbeats:
+            task.cancel()
+        await asyncio.gather(*heartbeats, return_exceptions=True)
+        try:
+            reg = await self.client.registration()
+            if reg is not None:
+                out = await self.client.request("controlled_shutdown", timeout_s=3.0,
+                                                node_id=reg.node_id, broker_epoch=reg.broker_epoch)
+                if not out.ok:
+                    log.warning("controlled shutdown of broker %d: %s", reg.node_id, out.message)
+            await self.store.delete(keys.heartbeat(self.client.node_id))
+        except Exception as exc:
+            log.warning("controlled shutdown failed (the controller fences this broker later): %s", exc)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -202,6 +220,22 @@ class Membership:
         if out.ok:
             await self.refresh()
             self.apply()
+        return out
+
+    async def alter_partition(self, topic: str, index: int, leader_epoch: int, partition_epoch: int,
+                              isr: tuple[int, ...]) -> Outcome:
+        """An ISR change by this broker as the partition's leader (KRaft AlterPartition): the
+        controller applies it only if `leader_epoch` and `partition_epoch` are still current
+        (else FENCED_LEADER_EPOCH / INVALID_UPDATE_VERSION) and `isr` is the leader plus live
+        replicas; the new partition epoch shows in `partitions` after the next refresh."""
+        reg = await self.client.registration()
+        if reg is None:
+            return Outcome(ErrorCode.stale_broker_epoch, "this broker's registration is gone")
+        out = await self.client.request("alter_partition", node_id=reg.node_id, broker_epoch=reg.broker_epoch,
+                                        topic=topic, partition=index, leader_epoch=leader_epoch,
+                                        partition_epoch=partition_epoch, isr=list(isr))
+        if out.ok:
+            await self.refresh()
         return out
 
     async def delete_topic(self, name: str) -> Outcome:

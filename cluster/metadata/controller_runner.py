@@ -188,7 +188,9 @@ class ControllerRunner:
                                         beat.get("rack"), now)
                 log.info("broker %d registered at %s:%d with broker epoch %d", node, info.host,
                          info.port, info.broker_epoch)
-            elif self._seen_seq.get(node) != beat["seq"]:
+            elif node in self._seen_seq and self._seen_seq[node] != beat["seq"]:
+                # only an advance counts: a heartbeat key merely present (first sight after
+                # a takeover, or left by a broker that shut down) unfences nobody
                 machine.heartbeat(node, known.broker_epoch, now)
             self._seen_seq[node] = beat["seq"]
 
@@ -207,6 +209,9 @@ class ControllerRunner:
                                           int(req["partition_epoch"]), tuple(req["isr"]))
         elif kind == "controlled_shutdown":
             out = machine.controlled_shutdown(int(req["node_id"]), int(req["broker_epoch"]))
+            if out.ok:
+                log.info("broker %s shut down in a controlled way: fenced, its leaderships moved",
+                         req["node_id"])
         else:
             out = Outcome(ErrorCode.invalid_request, f"unknown controller request {kind!r}")
         return kv.key, out

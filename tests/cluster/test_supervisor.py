@@ -154,3 +154,18 @@ def test_killing_the_controller_hands_control_to_another_broker(cluster3: MultiB
     assert successor in (1, 2, 3)
     _create(admin, "after-takeover", 3, 1)
     assert len(_leaders(admin, "after-takeover")) == 3
+
+
+def test_sigterm_is_a_controlled_shutdown(cluster3: MultiBrokerCluster) -> None:
+    """A broker stopped with SIGTERM tells the controller first (fenced at once, its
+    leaderships moved; with replication factor 1 its partition waits offline), and leads
+    its partition again once the supervisor has restarted it."""
+    admin = AdminClient({"bootstrap.servers": cluster3.bootstrap})
+    _create(admin, "calm", 3, 1)
+    victim = _leaders(admin, "calm")[0]
+    old_pid = cluster3.broker_pid(victim)
+    os.kill(old_pid, signal.SIGTERM)
+    wait_until(lambda: f"broker {victim} shut down in a controlled way" in cluster3.log_text(), 30,
+               what="controlled shutdown")
+    wait_until(lambda: cluster3.broker_pid(victim) != old_pid, 30, what="supervisor restarts the broker")
+    wait_until(lambda: _leaders(admin, "calm")[0] == victim, 60, what="the broker leads its partition again")

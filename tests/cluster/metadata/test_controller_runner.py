@@ -122,3 +122,25 @@ async def _until(check: Callable[[], bool], timeout: float = 10.0) -> None:
             await asyncio.sleep(0.02)
 
     await asyncio.wait_for(wait(), timeout)
+
+
+async def test_a_new_controller_fences_brokers_whose_heartbeat_stands_still(
+        open_stores: Callable[[], MetadataStore]) -> None:
+    """A heartbeat key merely present (left by a dead broker) is not a heartbeat: after a
+    takeover only brokers whose sequence advances stay unfenced."""
+    store = open_stores()
+    clock = FakeClock()
+    first = ControllerRunner(store, 1, ControllerConfig(session_timeout_s=5.0), clock=clock)
+    assert await first.campaign()
+    alive, dead = await _brokers(store, 2)
+    await first.step()
+    await store.delete(keys.CONTROLLER)  # the first controller is gone
+    second = ControllerRunner(open_stores(), 2, ControllerConfig(session_timeout_s=5.0), clock=clock)
+    assert await second.campaign()
+    await second.step()  # first sight: a grace of one session timeout for both
+    for _ in range(4):
+        clock.now += 2.0
+        await alive.heartbeat()
+        await second.step()
+    info = await alive.brokers()
+    assert not info[alive.node_id].fenced and info[dead.node_id].fenced
