@@ -57,7 +57,9 @@ class CliProcess:
 
             resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
 
-        self.proc = subprocess.Popen([sys.executable, "-m", "dcmirror_cli", *args], stdout=log,
+        # -v: the coordinators' INFO lines (hidden by the quiet default) are what tests read
+        # in log_text() and what a failure's log should show.
+        self.proc = subprocess.Popen([sys.executable, "-m", "dcmirror_cli", "-v", *args], stdout=log,
                                      stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[1],
                                      preexec_fn=limit if nofile is not None else None)
         wait_for_port(port, proc=self.proc)
