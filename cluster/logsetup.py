@@ -2,7 +2,7 @@
 
 The default is quiet enough to read: INFO for what an operator acts on (a cluster ready, a
 link resuming, a state change), but the chatty internals — group coordinator joins and
-rebalances, transaction coordinator steps, log cleaner passes — only from `-v`. `-vv` is DEBUG everywhere, `-q` warnings and errors only. `--log-format json` writes
+rebalances, log cleaner passes — only from `-v`. `-vv` is DEBUG everywhere, `-q` warnings and errors only. `--log-format json` writes
 one JSON object per line (ts, level, logger, message, and exc when there is one) for log
 shippers; `--log-file` keeps a live view on the terminal clean.
 """
@@ -16,8 +16,9 @@ import time
 from pathlib import Path
 
 #: Loggers whose INFO lines are internals: shown from -v on.
-#: (Authentication and refused connections stay at INFO: an operator audits those.)
-CHATTY = ("cluster.groups", "cluster.txn", "cluster.log.cleaner", "cluster.log.segment")
+#: (Authentication, refused connections and transactions aborted or recovered stay at INFO:
+#: an operator audits those, and a timed-out transaction explains a stuck read_committed LSO.)
+CHATTY = ("cluster.groups", "cluster.log.cleaner", "cluster.log.segment")
 
 FORMATS = ("text", "json")
 
