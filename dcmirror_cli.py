@@ -21,6 +21,7 @@ import click
 from cluster.broker.config import BrokerConfig
 from cluster.broker.server import Broker
 from cluster.auth.acl_store import AclFileError
+from cluster.broker.data_dir_lock import DataDirInUse
 from cluster.broker.tls import TlsSetupError
 from cluster.cli import broker_group, cluster_group
 from deploy.cli import deploy_group
@@ -107,7 +108,7 @@ async def run_up(cfg: MirrorConfig, *, metrics_port: int | None = None, live: bo
             b = Broker(broker_config(alias, c.local))
             try:
                 await b.start()
-            except (TlsSetupError, AclFileError) as exc:
+            except (TlsSetupError, AclFileError, DataDirInUse) as exc:
                 raise UpError(f"cluster {alias}: {exc}") from None
             brokers.append(b)
             log.info("cluster %s ready on %s (data in %s)", alias,

@@ -17,6 +17,7 @@ from cluster.auth.listeners import Listener, apply_advertised, parse_listener
 from cluster.broker.server import Broker
 from cluster.sasl_cli import sasl_options, sasl_settings, users_group
 from cluster.broker.malloc_tuning import tune_malloc
+from cluster.broker.data_dir_lock import DataDirInUse
 from cluster.broker.tls import TlsSetupError
 from cluster.metadata.store import StoreError
 
@@ -211,7 +212,7 @@ def _run_config(name: str, config: BrokerConfig) -> None:
         asyncio.run(run_broker(config))
     except TlsSetupError as exc:
         raise click.ClickException(f"cannot start cluster {name}: {exc}")
-    except AclFileError as exc:
+    except (AclFileError, DataDirInUse) as exc:
         raise click.ClickException(str(exc))
     except (RuntimeError, StoreError) as exc:  # could not join a multi-broker cluster
         raise click.ClickException(f"cannot start a broker of cluster {name}: {exc}")

@@ -52,6 +52,7 @@ class Broker:
         self.config = config
         self.node_id = config.node_id
         self.data_dir = Path(config.data_dir)
+        self._dir_lock = None  # the data dir's exclusive lock while started (data_dir_lock)
         self.partitions: dict[tuple[str, int], Partition] = {}
         self.pool = LogPool(0)  # sized from the descriptor limit in start()
         self._log_configs: dict[frozenset, LogConfig] = {}  # by topic overrides
@@ -93,11 +94,22 @@ class Broker:
 
     # ---- lifecycle --------------------------------------------------------------
     async def start(self) -> None:
+        from cluster.broker.data_dir_lock import lock_data_dir
         from cluster.broker.tls import server_contexts
 
         contexts = server_contexts(self.config)  # TlsSetupError (one sentence) before anything binds
         load_handlers()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if getattr(self, "_dir_lock", None) is None:
+            self._dir_lock = lock_data_dir(self.data_dir)  # DataDirInUse before anything is read
+        try:
+            await self._start_in_dir(contexts)
+        except BaseException:  # a failed start (port taken...) must not keep the dir locked
+            self._dir_lock.close()
+            self._dir_lock = None
+            raise
+
+    async def _start_in_dir(self, contexts) -> None:
+        """Everything `start` does once the data directory is this broker's."""
         self.catalogue = TopicCatalogue(self.data_dir)
         self.cluster_id = self.catalogue.identity(self.config.name, self.node_id).cluster_id
         if self.config.metadata_url is not None:
@@ -202,6 +214,10 @@ class Broker:
         lock = getattr(self, "_running_lock", None)
         if lock is not None:
             lock.close()
+        dir_lock = getattr(self, "_dir_lock", None)
+        if dir_lock is not None:
+            dir_lock.close()
+            self._dir_lock = None
 
     async def serve_forever(self) -> None:
         assert self._servers
