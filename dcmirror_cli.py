@@ -25,6 +25,7 @@ from cluster.broker.data_dir_lock import DataDirInUse
 from cluster.broker.tls import TlsSetupError
 from cluster.cli import broker_group, cluster_group
 from deploy.cli import deploy_group
+from deploy.service_cli import service_group
 from mirror.cli.main import _load, config_arg
 from mirror.cli.main import commands as mirror_commands
 from mirror.config.model import MirrorConfig
@@ -71,6 +72,7 @@ cli.add_command(broker_group)
 for _command in mirror_commands.commands.values():
     cli.add_command(_command)
 cli.add_command(deploy_group)
+cli.add_command(service_group)
 
 
 class UpError(Exception):

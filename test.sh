@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up everything the test suite needs on a fresh Debian machine, then run all of it.
-# Installs: kcat and etcd-server (apt), Java 17 + Maven if missing (apt), OpenSSH's server (apt; the deploy
+# Installs: kcat, etcd-server and prometheus (promtool) (apt), Java 17 + Maven if missing (apt), OpenSSH's server (apt; the deploy
 # tests run real sshd instances as "hosts"), dcmirror with its test extras (pip,
 # import-linter among them),
 # Apache Kafka 4.3.1 jars for the interop tests (Maven Central, cached outside the repo),
@@ -16,6 +16,7 @@ command -v javac >/dev/null || need_apt+=(openjdk-17-jdk-headless)
 command -v mvn >/dev/null || need_apt+=(maven)
 [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
 command -v etcd >/dev/null || need_apt+=(etcd-server)  # the metadata store tests run a real etcd
+command -v promtool >/dev/null || need_apt+=(prometheus)  # promtool checks deploy/monitoring's alert rules
 if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"

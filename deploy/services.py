@@ -38,6 +38,18 @@ class ServiceSpec:
                            "fingerprint": self.fingerprint, "command": list(self.command)}, sort_keys=True)
 
 
+def broker_command(exe: str, config: str, cluster: str) -> tuple[str, ...]:
+    """What runs one cluster's broker from a dcmirror config (its `local:` block)."""
+    return (exe, "up", config, "--cluster", cluster, "--no-live")
+
+
+def mirror_command(exe: str, config: str, links: tuple[str, ...] | list[str] = (),
+                   metrics_port: int | None = None) -> tuple[str, ...]:
+    """What runs the mirror daemon for ``links`` (all of the config's when empty)."""
+    cmd = (exe, "mirror", config, *(a for link in links for a in ("--link", link)))
+    return cmd + (("--metrics-port", str(metrics_port)) if metrics_port is not None else ())
+
+
 def specs_for(inv: Inventory, host: Host, base: str, release: str) -> list[ServiceSpec]:
     """The services ``host`` should run from ``release``; ``base`` is its absolute base_dir."""
     exe = f"{base}/current/venv/bin/dcmirror"
@@ -45,13 +57,11 @@ def specs_for(inv: Inventory, host: Host, base: str, release: str) -> list[Servi
     out = []
     if host.broker is not None:
         cluster = host.broker.cluster
-        cmd = (exe, "up", config, "--cluster", cluster, "--no-live")
+        cmd = broker_command(exe, config, cluster)
         part = repr(inv.config.clusters[cluster])
         out.append(ServiceSpec(f"broker-{cluster}", "broker", cmd, _fingerprint(release, cmd, part), cluster=cluster))
     if host.mirror is not None:
-        cmd = (exe, "mirror", config, *(a for link in host.mirror.links for a in ("--link", link)))
-        if host.mirror.metrics_port is not None:
-            cmd += ("--metrics-port", str(host.mirror.metrics_port))
+        cmd = mirror_command(exe, config, host.mirror.links, host.mirror.metrics_port)
         out.append(ServiceSpec("mirror", "mirror", cmd, _fingerprint(release, cmd, inv.config_text),
                                metrics_port=host.mirror.metrics_port))
     return out
@@ -128,31 +138,8 @@ class SystemdBackend:
         return f"{self.unit_dir}/{self.unit_name(svc)}"
 
     def unit_text(self, spec: ServiceSpec) -> str:
-        what = f"broker of cluster {spec.cluster}" if spec.role == "broker" else "mirror daemon"
-        return "\n".join([
-            "# Written by `dcmirror deploy`; changes here are overwritten by the next deploy.",
-            "[Unit]",
-            f"Description=dcmirror {what} ({spec.name})",
-            "Wants=network-online.target",
-            "After=network-online.target",
-            "",
-            "[Service]",
-            "Type=simple",
-            f"User={self.user}",
-            f"WorkingDirectory={self.base}",
-            "Environment=PYTHONUNBUFFERED=1",
-            f"ExecStart={' '.join(_systemd_quote(a) for a in spec.command)}",
-            "KillSignal=SIGTERM",
-            "TimeoutStopSec=30",
-            "Restart=on-failure",
-            "RestartSec=2",
-            "LimitNOFILE=65536",
-            f"# dcmirror-fingerprint={spec.fingerprint}",
-            "",
-            "[Install]",
-            "WantedBy=multi-user.target",
-            "",
-        ])
+        return unit_text(spec, working_dir=self.base, user=self.user,
+                         written_by="`dcmirror deploy`; changes here are overwritten by the next deploy")
 
     def state_command(self, names: list[str]) -> str:
         lines = [f"if systemctl is-active --quiet {q(self.unit_name(s))}; then echo {q(s)} running "
@@ -179,6 +166,36 @@ class SystemdBackend:
         unit = self.unit_name(svc)
         return (f"systemctl disable --now --quiet {q(unit)}; rm -f {q(self.unit_path(svc))} && "
                 "systemctl daemon-reload")
+
+
+def unit_text(spec: ServiceSpec, *, working_dir: str, user: str, written_by: str) -> str:
+    """The systemd unit of one service: the one place a unit is written, for `dcmirror
+    deploy` (SystemdBackend) and `dcmirror service unit` alike."""
+    what = f"broker of cluster {spec.cluster}" if spec.role == "broker" else "mirror daemon"
+    return "\n".join([
+        f"# Written by {written_by}.",
+        "[Unit]",
+        f"Description=dcmirror {what} ({spec.name})",
+        "Wants=network-online.target",
+        "After=network-online.target",
+        "",
+        "[Service]",
+        "Type=simple",
+        f"User={user}",
+        f"WorkingDirectory={working_dir}",
+        "Environment=PYTHONUNBUFFERED=1",
+        f"ExecStart={' '.join(_systemd_quote(a) for a in spec.command)}",
+        "KillSignal=SIGTERM",
+        "TimeoutStopSec=30",
+        "Restart=on-failure",
+        "RestartSec=2",
+        "LimitNOFILE=65536",
+        f"# dcmirror-fingerprint={spec.fingerprint}",
+        "",
+        "[Install]",
+        "WantedBy=multi-user.target",
+        "",
+    ])
 
 
 def _systemd_quote(arg: str) -> str:
