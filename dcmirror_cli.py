@@ -121,7 +121,10 @@ async def run_up(cfg: MirrorConfig, *, metrics_port: int | None = None, live: bo
                 asyncio.get_running_loop().add_signal_handler(sig, stop.set)
             await stop.wait()
             return
-        daemon = Daemon(cfg, metrics_port=metrics_port)
+        host = "127.0.0.1"
+        if metrics_port is None and cfg.metrics is not None:  # the YAML's metrics: section, as `mirror` does
+            metrics_port, host = cfg.metrics.port, cfg.metrics.host
+        daemon = Daemon(cfg, metrics_port=metrics_port, metrics_host=host)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, daemon.stop)

@@ -92,3 +92,23 @@ def test_up_shows_a_live_view_on_a_terminal(tmp_path) -> None:
             os.kill(pid, signal.SIGKILL)
             _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+def test_up_serves_the_metrics_section_of_the_config(tmp_path) -> None:
+    import urllib.request
+
+    cfg, east, west = quickstart_config(tmp_path)
+    port = free_port()
+    doc = yaml.safe_load(cfg.read_text())
+    doc["metrics"] = {"listen": f"127.0.0.1:{port}"}
+    cfg.write_text(yaml.safe_dump(doc))
+    proc = subprocess.Popen([sys.executable, "-m", "dcmirror_cli", "up", str(cfg)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, proc=proc)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+            assert r.status == 200 and b"dcmirror_link_state" in r.read()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out.decode()[-2000:]
