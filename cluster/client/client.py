@@ -1,10 +1,10 @@
 """`KafkaClient`: the one object the mirror, tools and tests use to talk to a cluster.
 
 It is the union of the pieces, each in its own module: connections, metadata and routing
-(core), raw-batch produce/fetch and offsets (data), administration (admin), group
-offsets (groups), what the principal may do (authz) and dcmirror's private
-append/truncate (dcmirror). It talks to our broker, Apache Kafka and Tansu alike,
-negotiating API versions per broker.
+(core), raw-batch produce/fetch and offsets (data), pipelined writes of many partitions
+(pipeline), administration (admin), group offsets (groups), what the principal may do
+(authz) and dcmirror's private append/truncate (dcmirror). It talks to our broker,
+Apache Kafka and Tansu alike, negotiating API versions per broker.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from .authz import AuthzMixin
 from .data import DataMixin
 from .dcmirror import DcMirrorMixin
 from .groups import GroupsMixin
+from .pipeline import PipelineMixin
 
 
-class KafkaClient(DataMixin, AdminMixin, AuthzMixin, GroupsMixin, DcMirrorMixin):
+class KafkaClient(DataMixin, PipelineMixin, AdminMixin, AuthzMixin, GroupsMixin, DcMirrorMixin):
     """asyncio client for any Kafka-protocol cluster.
 
         async with KafkaClient("127.0.0.1:9092") as client:
@@ -26,7 +27,8 @@ class KafkaClient(DataMixin, AdminMixin, AuthzMixin, GroupsMixin, DcMirrorMixin)
     core:   start, close, metadata, cached_metadata, leader, connection, any_connection,
             controller, invalidate, retrying, by_leader
     data:   produce, fetch, list_offsets, offsets_at, end_offsets, start_offsets, offset_ranges,
-            offset_for_leader_epoch
+            offset_for_leader_epoch, init_producer_id
+    pipeline: produce_rounds, append_rounds (many partitions' batches, pipelined by leader)
     admin:  list_topics, describe_cluster, create_topics, delete_topics, create_partitions,
             describe_configs, incremental_alter_configs, alter_configs, delete_records
     groups: find_coordinator, offset_fetch, offset_commit, list_groups, describe_groups,

@@ -40,17 +40,21 @@ class DcMirrorMixin(ClientCore):
 
         async def once() -> None:
             conn = await self.connection(await self.leader(topic, partition))
-            codes = await self.append_request(conn, {topic: [(partition, batches)]}, acks=acks, timeout_ms=timeout_ms)
+            codes = await self.append_request({topic: [(partition, batches)]}, acks=acks, timeout_ms=timeout_ms,
+                                              conn=conn)
             for tp, (code, message) in codes.items():
                 self.check_partition(code, message, context=f"DcMirrorAppend {tp[0]}-{tp[1]}")
 
         await self.retrying(once, "DcMirrorAppend")
 
-    async def append_request(self, conn: BrokerConnection, topics: dict[str, list[tuple[int, bytes]]], *,
-                             acks: int = -1, timeout_ms: int = 30000) -> dict[TP, tuple[int, str | None]]:
-        """One DcMirrorAppend request on ``conn``, not retried: {tp: (error code, message)}.
-        For callers that route themselves, and for probes (an empty record set to a topic
-        that does not exist is refused without writing anything)."""
+    async def append_request(self, topics: dict[str, list[tuple[int, bytes]]], *, acks: int = -1,
+                             timeout_ms: int = 30000, conn: BrokerConnection | None = None,
+                             ) -> dict[TP, tuple[int, str | None]]:
+        """One DcMirrorAppend request on ``conn`` (default: any broker), not retried:
+        {tp: (error code, message)}. For callers that route themselves, and for probes (an
+        empty record set to a topic that does not exist is refused without writing anything)."""
+        if conn is None:
+            conn = await self.any_connection()
         body = build(codec.request_schema(DCMIRROR_APPEND, _VERSION), {
             "transactional_id": None, "acks": acks, "timeout": timeout_ms,
             "topic_data": [{"name": t, "partition_data": [{"index": p, "records": r} for p, r in parts]}

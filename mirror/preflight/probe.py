@@ -172,5 +172,5 @@ async def _probe_cluster_action(client: KafkaClient) -> bool:
     """DcMirrorAppend to a topic that does not exist: denied -> CLUSTER_AUTHORIZATION_FAILED;
     granted -> UNKNOWN_TOPIC_OR_PARTITION, nothing written (the topic is not there)."""
     name = f"__dcmirror.check-probe.{uuid.uuid4().hex}"
-    codes = await client.append_request(await client.any_connection(), {name: [(0, b"")]}, acks=1, timeout_ms=5000)
+    codes = await client.append_request({name: [(0, b"")]}, acks=1, timeout_ms=5000)
     return all(code != _CLUSTER_DENIED for code, _ in codes.values())

@@ -19,7 +19,6 @@ not written twice, and what cannot be matched is counted as a possible duplicate
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import struct
 from dataclasses import dataclass, replace
@@ -30,10 +29,8 @@ from kio.schema.errors import ErrorCode
 from cluster.client.client import KafkaClient
 from cluster.client.data import FetchPosition
 from cluster.client.errors import KafkaProtocolError
-from cluster.wire import codec
-from cluster.wire.dcmirror_api import DCMIRROR_APPEND
+from cluster.client.pipeline import Buffer
 from cluster.wire import record_batch as rb
-from cluster.wire.produce_request import Buffer, produce_v9_parts
 from mirror.records.offsets import OffsetSync, claim_sync, decode_syncs, encode_sync, offset_syncs_store
 from mirror.replication.idempotence import DUPLICATE, RESET_IDENTITY, Identity, Sequencer, rewrite
 from mirror.replication.resume_check import TAIL_LIMIT, Tail, landed_batches
@@ -41,7 +38,6 @@ from mirror.replication.resume_check import TAIL_LIMIT, Tail, landed_batches
 log = logging.getLogger(__name__)
 
 TP = tuple[str, int]
-PRODUCE = 0
 _ATTR = struct.Struct(">h")
 
 
@@ -66,75 +62,6 @@ class Sink(Protocol):
     async def write(self, data: dict[TP, list[memoryview]]) -> dict[TP, Written]: ...
 
 
-async def is_dcmirror(client: KafkaClient) -> bool:
-    """A dcmirror cluster advertises the private offset-preserving append in ApiVersions."""
-    conn = await client.any_connection()
-    return conn.versions.supports(DCMIRROR_APPEND)
-
-
-async def _send_by_leader(
-    client: KafkaClient, rounds: list[dict[TP, list[Buffer]]], api_key: int | None
-) -> list[dict[TP, tuple[int, int, str | None]]]:
-    """Send Produce-shaped requests, one per round and target leader, pipelined in round
-    order on each connection (a broker serves one connection's requests in order).
-
-    Returns, per round, {tp: (error_code, base_offset, message)}. Rounds exist because
-    Kafka accepts only one compressed batch per partition in a Produce request. Requests
-    at Produce v9 (always, for DcMirrorAppend) are encoded by hand around the batch
-    buffers (`cluster.wire.produce_request`); older versions go through kio."""
-    leaders: dict[TP, int] = {}
-    for requests in rounds:
-        for topic, p in requests:
-            if (topic, p) not in leaders:
-                leaders[(topic, p)] = await client.leader(topic, p)
-    conns = {node: await client.connection(node) for node in set(leaders.values())}
-    tasks = []
-    for requests in rounds:
-        by_node: dict[int, dict[str, list[tuple[int, list[Buffer]]]]] = {}
-        for (topic, p), batches in requests.items():
-            by_node.setdefault(leaders[(topic, p)], {}).setdefault(topic, []).append((p, batches))
-        round_tasks = []
-        for node, topics in by_node.items():
-            # Created in order, each task writes its request before its first await.
-            round_tasks.append(asyncio.ensure_future(_send_one(conns[node], topics, api_key)))
-        tasks.append(round_tasks)
-    out: list[dict[TP, tuple[int, int, str | None]]] = []
-    try:
-        for round_tasks in tasks:
-            results: dict[TP, tuple[int, int, str | None]] = {}
-            for resp in await asyncio.gather(*round_tasks):
-                for t in resp.responses:
-                    for pr in t.partition_responses:
-                        results[(t.name, pr.index)] = (
-                            int(pr.error_code), int(pr.base_offset), getattr(pr, "error_message", None))
-            out.append(results)
-    finally:
-        for round_tasks in tasks:
-            for t in round_tasks:
-                if not t.done():
-                    t.cancel()
-    return out
-
-
-async def _send_one(conn, topics: dict[str, list[tuple[int, list[Buffer]]]], api_key: int | None):
-    version = 0 if api_key is not None else conn.version_for(PRODUCE, 9)
-    key = PRODUCE if api_key is None else api_key
-    if api_key is not None or version == 9:
-        items = list(topics.items())
-        raw = await conn.roundtrip_parts(
-            lambda cid: produce_v9_parts(cid, conn.client_id, items, api_key=key, api_version=version),
-            "Produce")
-        return codec.decode_response(raw, codec.response_schema(key, version))[1]
-    from cluster.wire.build import build
-
-    body = build(codec.request_schema(PRODUCE, version), {
-        "transactional_id": None, "acks": -1, "timeout": 30000,
-        "topic_data": [{"name": t, "partition_data": [{"index": p, "records": b"".join(bs)} for p, bs in ps]}
-                       for t, ps in topics.items()],
-    })
-    return await conn.send(body)
-
-
 class PreservingSink:
     mode = "preserve-offsets"
 
@@ -145,20 +72,12 @@ class PreservingSink:
     async def resume_positions(self, tps: Sequence[TP]) -> dict[TP, int | None]:
         """Target log end per partition; None where the target partition is still empty
         at offset 0 (the copier then starts where the link says)."""
-        out: dict[TP, int | None] = {}
-        by_topic: dict[str, list[int]] = {}
-        for t, p in tps:
-            by_topic.setdefault(t, []).append(p)
-        for topic, parts in by_topic.items():
-            ends = await self.target.list_offsets(self.rename(topic), parts, -1)
-            for p in parts:
-                end = ends[p][0]
-                out[(topic, p)] = None if end == 0 else end
-        return out
+        ends = await self.target.end_offsets([(self.rename(t), p) for t, p in tps])
+        return {(t, p): ends[(self.rename(t), p)] or None for t, p in tps}
 
     async def write(self, data: dict[TP, list[memoryview]]) -> dict[TP, Written]:
         requests = {(self.rename(t), p): list(bs) for (t, p), bs in data.items()}
-        (results,) = await _send_by_leader(self.target, [requests], DCMIRROR_APPEND)
+        (results,) = await self.target.append_rounds([requests])
         out = {}
         for (t, p), bs in data.items():
             code, _, msg = results[(self.rename(t), p)]
@@ -241,8 +160,8 @@ class TranslatingSink:
             self._tails.pop(tp, None)
             self._carry.pop(tp, None)
         names = {tp: (self.rename(tp[0]), tp[1]) for tp in starts}
-        ends = await _ends(self.target, list(names.values()), -1)
-        lows = await _ends(self.target, [names[tp] for tp, d in starts.items() if d is None], -2)
+        ends = await self.target.end_offsets(list(names.values()))
+        lows = await self.target.start_offsets([names[tp] for tp, d in starts.items() if d is None])
         tails = {}
         for tp, down in starts.items():
             start = lows[names[tp]] if down is None else down
@@ -364,7 +283,7 @@ class TranslatingSink:
         depth = max((len(bs) for bs in send.values()), default=0)
         rounds = [{(self.rename(t), p): prepared((t, p), bs[k]) for (t, p), bs in send.items() if k < len(bs)}
                   for k in range(depth)]
-        return await _send_by_leader(self.target, rounds, None) if rounds else []
+        return await self.target.produce_rounds(rounds) if rounds else []
 
     def _outcome(self, tp: TP, sent: list[memoryview], replies: list[tuple[int, int, str | None]],
                  seq: Sequencer | None, syncs: list[OffsetSync]) -> Written:
@@ -391,15 +310,3 @@ class TranslatingSink:
 _NO_IDEMPOTENCE = frozenset(int(c) for c in (
     ErrorCode.cluster_authorization_failed, ErrorCode.unsupported_version,
     ErrorCode.transactional_id_authorization_failed))
-
-
-async def _ends(client: KafkaClient, tps: list[TP], which: int) -> dict[TP, int]:
-    """{(topic, partition): offset} of ListOffsets ``which`` (-1 end, -2 start)."""
-    out: dict[TP, int] = {}
-    by_topic: dict[str, list[int]] = {}
-    for t, p in tps:
-        by_topic.setdefault(t, []).append(p)
-    for topic, parts in by_topic.items():
-        for p, (offset, _) in (await client.list_offsets(topic, parts, which)).items():
-            out[(topic, p)] = offset
-    return out

@@ -36,7 +36,7 @@ async def test_group_and_cluster_operations_commit_nothing(broker) -> None:
         assert code in (0, int(ErrorCode.group_id_not_found)) and operations is not None
         code, operations = await c.cluster_authorized_operations()
         assert code == 0 and operations is not None and operations > 0
-        codes = await c.append_request(await c.any_connection(), {"nope": [(0, b"")]}, acks=1, timeout_ms=5000)
+        codes = await c.append_request({"nope": [(0, b"")]}, acks=1, timeout_ms=5000)
         assert codes[("nope", 0)][0] == UNKNOWN  # ClusterAction granted: only the topic is missing
 
 

@@ -42,8 +42,7 @@ async def test_append_to_a_topic_that_is_not_a_mirror_is_refused(broker) -> None
 
 async def test_append_request_answers_per_partition_without_retrying(broker) -> None:
     async with KafkaClient(f"127.0.0.1:{broker.config.port}") as c:
-        conn = await c.any_connection()
-        codes = await c.append_request(conn, {"nowhere": [(0, b"")]}, acks=1, timeout_ms=5000)
+        codes = await c.append_request({"nowhere": [(0, b"")]}, acks=1, timeout_ms=5000)
         assert codes[("nowhere", 0)][0] == ErrorCode.unknown_topic_or_partition
 
 

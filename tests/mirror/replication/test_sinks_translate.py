@@ -15,7 +15,6 @@ from cluster.client.data import FetchPosition
 from cluster.client.errors import KafkaConnectionError
 from cluster.wire import record_batch as rb
 from cluster.wire.batch_builder import build_batch
-from mirror.replication import sinks
 from mirror.replication.sinks import TranslatingSink
 
 TP = ("t", 0)
@@ -56,16 +55,16 @@ async def synced(client: KafkaClient) -> list[tuple[int, int]]:
 async def test_a_batch_resent_after_a_lost_reply_is_dropped_by_the_target(target, monkeypatch) -> None:
     sink = TranslatingSink(target, lambda t: t, "l")
     assert await sink.resume_positions([TP]) == {TP: None}
-    real = sinks._send_by_leader
+    real = target.produce_rounds
 
-    async def reply_lost(client, rounds, api_key):
-        await real(client, rounds, api_key)
+    async def reply_lost(rounds):
+        await real(rounds)
         raise KafkaConnectionError("connection reset before the reply")
 
-    monkeypatch.setattr(sinks, "_send_by_leader", reply_lost)
+    monkeypatch.setattr(target, "produce_rounds", reply_lost)
     with pytest.raises(KafkaConnectionError):
         await sink.write({TP: SOURCE[:2]})
-    monkeypatch.setattr(sinks, "_send_by_leader", real)
+    monkeypatch.setattr(target, "produce_rounds", real)
     w = (await sink.write({TP: SOURCE[:3]}))[TP]  # re-sent at once, as a retry would
     assert w.error is None and w.batches == 3 and w.next_upstream == 6 and w.possible_duplicates == 0
     assert await end(target) == 6  # not 9: the target dropped the two re-sent batches
