@@ -154,16 +154,13 @@ async def keep_records(client: KafkaClient, topic: str, ranges: dict[int, tuple[
     re-run continues where ``kept`` ends). Returns what is missing, empty when all is kept:
     the caller must not cut anything then."""
     await ensure_mirror_topic(client, kept, partitions, {MIRROR_SOURCE: marker, "retention.ms": "-1"})
-    missing = []
-    for p, (start, end) in sorted(ranges.items()):
-        if end <= start:
-            continue
-        have = (await client.list_offsets(kept, [p], -1))[p][0]
-        await copy_preserving(client, topic, client, kept, p, max(have, start), end)
-        have = (await client.list_offsets(kept, [p], -1))[p][0]
-        if have < end:
-            missing.append(f"{kept}-{p}: kept only up to {have} of {end}")
-    return missing
+    spans = {p: (start, end) for p, (start, end) in sorted(ranges.items()) if end > start}
+    have = await client.end_offsets([(kept, p) for p in spans])
+    for p, (start, end) in spans.items():
+        await copy_preserving(client, topic, client, kept, p, max(have[(kept, p)], start), end)
+    held = await client.end_offsets([(kept, p) for p in spans])
+    return [f"{kept}-{p}: kept only up to {held[(kept, p)]} of {end}"
+            for p, (_, end) in spans.items() if held[(kept, p)] < end]
 
 
 async def active_groups(client: KafkaClient, groups: list[str]) -> set[str]:

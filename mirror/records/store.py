@@ -86,9 +86,7 @@ class InternalStore:
 
     async def bounds(self) -> tuple[int, int]:
         """(log start, log end) of the topic's partition."""
-        start = (await self.client.list_offsets(self.name, [_PARTITION], -2))[_PARTITION][0]
-        end = (await self.client.list_offsets(self.name, [_PARTITION], -1))[_PARTITION][0]
-        return start, end
+        return (await self.client.offset_ranges([(self.name, _PARTITION)]))[(self.name, _PARTITION)]
 
     async def read(self, since: int | None = None) -> tuple[list[Record], int]:
         """Every record from offset ``since`` (the log start when None, or when ``since``
