@@ -233,11 +233,16 @@ def _listeners(port: int | None, host: str | None, advertised_host: str | None,
         listeners = [parse_listener(spec) for spec in specs]
         apply_advertised(listeners, list(advertised))
         return listeners
-    if advertised:
-        raise ValueError("--advertised names a --listener; with --host/--port use --advertised-host")
     if port is None:
         raise ValueError("say where to listen: --port PORT (with --host), or one or more --listener")
-    return [Listener("PLAINTEXT", "PLAINTEXT", host or "127.0.0.1", port, advertised_host)]
+    if advertised and advertised_host is not None:
+        raise ValueError("--advertised-host and --advertised both say what clients are told; give one "
+                         "(--advertised PLAINTEXT=HOST:PORT also sets the port)")
+    # the shorthand's listener is named PLAINTEXT: --advertised PLAINTEXT=HOST:PORT (behind NAT,
+    # a port-forward or a proxy) tells clients a port other than the one it binds
+    listeners = [Listener("PLAINTEXT", "PLAINTEXT", host or "127.0.0.1", port, advertised_host)]
+    apply_advertised(listeners, list(advertised))
+    return listeners
 
 
 cluster_group.add_command(users_group)

@@ -24,7 +24,9 @@ def _start(tmp_path, *args: str) -> subprocess.CompletedProcess:
     (["--host", "127.0.0.1", "--listener", "A=PLAINTEXT://127.0.0.1:0"],
      "--host and --listener both say where to listen"),
     (["--listener", "A=HTTP://127.0.0.1:0"], "use one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"),
-    (["--port", "0", "--advertised", "A=h:1"], "--advertised names a --listener"),
+    (["--port", "0", "--advertised", "A=h:1"], "names listener 'A', which is not defined"),
+    (["--port", "0", "--advertised-host", "h", "--advertised", "PLAINTEXT=h:1"],
+     "--advertised-host and --advertised both say what clients are told"),
     (["--listener", "A=PLAINTEXT://127.0.0.1:0", "--advertised", "B=h:1"], "names listener 'B', which is not defined"),
     ([], "say where to listen"),
     (["--host", "10.20.30.40", "--port", "0"], "listener PLAINTEXT would let anyone who can reach 10.20.30.40 in"),
@@ -72,3 +74,19 @@ def test_free_port_listener_reports_its_bound_port(tmp_path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+
+
+def test_the_port_shorthand_takes_an_advertised_port(tmp_path) -> None:
+    """Behind NAT or a port-forward: bind one port, tell clients another."""
+    from confluent_kafka.admin import AdminClient
+
+    from tests.processes import ClusterProcess, free_port
+
+    told = free_port()
+    c = ClusterProcess("nat", tmp_path / "nat", extra_args=["--advertised", f"PLAINTEXT=127.0.0.1:{told}"]).start()
+    try:
+        md = AdminClient({"bootstrap.servers": c.bootstrap}).list_topics(timeout=10)
+        assert [(b.host, b.port) for b in md.brokers.values()] == [("127.0.0.1", told)]
+        assert f"(advertised 127.0.0.1:{told})" in c.log_text()
+    finally:
+        c.stop()
