@@ -93,6 +93,17 @@ def supervise_from_cli(ctx: click.Context, name: str, brokers: int, opts: dict[s
     asyncio.run(Supervisor(name, procs, metadata).run())
 
 
+def _stop_with_supervisor() -> None:
+    """In the child before exec: SIGTERM when the supervisor dies (Linux PR_SET_PDEATHSIG),
+    so a SIGKILLed supervisor leaves no orphaned brokers holding ports and data dirs."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass  # not Linux: orphans are possible, as with any supervisor killed by SIGKILL
+
+
 class Supervisor:
     """Starts, watches and restarts the broker processes; stops them on a signal."""
 
@@ -122,7 +133,8 @@ class Supervisor:
             await asyncio.gather(*(self._stop(bp) for bp in self.procs))
 
     async def _spawn(self, bp: BrokerProcess) -> None:
-        bp.proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "dcmirror_cli", *bp.args)
+        bp.proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "dcmirror_cli", *bp.args,
+                                                       preexec_fn=_stop_with_supervisor)
         bp.started_at = asyncio.get_running_loop().time()
 
     async def _wait_listening(self, bp: BrokerProcess, timeout_s: float = 60.0) -> bool:

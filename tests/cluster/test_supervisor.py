@@ -169,3 +169,12 @@ def test_sigterm_is_a_controlled_shutdown(cluster3: MultiBrokerCluster) -> None:
                what="controlled shutdown")
     wait_until(lambda: cluster3.broker_pid(victim) != old_pid, 30, what="supervisor restarts the broker")
     wait_until(lambda: _leaders(admin, "calm")[0] == victim, 60, what="the broker leads its partition again")
+
+
+def test_a_killed_supervisor_leaves_no_orphaned_brokers(tmp_path) -> None:
+    c = MultiBrokerCluster("orphans", tmp_path / "o", brokers=2).start()
+    pids = [c.broker_pid(n) for n in (1, 2)]
+    c.kill9()  # the supervisor itself
+    for pid in pids:
+        wait_until(lambda: not os.path.exists(f"/proc/{pid}") or "zombie" in
+                   open(f"/proc/{pid}/status").read().lower(), 30, what=f"broker {pid} gone")
