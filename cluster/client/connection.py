@@ -169,12 +169,19 @@ class BrokerConnection:
         self._read_task.cancel()
         try:
             await self._read_task
-        except (asyncio.CancelledError, Exception):
+        except asyncio.CancelledError:
+            _reraise_if_caller_cancelled()   # the reader's own cancellation is expected
+        except Exception:
             pass
         try:
             await self._writer.wait_closed()
-        except (OSError, asyncio.CancelledError):
+        except OSError:
             pass
+        except asyncio.CancelledError:
+            _reraise_if_caller_cancelled()
+        # The reader swallows the cancel it is sent, which also eats a cancel of this task
+        # that arrived while it waited on the reader: honour that one here.
+        _reraise_if_caller_cancelled()
 
     def _shutdown(self, reason: str, error: KafkaError | None = None) -> None:
         """Close, failing every waiting request with `error` (default: a retriable
@@ -371,3 +378,12 @@ class BrokerConnection:
             self.versions = ApiVersionTable.from_response(resp.api_keys)
             return self.versions
         raise KafkaConnectionError("ApiVersions negotiation did not converge")
+
+
+def _reraise_if_caller_cancelled() -> None:
+    """Re-raise inside an ``except CancelledError`` when the task running close() was
+    itself cancelled: swallowing that would leave a cancelled task running (a fetcher's
+    stop() hung on it), while the reader task's own cancellation is the normal end."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

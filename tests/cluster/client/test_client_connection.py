@@ -117,3 +117,22 @@ def test_protocol_error_carries_code() -> None:
     assert info.value.error_code == 6 and info.value.code == ErrorCode.not_leader_or_follower
     assert "NOT_LEADER_OR_FOLLOWER" in str(info.value) and "Produce t-0" in str(info.value)
     check(0)
+
+
+async def test_close_keeps_its_callers_cancellation() -> None:
+    """A task cancelled while it closes a connection ends cancelled: close() swallowed that,
+    so a fetcher's stop() could hang on a task that kept running."""
+    peer = FakePeer()
+    conn = await _connect(peer)
+    closing = asyncio.create_task(conn.close())
+    await asyncio.sleep(0)   # closing now waits for the reader task to end
+    closing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    assert closing.cancelled()
+
+
+async def test_close_alone_is_not_cancelled_by_its_reader_ending() -> None:
+    peer = FakePeer()
+    conn = await _connect(peer)
+    await conn.close()   # the reader's own cancellation does not escape
