@@ -137,11 +137,12 @@ class LinkCopier:
         if not missing:
             return
         found = await self.sink.resume_positions(missing)
+        fresh = [tp for tp in missing if found.get(tp) is None]
+        if fresh:   # nothing on the target yet: start_from, one ListOffsets per leader
+            found.update(await (self.source.start_offsets(fresh) if self.start_from == "earliest"
+                                else self.source.end_offsets(fresh)))
         for tp in missing:
-            pos = found.get(tp)
-            if pos is None:
-                which = -2 if self.start_from == "earliest" else -1
-                pos = (await self.source.list_offsets(tp[0], [tp[1]], which))[tp[1]][0]
+            pos = found[tp]
             self._positions[tp] = pos
             tid = self.source.cached_topic_id(tp[0])
             if tid is not None:
@@ -364,8 +365,7 @@ class LinkCopier:
     async def _out_of_range(self, tp: TP, pos: int) -> None:
         """Below the source log start: retention won the race (skip ahead, alarm). Beyond
         the source log end: the source was truncated or recreated (stop, alarm)."""
-        start = (await self.source.list_offsets(tp[0], [tp[1]], -2))[tp[1]][0]
-        end = (await self.source.list_offsets(tp[0], [tp[1]], -1))[tp[1]][0]
+        start, end = (await self.source.offset_ranges([tp]))[tp]
         if pos < start:
             self._lost(tp, pos, start)
             self._positions[tp] = start

@@ -33,8 +33,15 @@ class FakeSource:
             out[tp] = FetchResult(0, end, end, 0, (), data if pos.offset < end else b"")
         return out
 
-    async def list_offsets(self, topic, partitions, which):
-        return {p: (0, -1) for p in partitions}
+    async def start_offsets(self, tps):
+        return {tp: 0 for tp in tps}
+
+    async def end_offsets(self, tps):
+        return {tp: rb.read_header(memoryview(self.logs[tp])).next_offset for tp in tps}
+
+    async def offset_ranges(self, tps):
+        starts, ends = await self.start_offsets(tps), await self.end_offsets(tps)
+        return {tp: (starts[tp], ends[tp]) for tp in tps}
 
     def cached_topic_id(self, topic):
         return None
