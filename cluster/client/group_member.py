@@ -30,6 +30,7 @@ from .connection import BrokerConnection
 from .errors import KafkaError, check
 from .groups import COORDINATOR_CODES
 from .metadata import BrokerInfo
+from .waits import until
 
 log = logging.getLogger(__name__)
 
@@ -280,16 +281,3 @@ class GroupMembership:
                 raise Rejoin()
             else:
                 self._check(code, "Heartbeat")
-
-
-async def until(stop: asyncio.Event, other: asyncio.Event | None, timeout: float | None = None) -> bool:
-    """Wait for `stop`, `other` or the timeout; True unless `stop` is set."""
-    waits = [asyncio.ensure_future(stop.wait())]
-    if other is not None:
-        waits.append(asyncio.ensure_future(other.wait()))
-    try:
-        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waits:
-            w.cancel()
-    return not stop.is_set()

@@ -40,7 +40,8 @@ from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Iterable
 
 from cluster.client.client import KafkaClient
-from cluster.client.group_member import GroupMembership, GroupTimeouts, until
+from cluster.client.group_member import GroupMembership, GroupTimeouts
+from cluster.client.waits import until
 from mirror.daemon.assignment import (
     PROTOCOL_NAME,
     PROTOCOL_TYPE,

@@ -327,7 +327,7 @@ class LinkStateWatcher:
                              self._loop(stop, self.contact_once, self.contact_s, "last-contact recording"))
 
     async def _loop(self, stop: asyncio.Event, fn, interval: float, what: str) -> None:
-        from mirror.replication.copier import _wait_any
+        from cluster.client.waits import until
 
         failing = False
         while not stop.is_set():
@@ -342,4 +342,4 @@ class LinkStateWatcher:
                 if not failing:
                     log.warning("link %s: %s failed, retrying: %s", self.link, what, exc)
                 failing = True
-            await _wait_any(stop, None, interval)
+            await until(stop, None, interval)

@@ -24,6 +24,7 @@ from tenacity import wait_exponential_jitter
 from cluster.client.client import KafkaClient
 from cluster.client.data import FetchPosition, FetchResult
 from cluster.client.errors import KafkaError, KafkaProtocolError
+from cluster.client.waits import until
 from cluster.wire import record_batch as rb
 from mirror.replication.progress import Alarm, LinkProgress, TP
 from mirror.replication.sinks import Sink
@@ -170,7 +171,7 @@ class LinkCopier:
                 self._positions.clear()
                 self._set_state(self.hold)
                 self._changed.clear()
-                await _wait_any(stop, self._changed, 1.0)
+                await until(stop, self._changed, 1.0)
                 continue
             try:
                 self._changed.clear()  # the assignment as of now is what _resume starts
@@ -178,7 +179,7 @@ class LinkCopier:
                 if not self._positions:
                     self._set_state("idle")
                     self._changed.clear()
-                    await _wait_any(stop, self._changed, 1.0)
+                    await until(stop, self._changed, 1.0)
                     continue
                 await self.step()
                 self._failures = 0
@@ -193,7 +194,7 @@ class LinkCopier:
                 self._cancel_prefetch()
                 self._positions.clear()
                 delay = self._wait(_RetryState(self._failures))
-                await _wait_any(stop, None, delay)
+                await until(stop, None, delay)
 
     def _cancel_prefetch(self) -> None:
         if self._prefetch is not None:
@@ -385,14 +386,3 @@ class _RetryState:
 
     def __init__(self, attempt: int) -> None:
         self.attempt_number = attempt
-
-
-async def _wait_any(stop: asyncio.Event, other: asyncio.Event | None, timeout: float) -> None:
-    waits = [asyncio.create_task(stop.wait())]
-    if other is not None:
-        waits.append(asyncio.create_task(other.wait()))
-    try:
-        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waits:
-            w.cancel()

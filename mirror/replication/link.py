@@ -20,7 +20,8 @@ from cluster.client.dial import Dialer, default_dial
 from cluster.client.errors import KafkaError
 from mirror.replication.checkpoints import Checkpointer
 from mirror.config.model import LinkConfig, MirrorConfig
-from mirror.replication.copier import LinkCopier, _RetryState, _wait_any
+from cluster.client.waits import until
+from mirror.replication.copier import LinkCopier, _RetryState
 from mirror.records.link_machine import BEHAVIOUR, Behaviour, State
 from mirror.records.link_state import LinkState, LinkStateWatcher, Stopped
 from mirror.config.clients import client_for_cluster
@@ -105,7 +106,7 @@ class LinkRunner:
                     log.warning("link %s: waiting for clusters (%s)", self.link.name, msg)
                     last = msg
                 self.progress.state = "connecting"
-                await _wait_any(stop, None, wait(_RetryState(attempt)))
+                await until(stop, None, wait(_RetryState(attempt)))
         return False
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -236,7 +237,7 @@ class LinkRunner:
         triggers once, not on every poll."""
         triggered: dict[str, int] | None = None
         while not stop.is_set():
-            await _wait_any(stop, None, self.link.topic_watch_interval_s)
+            await until(stop, None, self.link.topic_watch_interval_s)
             if stop.is_set() or not self._runs().shapes_topics:
                 continue
             try:
@@ -268,4 +269,4 @@ class LinkRunner:
                 if not failing:
                     log.warning("link %s: %s failed, retrying: %s", self.link.name, what, exc)
                 failing = True
-            await _wait_any(stop, wake, max(0.1, interval - (time.monotonic() - started)))
+            await until(stop, wake, max(0.1, interval - (time.monotonic() - started)))
