@@ -32,7 +32,6 @@ full and answered with session_id 0.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 
@@ -41,6 +40,7 @@ from kio.schema.errors import ErrorCode
 from cluster.broker import authz, fetch_session, replicas, session
 from cluster.broker.registry import PreEncoded, handler
 from cluster.wire.fetch_response import fetch_response_parts
+from cluster.broker.partition import wait_for_change
 from cluster.log import OffsetOutOfRange
 from cluster.log.file_range import FileRange
 from cluster.log.read_ranges import read_ranges
@@ -204,24 +204,13 @@ async def fetch(broker, hdr, req) -> PreEncoded:
     topics = ctx.topics
     max_wait_s = req.max_wait.total_seconds()
     deadline = time.monotonic() + max_wait_s
-    loop = asyncio.get_running_loop()
     while True:
         responses, total, errors = _collect(broker, version, req, topics)
         remaining = deadline - time.monotonic()
         if total >= min(req.min_bytes, fetch_budget(broker, req)) or errors or remaining <= 0 or not topics:
             break
         close_ranges(responses)
-        fut: asyncio.Future[None] = loop.create_future()
-        parts = _wanted_partitions(broker, version, topics)
-        for part in parts:
-            part.add_waiter(fut)
-        try:
-            await asyncio.wait_for(fut, remaining)
-        except asyncio.TimeoutError:
-            pass
-        finally:
-            for part in parts:
-                part.remove_waiter(fut)
+        await wait_for_change(_wanted_partitions(broker, version, topics), remaining)
     code, session_id, answer = fetch_session.respond(sessions, ctx, responses, replicas.now_ms())
     if code:
         close_ranges(responses)

@@ -14,7 +14,7 @@ import asyncio
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterable
 
 from cluster.log import LogConfig, PartitionLog
 from cluster.log.files import parse_segment_name
@@ -126,3 +126,19 @@ class Partition:
             if not fut.done():
                 fut.set_result(None)
         self._waiters.clear()
+
+
+async def wait_for_change(parts: "Iterable[Partition]", timeout: float) -> None:
+    """Sleep until any of `parts` is notified (an append, a high watermark move) or the
+    timeout passes: the one long-poll wait Fetch (min_bytes) and Produce (acks=all) share."""
+    fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    parts = list(parts)
+    for part in parts:
+        part.add_waiter(fut)
+    try:
+        await asyncio.wait_for(fut, timeout)
+    except asyncio.TimeoutError:
+        pass
+    finally:
+        for part in parts:
+            part.remove_waiter(fut)

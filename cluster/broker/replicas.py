@@ -17,7 +17,6 @@ Follower fetches need ClusterAction on the cluster when ACLs are enforced (Kafka
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Any, Callable
@@ -26,6 +25,7 @@ from kio.schema.errors import ErrorCode
 
 from cluster.broker import authz
 from cluster.replication.leader import AcksAll
+from cluster.broker.partition import wait_for_change
 from cluster.replication.leader_fetch import check_replica_fetch, record_replica_fetch
 
 logger = logging.getLogger("cluster.broker.replicas")
@@ -111,7 +111,6 @@ async def await_acks_all(part: Any, end_offset: int, acks: int, deadline: float)
     lp = part.replica
     if acks != -1 or lp is None:
         return 0
-    loop = asyncio.get_running_loop()
     while True:
         if part.replica is not lp:
             return ErrorCode.not_leader_or_follower  # leadership moved while we waited
@@ -123,11 +122,4 @@ async def await_acks_all(part: Any, end_offset: int, acks: int, deadline: float)
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return ErrorCode.request_timed_out
-        fut: asyncio.Future[None] = loop.create_future()
-        part.add_waiter(fut)
-        try:
-            await asyncio.wait_for(fut, remaining)
-        except asyncio.TimeoutError:
-            pass
-        finally:
-            part.remove_waiter(fut)
+        await wait_for_change([part], remaining)
